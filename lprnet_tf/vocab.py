@@ -1,0 +1,209 @@
+"""Plate formats and the vocabulary: the one place that maps plate text to class ids.
+
+A plate format (``configs/plates/<name>.yaml``) names the alphabet, the maximum plate length,
+the network input size, the templates (regexes) real plates of that country follow, optional
+class merges used only for scoring (``O0`` means "count O and 0 as the same character"), the
+number of text rows and a free-form ``synth`` section read by :mod:`lprnet_tf.synth`.
+
+Class ids: 0 is the CTC blank (also the label padding value), alphabet character ``i`` is class
+``i + 1``; ``num_classes = len(alphabet) + 1``. Nothing else in the project adds ``+1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import unicodedata
+from typing import Iterable, Sequence
+
+import yaml
+
+BLANK = 0
+_PLATES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "plates")
+_PACKAGE_PLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plates")
+# Characters users write inside plate strings that are not part of the plate text.
+_STRIP = str.maketrans("", "", " -·•._\t\u3000\u00b7\u30fb")
+
+
+class PlateFormatError(ValueError):
+    """A plate-format YAML is missing a field, has an unknown key or a wrong type."""
+
+
+class LabelError(ValueError):
+    """A label cannot be encoded in a plate format (unknown character, too long, empty)."""
+
+
+_ALLOWED_KEYS = {
+    "name": str, "description": str, "alphabet": str, "max_length": int, "height": int,
+    "width": int, "templates": list, "merges": list, "rows": int, "row_split": float,
+    "synth": dict,
+}
+_REQUIRED = ("name", "alphabet", "max_length", "height", "width")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlateFormat:
+    """A country's plate format; see the module docstring for the YAML keys."""
+
+    name: str
+    alphabet: str
+    max_length: int
+    height: int = 24
+    width: int = 94
+    templates: tuple = ()
+    merges: tuple = ()
+    rows: int = 1
+    row_split: float = 0.4
+    description: str = ""
+    synth: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        if len(set(self.alphabet)) != len(self.alphabet):
+            dup = sorted({c for c in self.alphabet if self.alphabet.count(c) > 1})
+            raise PlateFormatError(f"plate format '{self.name}': alphabet repeats {dup}; list each character once")
+        if not self.alphabet:
+            raise PlateFormatError(f"plate format '{self.name}': alphabet is empty")
+        if self.max_length < 1 or self.height < 8 or self.width < 16:
+            raise PlateFormatError(
+                f"plate format '{self.name}': need max_length >= 1, height >= 8, width >= 16 "
+                f"(got {self.max_length}, {self.height}, {self.width})")
+        if self.rows not in (1, 2):
+            raise PlateFormatError(f"plate format '{self.name}': rows must be 1 or 2, got {self.rows}")
+        for t in self.templates:
+            try:
+                re.compile(t)
+            except re.error as e:
+                raise PlateFormatError(f"plate format '{self.name}': template {t!r} is not a valid regex ({e})")
+        for m in self.merges:
+            if len(m) < 2 or any(c not in self.alphabet for c in m):
+                raise PlateFormatError(
+                    f"plate format '{self.name}': merge {m!r} must list >= 2 characters of the alphabet")
+        object.__setattr__(self, "_index", {c: i + 1 for i, c in enumerate(self.alphabet)})
+        object.__setattr__(self, "_compiled", tuple(re.compile(t) for t in self.templates))
+
+    # ---- classes -------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        """Alphabet size + 1 (class 0 is the CTC blank)."""
+        return len(self.alphabet) + 1
+
+    def normalize(self, text: str) -> str:
+        """Unicode-NFKC, drop spaces/dashes/dots/``·``, upper-case Latin letters."""
+        text = unicodedata.normalize("NFKC", str(text)).translate(_STRIP)
+        return text.upper()
+
+    def check(self, text: str) -> str | None:
+        """Return why ``text`` (already normalized) cannot be a label, or None when it can."""
+        if not text:
+            return "empty label"
+        bad = sorted({c for c in text if c not in self._index})
+        if bad:
+            return (f"label {text!r} has character(s) {''.join(bad)!r} outside the '{self.name}' alphabet; "
+                    f"fix the label or add the character(s) to configs/plates/{self.name}.yaml")
+        if len(text) > self.max_length:
+            return (f"label {text!r} has {len(text)} characters, more than max_length={self.max_length} "
+                    f"of plate format '{self.name}'")
+        return None
+
+    def encode(self, text: str) -> list[int]:
+        """Normalize and map a label to class ids (1..num_classes-1); raises LabelError."""
+        norm = self.normalize(text)
+        why = self.check(norm)
+        if why:
+            raise LabelError(why)
+        return [self._index[c] for c in norm]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Map class ids back to text, skipping blanks (no CTC collapsing here)."""
+        a = self.alphabet
+        return "".join(a[i - 1] for i in ids if 0 < int(i) <= len(a))
+
+    def pad(self, ids: Sequence[int]) -> list[int]:
+        """Pad ``ids`` with the blank class to ``max_length``."""
+        return list(ids) + [BLANK] * (self.max_length - len(ids))
+
+    # ---- templates and scoring -------------------------------------------------------------
+    def matches_template(self, text: str) -> bool:
+        """True if ``text`` matches one template (always True when the format has none)."""
+        if not self._compiled:
+            return True
+        return any(p.fullmatch(text) for p in self._compiled)
+
+    def merge_map(self, merges: Iterable[str] | None = None) -> dict:
+        """Character -> representative for scoring merges (``['O0','I1']`` -> {'0':'O','1':'I'})."""
+        out = {}
+        for m in (self.merges if merges is None else merges):
+            for c in m[1:]:
+                out[c] = m[0]
+        return out
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["templates"] = list(self.templates)
+        d["merges"] = list(self.merges)
+        return d
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.to_dict(), f, allow_unicode=True, sort_keys=False)
+
+
+def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
+    """Validate a plate-format mapping: unknown keys, missing fields and wrong types are errors."""
+    if not isinstance(d, dict):
+        raise PlateFormatError(f"{source}: a plate format must be a YAML mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(_ALLOWED_KEYS))
+    if unknown:
+        raise PlateFormatError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(_ALLOWED_KEYS)}")
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise PlateFormatError(f"{source}: missing required key(s) {missing}")
+    kw = {}
+    for k, v in d.items():
+        want = _ALLOWED_KEYS[k]
+        if want is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, want) or (want is int and isinstance(v, bool)):
+            raise PlateFormatError(f"{source}: key '{k}' must be {want.__name__}, got {type(v).__name__} ({v!r})")
+        if k in ("templates", "merges"):
+            if not all(isinstance(x, str) for x in v):
+                raise PlateFormatError(f"{source}: every entry of '{k}' must be a string")
+            v = tuple(v)
+        kw[k] = v
+    return PlateFormat(**kw)
+
+
+def available_formats() -> list[str]:
+    """Names of the plate formats shipped in ``configs/plates`` (or the packaged copy)."""
+    for d in (_PLATES_DIR, _PACKAGE_PLATES_DIR):
+        if os.path.isdir(d):
+            return sorted(f[:-5] for f in os.listdir(d) if f.endswith(".yaml"))
+    return []
+
+
+def plates_dir() -> str:
+    return _PLATES_DIR if os.path.isdir(_PLATES_DIR) else _PACKAGE_PLATES_DIR
+
+
+def load_plate_format(name_or_path: str | dict | PlateFormat) -> PlateFormat:
+    """Load a plate format by shipped name (``cn``), by YAML path, or from a mapping."""
+    if isinstance(name_or_path, PlateFormat):
+        return name_or_path
+    if isinstance(name_or_path, dict):
+        return plate_format_from_dict(name_or_path)
+    path = name_or_path
+    if not (path.endswith((".yaml", ".yml")) or os.sep in path):
+        path = os.path.join(plates_dir(), f"{name_or_path}.yaml")
+        if not os.path.isfile(path):
+            raise PlateFormatError(
+                f"unknown plate format '{name_or_path}'; shipped formats: {available_formats()} "
+                f"(or pass a path to your own YAML)")
+    if not os.path.isfile(path):
+        raise PlateFormatError(f"plate format file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise PlateFormatError(f"{path}: not valid YAML ({e})") from None
+    return plate_format_from_dict(d, source=path)
