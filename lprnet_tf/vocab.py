@@ -130,14 +130,6 @@ class PlateFormat:
             return True
         return any(p.fullmatch(text) for p in self._compiled)
 
-    def merge_map(self, merges: Iterable[str] | None = None) -> dict:
-        """Character -> representative for scoring merges (``['O0','I1']`` -> {'0':'O','1':'I'})."""
-        out = {}
-        for m in (self.merges if merges is None else merges):
-            for c in m[1:]:
-                out[c] = m[0]
-        return out
-
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["templates"] = list(self.templates)

@@ -1,0 +1,6 @@
+"""Custom Keras layers (all registered serializable under the ``lprnet_tf`` package)."""
+from lprnet_tf.layers.blocks import ChannelMaxPool, GlobalContext, SmallBasicBlock, conv_bn_relu
+from lprnet_tf.layers.spatial_transformer import LocNet, affine_grid_sample, locnet_enabled, set_locnet_enabled
+
+__all__ = ["ChannelMaxPool", "GlobalContext", "SmallBasicBlock", "conv_bn_relu", "LocNet",
+           "affine_grid_sample", "locnet_enabled", "set_locnet_enabled"]

@@ -1,0 +1,54 @@
+"""lprnet-evaluate: score a model on a labelled set.
+
+  lprnet-evaluate --model runs/cn_basic --data ../shared/data/cn_ccpd_like_1000 --out eval/cn \
+      [--decoder greedy|beam|template] [--merge O0,I1] [--split val]
+
+Writes OUT/metrics.json, OUT/errors.csv and OUT/error_gallery.png.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app, flags
+
+from lprnet_tf.cli.common import run_guarded
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A .keras file, a run directory (its best.keras) or a shipped model name "
+                    "(e.g. cn_lprnet_basic).")
+flags.DEFINE_string("data", None, "labels.csv, a list file, an image folder (CCPD or label-in-file-name), or "
+                    "synth:SEED:COUNT for synthetic plates rendered on the fly.")
+flags.DEFINE_string("out", None, "Output folder for metrics.json, errors.csv, error_gallery.png.")
+flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "template"], "CTC decoder: greedy, beam search, or "
+                  "beam search + template post-filter.")
+flags.DEFINE_list("merge", [], "Class merges for scoring, e.g. O0,I1 (O and 0 count as one character).")
+flags.DEFINE_string("split", None, "Only rows of this split (CSV with a split column).")
+flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
+flags.DEFINE_integer("batch_size", 64, "Batch size for inference.")
+flags.DEFINE_bool("skip_bad", False, "Count and skip bad rows/images instead of stopping at the first.")
+
+
+def _main(argv):
+    del argv
+    from lprnet_tf.data.pipeline import open_source
+    from lprnet_tf.evaluation import evaluate_model
+    from lprnet_tf.modelio import load_for_inference
+
+    if not FLAGS.model or not FLAGS.data or not FLAGS.out:
+        raise ValueError("--model, --data and --out are required (see --help)")
+    model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
+    source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad)
+    m = evaluate_model(model, source, fmt, FLAGS.out, decoder=FLAGS.decoder, merges=FLAGS.merge,
+                       batch_size=FLAGS.batch_size, extra={"model": path, "data": FLAGS.data, "split": FLAGS.split})
+    keys = ("count", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first")
+    print(json.dumps({k: m[k] for k in keys}, indent=2))
+    print(f"wrote {FLAGS.out}/metrics.json, errors.csv" + (", error_gallery.png" if m["accuracy"] < 1 else ""))
+
+
+def main():
+    app.run(lambda argv: run_guarded(_main, argv))
+
+
+if __name__ == "__main__":
+    main()

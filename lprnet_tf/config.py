@@ -1,0 +1,165 @@
+"""Experiment configuration: frozen dataclasses loaded from YAML and validated.
+
+Unknown keys and wrong types are errors that name the key. ``--set train.steps=500`` style
+overrides and named ``schedules`` (``paper``, ``cpu``: dotted-key overrides inside the YAML) are
+applied on top; the resolved config is written to the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An experiment config is invalid; the message names the key and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    name: str = "lprnet_basic"
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    train: str = "synth:0"  # synth[:SEED[:COUNT]] or a path any reader understands
+    train_split: str = ""  # rows of this split when train is a CSV with a split column
+    val: str = "synth:1000003:512"  # held-apart synthetic set (another seed) or a path
+    val_split: str = ""
+    augment: str = "full"  # none | light | full
+    skip_bad: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 32
+    steps: int = 250_000
+    learning_rate: float = 1e-3
+    lr_decay_steps: int = 100_000  # lr x lr_decay_factor every lr_decay_steps
+    lr_decay_factor: float = 0.1
+    gradient_noise: float = 1e-3  # eta of the annealed Gaussian gradient noise; 0 disables
+    locnet_start_step: int = 5_000  # LocNet gate switches on at this step (if the model has one)
+    eval_every: int = 1_000  # steps per "epoch": validation + checkpoint
+    keep_checkpoints: int = 3
+    mixed_precision: bool = False
+    ema: bool = False
+    seed: int = 0
+    init_from: str = ""  # .keras file / run dir / shipped model name to start from
+    backend_workers: int = 2  # PyDataset workers on non-TF backends
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    plate_format: str = "cn"
+    description: str = ""
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    schedules: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _from_dict(cls, d, where: str):
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    kw = {}
+    for k, v in d.items():
+        t = hints[k]
+        key = f"{where}.{k}" if where else k
+        if dataclasses.is_dataclass(t):
+            kw[k] = _from_dict(t, v, key)
+            continue
+        if t is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if t is str and v is None:
+            v = ""
+        if not isinstance(v, t) or (t in (int, float) and isinstance(v, bool)):
+            raise ConfigError(f"{key}: expected {t.__name__}, got {type(v).__name__} ({v!r})")
+        kw[k] = v
+    return cls(**kw)
+
+
+def _set_dotted(d: dict, key: str, value, where: str):
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{where}: '{key}': '{p}' is not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def parse_override(item: str):
+    """``'train.steps=500'`` -> ('train.steps', 500) (the value is parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key=value (e.g. train.steps=500)")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str, overrides: typing.Sequence[str] = (), schedule: str | None = None) -> ExperimentConfig:
+    """Load and validate an experiment YAML, then apply a named schedule and ``key=value`` overrides."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found; shipped experiments are in configs/experiments/")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: an experiment config must be a mapping")
+    return config_from_dict(raw, overrides, schedule, where=path)
+
+
+def config_from_dict(raw: dict, overrides=(), schedule: str | None = None, where: str = "<config>") -> ExperimentConfig:
+    raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy
+    if schedule:
+        scheds = raw.get("schedules") or {}
+        if schedule not in scheds:
+            raise ConfigError(f"{where}: no schedule '{schedule}'; this config has {sorted(scheds)}")
+        for k, v in (scheds[schedule] or {}).items():
+            _set_dotted(raw, k, v, where)
+    for item in overrides:
+        k, v = parse_override(item)
+        _set_dotted(raw, k, v, where)
+    cfg = _from_dict(ExperimentConfig, raw, "")
+    _check_values(cfg, where)
+    return cfg
+
+
+def _check_values(cfg: ExperimentConfig, where: str):
+    t = cfg.train
+    for key, v in (("train.batch_size", t.batch_size), ("train.steps", t.steps), ("train.eval_every", t.eval_every),
+                   ("train.lr_decay_steps", t.lr_decay_steps), ("train.keep_checkpoints", t.keep_checkpoints)):
+        if v < 1:
+            raise ConfigError(f"{where}: {key} must be >= 1, got {v}")
+    if t.learning_rate <= 0:
+        raise ConfigError(f"{where}: train.learning_rate must be > 0, got {t.learning_rate}")
+    if cfg.data.augment not in ("none", "light", "full"):
+        raise ConfigError(f"{where}: data.augment must be none, light or full, got '{cfg.data.augment}'")
+
+
+def save_config(cfg: ExperimentConfig, path: str):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg.to_dict(), f, allow_unicode=True, sort_keys=False)
+    os.replace(tmp, path)

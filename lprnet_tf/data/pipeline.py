@@ -1,0 +1,177 @@
+"""The one input pipeline: ``read -> decode -> augment -> batch``.
+
+Samples come from a :class:`SampleSource` (files read by :mod:`lprnet_tf.data.readers`, or the
+synthetic generator on the fly). :func:`make_example` turns global sample index ``g`` into one
+``(image float32 (H, W, 3) in [0, 1], label int32 (max_length,))`` pair with plain numpy/cv2, so it
+depends only on (seed, g): a resumed run sees the same data in the same order. :func:`build_dataset`
+wraps it with ``tf.data`` (parallel map, batch, prefetch) for the TensorFlow backend;
+:class:`BatchSequence` wraps the same function as a ``keras.utils.PyDataset`` for JAX.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from lprnet_tf.data.augment import Augmenter
+from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
+from lprnet_tf.vocab import PlateFormat
+
+SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
+
+
+class SampleSource:
+    """Indexable source of ``(uint8 RGB image, text)``."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def get(self, i: int) -> tuple[np.ndarray, str]:
+        raise NotImplementedError
+
+    def texts(self) -> list[str]:
+        return [self.get(i)[1] for i in range(len(self))]
+
+
+class FileSource(SampleSource):
+    """Samples read from disk (any reader layout)."""
+
+    def __init__(self, samples: Sequence[Sample]):
+        self.samples = list(samples)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def get(self, i):
+        s = self.samples[i]
+        return load_image(s.path, s.box), s.text
+
+    def texts(self):
+        return [s.text for s in self.samples]
+
+
+class SynthSource(SampleSource):
+    """Synthetic plates rendered on the fly: sample ``i`` depends only on (seed, i)."""
+
+    def __init__(self, fmt: PlateFormat, seed: int = 0, size: int | None = None):
+        from lprnet_tf.synth import render  # lazy: the renderer loads fonts
+
+        self._sample = render.sample
+        self.fmt, self.seed, self.size = fmt, int(seed), size
+
+    def __len__(self):
+        return self.size if self.size is not None else SYNTH_STREAM
+
+    def get(self, i):
+        image, text, _ = self._sample(self.fmt, self.seed, int(i))
+        return image, text
+
+
+def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad: bool = False,
+                verify_images: bool = True) -> SampleSource:
+    """Open a data spec: ``synth[:SEED[:COUNT]]`` or a path any reader understands."""
+    if spec.startswith("synth"):
+        parts = spec.split(":")
+        try:
+            seed = int(parts[1]) if len(parts) > 1 and parts[1] else 0
+            count = int(parts[2]) if len(parts) > 2 and parts[2] else None
+        except ValueError:
+            raise DataError(f"bad synthetic data spec '{spec}'; use synth, synth:SEED or synth:SEED:COUNT") from None
+        return SynthSource(fmt, seed, count)
+    samples, _ = read_samples(spec, fmt, skip_bad=skip_bad, verify_images=verify_images, split=split)
+    return FileSource(samples)
+
+
+def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
+    """Resize a uint8 RGB crop to the format's H x W (uint8)."""
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if (h > fmt.height and w > fmt.width) else cv2.INTER_LINEAR
+    return cv2.resize(image, (fmt.width, fmt.height), interpolation=interp)
+
+
+def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
+    """uint8 RGB crop -> float32 (H, W, 3) in [0, 1], exactly what the models take."""
+    return to_model_input(image, fmt).astype(np.float32) * (1.0 / 255.0)
+
+
+class ExampleMaker:
+    """``g -> (x, y)`` for one source; pure numpy/cv2, shared by the tf.data and PyDataset paths."""
+
+    def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
+                 shuffle: bool = False):
+        self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
+        self.augment = Augmenter(augment)
+        self.n = len(source)
+        self._perm_cache: dict[int, np.ndarray] = {}
+
+    def index(self, g: int) -> int:
+        if not self.shuffle or isinstance(self.source, SynthSource):
+            return g % self.n
+        epoch, k = divmod(g, self.n)
+        perm = self._perm_cache.get(epoch)
+        if perm is None:
+            perm = np.random.default_rng([self.seed, 7, epoch]).permutation(self.n)
+            self._perm_cache = {epoch: perm}
+        return int(perm[k])
+
+    def __call__(self, g) -> tuple[np.ndarray, np.ndarray]:
+        g = int(g)
+        image, text = self.source.get(self.index(g))
+        x = to_model_input(image, self.fmt)
+        x = self.augment(x, seed=self.seed * 1_000_003 + g)
+        y = np.asarray(self.fmt.pad(self.fmt.encode(text)), dtype=np.int32)
+        return x.astype(np.float32) * (1.0 / 255.0), y
+
+    def batch(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = zip(*(self(g) for g in range(start, start + size)))
+        return np.stack(xs), np.stack(ys)
+
+
+def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
+                  shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
+                  drop_remainder: bool = False, parallel: int | None = None):
+    """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
+
+    ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
+    Without ``repeat`` the dataset makes one pass over the source in order (evaluation).
+    """
+    import tensorflow as tf
+
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle)
+    end = SYNTH_STREAM if repeat else len(source)
+
+    def fn(g):
+        return maker(g)
+
+    def mapped(g):
+        x, y = tf.numpy_function(fn, [g], [tf.float32, tf.int32], stateful=False)
+        x.set_shape((fmt.height, fmt.width, 3))
+        y.set_shape((fmt.max_length,))
+        return x, y
+
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = tf.data.Dataset.range(start, end).with_options(options)
+    ds = ds.map(mapped, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
+                        augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
+                        workers: int = 1):
+    """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend)."""
+    import keras
+
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle)
+
+    class BatchSequence(keras.utils.PyDataset):
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, b):
+            return maker.batch(start + b * batch_size, batch_size)
+
+    return BatchSequence(workers=workers, use_multiprocessing=False)

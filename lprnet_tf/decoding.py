@@ -1,0 +1,125 @@
+"""CTC decoding on the host with numpy only (``lprnet.md`` §3.1 "greedy search and beam search",
+"post-filtering"). The models output logits; nothing here imports TensorFlow, so the runtime for
+TFLite uses the same code.
+
+- ``greedy``: arg-max per step, collapse repeats, drop blanks (class 0).
+- ``beam``: CTC prefix beam search, the most probable label sequence.
+- ``template``: beam search, then the first of the top-N beams matching one of the plate format's
+  templates (the paper's post-filter); the best beam if none matches.
+
+Every decoder returns ``(text, confidence)`` per sample. Greedy confidence is the smallest of the
+emitted characters' max probabilities; beam confidence is the share of the total beam mass held by
+the returned sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lprnet_tf.vocab import PlateFormat
+
+DECODERS = ("greedy", "beam", "template")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float32)
+    m = logits.max(axis=-1, keepdims=True)
+    return logits - m - np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))
+
+
+def greedy_ids(logits: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    """Batch greedy decode of ``(B, T, C)`` logits -> (id lists, confidence (B,))."""
+    logp = log_softmax(logits)
+    best = logp.argmax(-1)  # (B, T)
+    bestp = np.exp(logp.max(-1))  # (B, T)
+    out, conf = [], np.zeros(len(best), np.float32)
+    for b, (path, probs) in enumerate(zip(best, bestp)):
+        ids, ps, prev = [], [], 0
+        for t, k in enumerate(path):
+            if k != 0 and k != prev:
+                ids.append(int(k))
+                ps.append(probs[t])
+            elif k != 0 and k == prev:
+                ps[-1] = max(ps[-1], probs[t])
+            prev = k
+        out.append(ids)
+        conf[b] = min(ps) if ps else 0.0
+    return out, conf
+
+
+def _logadd(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log1p(math.exp(-abs(a - b)))
+
+
+def beam_search(logp: np.ndarray, beam_width: int = 10, prune: float = -12.0) -> list[tuple[tuple, float]]:
+    """CTC prefix beam search on one ``(T, C)`` log-probability matrix.
+
+    Returns up to ``beam_width`` (label id tuple, log probability) pairs, best first. Classes whose
+    log-probability at a step is below ``prune`` are not extended (they cannot matter).
+    """
+    beams = {(): (0.0, -math.inf)}  # prefix -> (log p ending in blank, log p ending in non-blank)
+    for t in range(logp.shape[0]):
+        row = logp[t]
+        cand = np.nonzero(row > prune)[0]
+        nxt: dict[tuple, list] = {}
+
+        def add(prefix, pb, pnb):
+            cur = nxt.get(prefix)
+            if cur is None:
+                nxt[prefix] = [pb, pnb]
+            else:
+                cur[0] = _logadd(cur[0], pb)
+                cur[1] = _logadd(cur[1], pnb)
+
+        for prefix, (pb, pnb) in beams.items():
+            total = _logadd(pb, pnb)
+            last = prefix[-1] if prefix else None
+            for k in cand:
+                p = float(row[k])
+                if k == 0:
+                    add(prefix, total + p, -math.inf)
+                elif k == last:
+                    add(prefix, -math.inf, pnb + p)  # repeat without blank: same prefix
+                    add(prefix + (int(k),), -math.inf, pb + p)  # blank in between: a new char
+                else:
+                    add(prefix + (int(k),), -math.inf, total + p)
+        ranked = sorted(nxt.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)[:beam_width]
+        beams = {k: tuple(v) for k, v in ranked}
+    return [(k, _logadd(*v)) for k, v in sorted(beams.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)]
+
+
+def decode(logits: np.ndarray, fmt: PlateFormat, method: str = "greedy", beam_width: int = 10,
+           top_n: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Decode ``(B, T, C)`` logits with ``method`` -> (texts, confidences)."""
+    if method not in DECODERS:
+        raise ValueError(f"unknown decoder '{method}'; choose one of {DECODERS}")
+    logits = np.asarray(logits)
+    if logits.ndim != 3 or logits.shape[-1] != fmt.num_classes:
+        raise ValueError(f"expected logits (B, T, {fmt.num_classes}) for plate format '{fmt.name}', "
+                         f"got {logits.shape}; is the model trained for this format?")
+    if method == "greedy":
+        ids, conf = greedy_ids(logits)
+        return [fmt.decode(i) for i in ids], conf
+    logp = log_softmax(logits)
+    texts, conf = [], np.zeros(len(logp), np.float32)
+    for b in range(len(logp)):
+        beams = beam_search(logp[b], beam_width=beam_width)
+        total = -math.inf
+        for _, lp in beams:
+            total = _logadd(total, lp)
+        chosen = beams[0]
+        if method == "template":
+            for cand in beams[: top_n or beam_width]:
+                if fmt.matches_template(fmt.decode(cand[0])):
+                    chosen = cand
+                    break
+        texts.append(fmt.decode(chosen[0]))
+        conf[b] = math.exp(chosen[1] - total) if beams else 0.0
+    return texts, conf

@@ -1,0 +1,40 @@
+"""lprnet_tf: train, evaluate and deploy license-plate recognizers (LPRNet family) with TF/Keras."""
+from setuptools import find_packages, setup
+
+setup(
+    name="lprnet_tf",
+    version="0.1.0",
+    description="Train, evaluate and deploy license-plate recognizers (LPRNet, IQ-STAN, EQ-LPR, low-res) with TensorFlow/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["lprnet_tf", "lprnet_tf.*"]),
+    package_data={"lprnet_tf": ["synth/fonts/*", "pretrained/*/*", "plates/*.yaml"]},
+    include_package_data=True,
+    install_requires=[
+        # tensorflow-cpu (CPU wheel, half the size) is the default; GPU users install tensorflow[and-cuda].
+        "tensorflow-cpu>=2.16,<2.22; platform_machine=='x86_64'",
+        "tensorflow>=2.16,<2.22; platform_machine!='x86_64'",
+        "keras>=3.5,<3.16",
+        "numpy>=1.26",
+        "opencv-python-headless>=4.9",
+        "albumentations>=2.0,<2.1",
+        "absl-py>=2.0",
+        "PyYAML>=6.0",
+        "pillow>=10.0",
+    ],
+    extras_require={
+        "tflite": ["ai-edge-litert>=1.2"],
+        "test": ["pytest>=8"],
+        "jax": ["jax>=0.4.30"],
+    },
+    entry_points={
+        "console_scripts": [
+            "lprnet-train=lprnet_tf.cli.train:main",
+            "lprnet-evaluate=lprnet_tf.cli.evaluate:main",
+            "lprnet-synth=lprnet_tf.cli.synth:main",
+            "lprnet-info=lprnet_tf.cli.info:main",
+            "lprnet-demo=lprnet_tf.cli.demo:main",
+        ]
+    },
+)

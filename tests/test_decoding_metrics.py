@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from lprnet_tf.decoding import beam_search, decode, greedy_ids, log_softmax
+from lprnet_tf.metrics import edit_distance, plate_metrics
+from lprnet_tf.vocab import plate_format_from_dict
+
+FMT = plate_format_from_dict({"name": "t", "alphabet": "AB12", "max_length": 4, "height": 24, "width": 94,
+                              "templates": ["^[AB][12]$"]})
+
+
+def onehot_logits(path, c=5, hi=8.0):
+    x = np.zeros((len(path), c), np.float32)
+    for t, k in enumerate(path):
+        x[t, k] = hi
+    return x
+
+
+def test_greedy_collapses_repeats_and_blanks():
+    # A A blank A B B -> "AAB"  (A=1, B=2)
+    logits = onehot_logits([1, 1, 0, 1, 2, 2])[None]
+    ids, conf = greedy_ids(logits)
+    assert ids == [[1, 1, 2]]
+    texts, _ = decode(logits, FMT, "greedy")
+    assert texts == ["AAB"] and 0.9 < conf[0] <= 1.0
+
+
+def test_beam_agrees_with_greedy_on_peaked_input():
+    logits = onehot_logits([3, 0, 4, 4])[None]
+    assert decode(logits, FMT, "beam")[0] == decode(logits, FMT, "greedy")[0] == ["12"]
+
+
+def test_beam_sums_paths():
+    """Greedy picks the single best path; beam finds the most probable label (sum over paths)."""
+    p = np.array([[0.4, 0.35, 0.25, 0, 0], [0.4, 0.35, 0.25, 0, 0]], np.float32) + 1e-6
+    logits = np.log(p)[None]
+    assert decode(logits, FMT, "greedy")[0] == [""]
+    best = beam_search(log_softmax(logits[0]))[0][0]
+    # P("A") = 0.35*0.35 + 2*0.4*0.35 = 0.4025 > P("") = 0.16
+    assert FMT.decode(best) == "A"
+    assert decode(logits, FMT, "beam")[0] == ["A"]
+
+
+def test_template_filter_picks_first_matching_beam():
+    # most probable "A" (no template match); next best "A1" matches ^[AB][12]$
+    p = np.array([[0.05, 0.9, 0.01, 0.02, 0.02], [0.5, 0.02, 0.01, 0.45, 0.02]], np.float32)
+    logits = np.log(p)[None]
+    assert decode(logits, FMT, "beam")[0] == ["A"]
+    assert decode(logits, FMT, "template")[0] == ["A1"]
+
+
+def test_decode_rejects_wrong_class_count():
+    with pytest.raises(ValueError, match="expected logits"):
+        decode(np.zeros((1, 4, 9)), FMT)
+    with pytest.raises(ValueError, match="unknown decoder"):
+        decode(np.zeros((1, 4, 5)), FMT, "viterbi")
+
+
+def test_metrics():
+    m = plate_metrics(["皖A12345", "皖B11111", "AB"], ["皖A12345", "苏B11111", "ABC"])
+    assert m["count"] == 3
+    assert m["accuracy"] == pytest.approx(1 / 3)
+    assert m["acc1"] == pytest.approx(1.0)
+    assert m["accuracy_no_first"] == pytest.approx(2 / 3)
+    assert m["length_accuracy"] == pytest.approx(2 / 3)
+    assert m["char_accuracy"] == pytest.approx(1 - 2 / 16)
+    assert m["per_position_accuracy"][0] == pytest.approx(2 / 3)
+    assert m["correct_chars_histogram"]["7"] == 1 and m["correct_chars_histogram"]["6"] == 1
+
+
+def test_metrics_merges():
+    assert plate_metrics(["D0N0R"], ["DONOR"])["accuracy"] == 0.0
+    m = plate_metrics(["D0N0R"], ["DONOR"], merges=["O0"])
+    assert m["accuracy"] == 1.0 and m["merges"] == ["O0"]
+
+
+def test_edit_distance():
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "ab") == 2

@@ -1,0 +1,74 @@
+import csv
+import os
+
+import pytest
+
+from lprnet_tf.vocab import LabelError, PlateFormatError, available_formats, load_plate_format, plate_format_from_dict
+from conftest import SHARED_DATA
+
+SETS = {"cn_ccpd_like_1000": "cn", "br_openalpr_crops": "br", "uz_plates": "uz", "tw_plates": "tw",
+        "us_openalpr_crops": "us", "ar_plates": "ar"}
+
+
+def test_every_shipped_format_loads():
+    names = available_formats()
+    for n in ("cn", "us", "eu", "br", "uz", "tw", "ar"):
+        assert n in names
+    for n in names:
+        f = load_plate_format(n)
+        assert f.num_classes == len(f.alphabet) + 1
+        assert f.encode(f.alphabet[0]) == [1]
+
+
+def test_cn_alphabet_has_provinces_and_specials(cn):
+    provinces = "京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼渝川贵云藏陕甘青宁新"
+    assert len(provinces) == 31 and all(c in cn.alphabet for c in provinces + "警学挂港澳使领")
+    assert "I" not in cn.alphabet and "O" not in cn.alphabet
+    assert cn.matches_template("皖A12345") and cn.matches_template("粤BD12345") and cn.matches_template("京A1234警")
+    assert not cn.matches_template("皖123456")
+
+
+def test_br_templates(br):
+    assert br.matches_template("ABC1234") and br.matches_template("BRA2E19")
+    assert not br.matches_template("AB12345")
+
+
+def test_encode_decode_and_errors(cn):
+    ids = cn.encode("皖A·12345")
+    assert cn.decode(ids) == "皖A12345"
+    assert cn.pad(ids)[-1] == 0 and len(cn.pad(ids)) == cn.max_length
+    assert load_plate_format("br").normalize("abc-1234") == "ABC1234"
+    with pytest.raises(LabelError, match="outside"):
+        cn.encode("皖AI2345")
+    with pytest.raises(LabelError, match="max_length"):
+        cn.encode("皖A1234567")
+    with pytest.raises(LabelError, match="empty"):
+        cn.encode(" ")
+
+
+@pytest.mark.parametrize("set_name", sorted(SETS))
+def test_roundtrip_every_shared_label(set_name):
+    path = os.path.join(SHARED_DATA, set_name, "labels.csv")
+    if not os.path.isfile(path):
+        pytest.skip("shared data not present")
+    fmt = load_plate_format(SETS[set_name])
+    with open(path, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            assert fmt.decode(fmt.encode(row["text"])) == row["text"]
+
+
+def test_bad_format_yaml(tmp_path):
+    with pytest.raises(PlateFormatError, match="unknown key"):
+        plate_format_from_dict({"name": "x", "alphabet": "AB", "max_length": 3, "height": 24, "width": 94, "colour": 1})
+    with pytest.raises(PlateFormatError, match="missing"):
+        plate_format_from_dict({"name": "x", "alphabet": "AB"})
+    with pytest.raises(PlateFormatError, match="must be int"):
+        plate_format_from_dict({"name": "x", "alphabet": "AB", "max_length": "3", "height": 24, "width": 94})
+    with pytest.raises(PlateFormatError, match="repeats"):
+        plate_format_from_dict({"name": "x", "alphabet": "ABA", "max_length": 3, "height": 24, "width": 94})
+    with pytest.raises(PlateFormatError, match="unknown plate format"):
+        load_plate_format("atlantis")
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: [unclosed", encoding="utf-8")
+    with pytest.raises(PlateFormatError, match="not valid YAML"):
+        load_plate_format(str(p))
