@@ -1,0 +1,96 @@
+"""Regenerate the font subsets bundled in ``lprnet_tf/synth/fonts/``.
+
+The synthetic plate renderer and the contact sheets draw text with two small font subsets:
+
+* ``NotoSansCJKsc-Bold.subset.otf``: Noto Sans CJK SC Bold (SIL OFL 1.1), face 2 ("SC") of
+  Debian's ``fonts-noto-cjk`` ``NotoSansCJK-Bold.ttc``, cut to every character of every
+  plate alphabet in ``configs/plates/*.yaml``, printable ASCII (contact-sheet labels) and a few
+  separators (``·`` and dashes).
+* ``DejaVuSansCondensed-Bold.subset.ttf``: DejaVu Sans Condensed Bold (Bitstream Vera licence,
+  DejaVu changes public domain) from Debian's ``fonts-dejavu-core``, cut to printable ASCII and
+  ``·``: a second, condensed Latin face for Latin plates.
+
+Run from the repository root (needs ``fonttools``: ``pip install fonttools``)::
+
+    python datasets/make_font_subset.py \
+        [--noto /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc] \
+        [--dejavu /usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf]
+
+It prints the equivalent ``pyftsubset`` command lines and the sizes of the files it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shlex
+import sys
+
+import yaml
+from fontTools import subset
+from fontTools.ttLib import TTCollection
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FONT_DIR = os.path.join("lprnet_tf", "synth", "fonts")
+NOTO_OUT = "NotoSansCJKsc-Bold.subset.otf"
+DEJAVU_OUT = "DejaVuSansCondensed-Bold.subset.ttf"
+NOTO_SC_INDEX = 2  # face order in NotoSansCJK-Bold.ttc: JP, KR, SC, TC, HK, then the Mono faces
+# Separators drawn between plate groups and used in labels, beyond printable ASCII.
+EXTRA = "\u00b7\u2022\u2013\u2014"  # middle dot, bullet, en dash, em dash
+ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
+# Keep every name record: the copyright (0), licence (13) and licence URL (14) travel with the file.
+# No OpenType layout features (the renderer places glyphs one by one) and no hinting.
+OPTIONS = ["--name-IDs=*", "--name-languages=*", "--layout-features=", "--notdef-outline", "--no-hinting"]
+
+
+def plate_characters() -> str:
+    """Every character of every plate alphabet shipped in configs/plates, sorted."""
+    chars = set()
+    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "plates", "*.yaml"))):
+        with open(path, encoding="utf-8") as f:
+            chars.update(yaml.safe_load(f)["alphabet"])
+    return "".join(sorted(chars))
+
+
+def _unicodes(text: str) -> str:
+    """pyftsubset's --unicodes value for ``text``: sorted code points, runs written as ranges."""
+    runs = []
+    for cp in sorted({ord(c) for c in text}):
+        if runs and cp == runs[-1][1] + 1:
+            runs[-1][1] = cp
+        else:
+            runs.append([cp, cp])
+    return ",".join(f"{a:04X}" if a == b else f"{a:04X}-{b:04X}" for a, b in runs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--noto", default="/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+                    help="Noto Sans CJK Bold collection (.ttc) from fonts-noto-cjk")
+    ap.add_argument("--dejavu", default="/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
+                    help="DejaVu Sans Condensed Bold from fonts-dejavu-core")
+    args = ap.parse_args(argv)
+    os.chdir(ROOT)
+    os.makedirs(FONT_DIR, exist_ok=True)
+
+    face_name = TTCollection(args.noto, lazy=True).fonts[NOTO_SC_INDEX]["name"].getDebugName(4)
+    if "CJK SC" not in face_name:
+        sys.exit(f"face {NOTO_SC_INDEX} of {args.noto} is {face_name!r}, not Noto Sans CJK SC")
+    noto_out = os.path.join(FONT_DIR, NOTO_OUT)
+    dejavu_out = os.path.join(FONT_DIR, DEJAVU_OUT)
+    jobs = [
+        [args.noto, f"--font-number={NOTO_SC_INDEX}",
+         f"--unicodes={_unicodes(plate_characters() + ASCII + EXTRA)}", *OPTIONS, f"--output-file={noto_out}"],
+        [args.dejavu, f"--unicodes={_unicodes(ASCII + EXTRA[0])}", *OPTIONS, f"--output-file={dejavu_out}"],
+    ]
+    for job in jobs:
+        print("pyftsubset " + shlex.join(job))
+        subset.main(job)
+    for path in (noto_out, dejavu_out):
+        print(f"{path}: {os.path.getsize(path)} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
