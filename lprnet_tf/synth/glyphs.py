@@ -1,0 +1,135 @@
+"""Bundled fonts and cached glyph bitmaps for the plate renderer and the contact sheets.
+
+Fonts are named, not pathed: ``cjk`` is the Noto Sans CJK SC Bold subset (plate alphabets of
+every shipped format, printable ASCII, ``·``), ``latin`` the DejaVu Sans Condensed Bold subset
+(printable ASCII, ``·``). ``fonts/README.md`` says where they come from and how they are cut.
+
+Glyphs are rasterised once per (font, text) at a large master size with PIL, cropped to their
+ink, and then resized with OpenCV to whatever box a plate asks for; both steps are cached, so a
+training input pipeline pays the FreeType cost only for the first few hundred samples.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts")
+FONTS = {
+    "cjk": "NotoSansCJKsc-Bold.subset.otf",
+    "latin": "DejaVuSansCondensed-Bold.subset.ttf",
+}
+MASTER_PX = 96  # font size of the master rasterisation
+# Ink aspect (width / height) a "normal-width" glyph is scaled to: the mean over these digits.
+_REFERENCE_GLYPHS = "0235689"
+_NOT_IN_ANY_FONT = "\ue000"  # a private-use code point: renders as the font's .notdef glyph
+
+
+def font_path(name: str) -> str:
+    """File of the bundled font ``name`` (``cjk`` or ``latin``)."""
+    if name not in FONTS:
+        raise ValueError(f"unknown font '{name}'; bundled fonts: {sorted(FONTS)}")
+    return os.path.join(FONT_DIR, FONTS[name])
+
+
+@functools.lru_cache(maxsize=None)
+def pil_font(name: str, size: int = MASTER_PX) -> ImageFont.FreeTypeFont:
+    """The bundled font ``name`` at ``size`` pixels (cached)."""
+    return ImageFont.truetype(font_path(name), size)
+
+
+@functools.lru_cache(maxsize=None)
+def master(name: str, text: str) -> np.ndarray:
+    """uint8 coverage bitmap of ``text`` at the master size, cropped to its ink.
+
+    Returns a (0, 0) array when ``text`` leaves no ink (a space, say).
+    """
+    font = pil_font(name)
+    left, top, right, bottom = font.getbbox(text)
+    pad = 4
+    img = Image.new("L", (max(1, right - left) + 2 * pad, max(1, bottom - top) + 2 * pad), 0)
+    ImageDraw.Draw(img).text((pad - left, pad - top), text, font=font, fill=255)
+    a = np.asarray(img)
+    rows = np.flatnonzero(a.max(axis=1))
+    cols = np.flatnonzero(a.max(axis=0))
+    if rows.size == 0:
+        return np.zeros((0, 0), np.uint8)
+    return np.ascontiguousarray(a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+
+
+def notdef(name: str) -> np.ndarray:
+    """Master bitmap of the font's .notdef glyph (what a missing character renders as)."""
+    return master(name, _NOT_IN_ANY_FONT)
+
+
+def has_glyph(name: str, ch: str) -> bool:
+    """True when ``ch`` renders with ink in font ``name`` and is not the .notdef box."""
+    a, nd = master(name, ch), notdef(name)
+    if a.size == 0 or a.max() < 128:
+        return False
+    return a.shape != nd.shape or not np.array_equal(a, nd)
+
+
+def is_cjk(ch: str) -> bool:
+    """CJK ideographs fill their whole character box; Latin glyphs keep their proportions."""
+    return ord(ch) >= 0x2E80
+
+
+@functools.lru_cache(maxsize=None)
+def reference_aspect(name: str) -> float:
+    """Mean ink width / height of the reference digits in font ``name``."""
+    shapes = [master(name, c).shape for c in _REFERENCE_GLYPHS]
+    return float(np.mean([w / h for h, w in shapes]))
+
+
+@functools.lru_cache(maxsize=None)
+def thinned(name: str, ch: str, thin: int) -> np.ndarray:
+    """Master bitmap of ``ch`` with its strokes eroded by ``thin`` pixels (same size, same box)."""
+    a = master(name, ch)
+    if thin <= 0 or a.size == 0:
+        return a
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * thin + 1, 2 * thin + 1))
+    return cv2.erode(a, k)
+
+
+@functools.lru_cache(maxsize=8192)
+def glyph(name: str, ch: str, box_w: int, box_h: int, thin: int = 0) -> np.ndarray:
+    """float32 alpha (0..1) of character ``ch`` fitted to a ``box_w`` x ``box_h`` pixel box.
+
+    Plate characters are drawn as tall as the box. A CJK ideograph is stretched to the full
+    box (plate fonts are narrow); a Latin glyph is condensed by the factor that makes the
+    reference digits exactly ``box_w`` wide, so narrow glyphs such as ``1`` stay narrow and wide
+    ones (``M``, ``W``) are capped at the box width. The returned width is therefore <= box_w.
+    ``thin`` erodes the strokes by that many master pixels first (plate fonts are lighter than
+    the bundled bold faces).
+    """
+    a = thinned(name, ch, thin)
+    if a.size == 0:
+        return np.zeros((box_h, 1), np.float32)
+    h, w = a.shape
+    if is_cjk(ch):
+        out_w = box_w
+    else:
+        squeeze = box_w / (reference_aspect(name) * box_h)
+        out_w = int(np.clip(round(w / h * box_h * squeeze), 1, box_w))
+    return cv2.resize(a, (out_w, box_h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
+
+
+@functools.lru_cache(maxsize=1024)
+def text_fit(name: str, text: str, box_w: int, box_h: int) -> np.ndarray:
+    """float32 alpha of a whole string (a caption) fitted inside a box, aspect kept.
+
+    The ink is scaled to the box height, then squeezed horizontally (never stretched) if it is
+    wider than the box. Returns an array of height <= box_h and width <= box_w.
+    """
+    a = master(name, text)
+    if a.size == 0 or box_w < 1 or box_h < 1:
+        return np.zeros((max(box_h, 1), 1), np.float32)
+    h, w = a.shape
+    out_h = box_h
+    out_w = max(1, min(box_w, round(w * box_h / h)))
+    return cv2.resize(a, (out_w, out_h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
