@@ -1,0 +1,197 @@
+"""Synthetic plates: texts, rendering, glyph coverage, determinism, the writer and the CLI."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from lprnet_tf.synth import glyphs
+from lprnet_tf.synth.contact import contact_sheet, save_contact_sheet
+from lprnet_tf.synth.generate import write_synthetic_set
+from lprnet_tf.synth.render import random_text, render_plate, sample
+from lprnet_tf.synth.spec import SynthConfigError, build_spec, synth_spec
+from lprnet_tf.vocab import available_formats, load_plate_format
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORMATS = available_formats()
+
+
+def test_every_shipped_format_has_a_synth_section():
+    assert set(FORMATS) >= {"cn", "us", "eu", "br", "uz", "tw", "ar"}
+    for name in FORMATS:
+        assert synth_spec(load_plate_format(name)).styles
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_random_texts_pass_check_and_templates(name):
+    fmt = load_plate_format(name)
+    rng = np.random.default_rng(0)
+    styles = set()
+    for _ in range(200):
+        text, style = random_text(fmt, rng)
+        assert fmt.check(text) is None, text
+        assert fmt.matches_template(text), text
+        styles.add(style)
+    # every style can be asked for by name and yields valid texts
+    for style in synth_spec(fmt).styles:
+        text, got = random_text(fmt, rng, style)
+        assert got == style and fmt.check(text) is None and fmt.matches_template(text), (style, text)
+    assert len(styles) >= 2 or len(synth_spec(fmt).styles) == 1
+
+
+def test_cn_texts_cover_the_plate_kinds():
+    fmt = load_plate_format("cn")
+    rng = np.random.default_rng(1)
+    texts = [random_text(fmt, rng)[0] for _ in range(2000)]
+    provinces = {t[0] for t in texts}
+    assert len(provinces) >= 28  # province weights are flattened: rare provinces still occur
+    assert any(len(t) == 8 and t[2] in "DF" for t in texts)  # small new-energy
+    assert any(len(t) == 8 and t[-1] in "DF" for t in texts)  # large new-energy
+    assert any(t[-1] in "警学挂" for t in texts)
+    assert not any(c in "IO" for t in texts for c in t)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_render_returns_rgb_uint8_and_json_params(name):
+    fmt = load_plate_format(name)
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        text, style = random_text(fmt, rng)
+        img, params = render_plate(fmt, text, rng, style, degrade=i % 3 != 0)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+        assert 40 <= img.shape[0] <= 80 and img.shape[1] > img.shape[0]
+        assert params["style"] == style
+        assert 0.0 <= params["degradation"] <= 1.0
+        assert json.loads(json.dumps(params)) == params
+
+
+def test_clean_render_has_zero_degradation_and_infers_style():
+    fmt = load_plate_format("cn")
+    img, params = render_plate(fmt, "粤BD12345", np.random.default_rng(0), degrade=False)
+    assert params["degradation"] == 0.0 and params["style"] in ("green", "green_large")
+    assert img.shape[0] == 64
+    _, params = render_plate(fmt, "京A1234警", np.random.default_rng(0), degrade=False)
+    assert params["style"] == "police"
+
+
+def test_sample_is_deterministic_per_index():
+    fmt = load_plate_format("cn")
+    a, ta, pa = sample(fmt, 7, 3)
+    sample(fmt, 7, 2)  # other samples in between must not matter
+    b, tb, pb = sample(fmt, 7, 3)
+    assert ta == tb and pa == pb and a.shape == b.shape and a.tobytes() == b.tobytes()
+    c, tc, _ = sample(fmt, 7, 4)
+    assert tc != ta or c.shape != a.shape or c.tobytes() != a.tobytes()
+    d, td, _ = sample(fmt, 8, 3)
+    assert td != ta or d.tobytes() != a.tobytes()
+
+
+def test_degradation_spans_clean_to_hard():
+    fmt = load_plate_format("br")
+    values = [sample(fmt, 0, i)[2]["degradation"] for i in range(120)]
+    assert min(values) < 0.15 and max(values) > 0.6
+
+
+def _fonts_of(fmt):
+    spec = synth_spec(fmt)
+    return {f for st in spec.styles.values() for f in st.fonts.options}
+
+
+def _chars_of(style):
+    """Every character the patterns of a style can produce."""
+    return {c for p in style.patterns.options for t in p.tokens if t is not None
+            for g in t.groups for item in g for c in item}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_alphabet_glyph_renders_with_ink(name):
+    """Each alphabet character has real ink in the format's fonts and is not the .notdef box."""
+    fmt = load_plate_format(name)
+    spec = synth_spec(fmt)
+    primary = spec.styles[next(iter(spec.styles))].fonts.options[0]
+    for ch in fmt.alphabet:
+        assert glyphs.has_glyph(primary, ch), f"{name}: {ch!r} does not render in font {primary}"
+        a = glyphs.glyph(primary, ch, 20, 40)
+        assert a.max() > 0.5 and a.shape[0] == 40 and 1 <= a.shape[1] <= 20
+    for st in spec.styles.values():
+        for font in st.fonts.options:
+            missing = sorted(c for c in _chars_of(st) if not glyphs.has_glyph(font, c))
+            assert not missing, f"{name}.{st.name}: font {font} lacks {missing}"
+    assert _fonts_of(fmt) <= set(glyphs.FONTS)
+
+
+def test_notdef_differs_from_real_glyphs():
+    for font in glyphs.FONTS:
+        nd = glyphs.notdef(font)
+        assert nd.size > 0  # the subsets keep a visible .notdef outline
+        assert not glyphs.has_glyph(font, "\u4e00")  # 一 is not in any subset
+
+
+def test_bundled_fonts_are_small_and_licensed():
+    font_dir = glyphs.FONT_DIR
+    for f in glyphs.FONTS.values():
+        assert os.path.getsize(os.path.join(font_dir, f)) < 1_000_000
+    for f in ("OFL.txt", "LICENSE-DejaVu.txt", "README.md"):
+        assert os.path.isfile(os.path.join(font_dir, f))
+
+
+def test_bad_synth_sections_are_reported():
+    base = load_plate_format("br").to_dict()
+    bad = dict(base, synth={"styles": {"x": {"patterns": ["LLLQDDD"], "size_mm": [400, 130]}}})
+    with pytest.raises(SynthConfigError, match="set 'Q'"):
+        build_spec(load_plate_format(bad))
+    bad = dict(base, synth={"styles": {"x": {"patterns": ["LLL"], "size_mm": [400, 130], "colour": 1}}})
+    with pytest.raises(SynthConfigError, match="unknown key"):
+        build_spec(load_plate_format(bad))
+    wrong = dict(base, synth={"styles": {"x": {"patterns": ["DDDDDDD"], "size_mm": [400, 130]}}})
+    with pytest.raises(SynthConfigError, match="templates"):
+        random_text(load_plate_format(wrong), np.random.default_rng(0))
+    with pytest.raises(SynthConfigError, match="no 'synth:'"):
+        build_spec(load_plate_format(dict(base, synth={})))
+
+
+def test_contact_sheet_multiline_labels(tmp_path):
+    imgs = [np.full((24, 94, 3), 200, np.uint8), np.zeros((30, 60), np.uint8), np.ones((10, 40, 3), np.float32)]
+    sheet = contact_sheet(imgs, ["皖A12345", "truth\npred 0.93", ""], cols=2, cell_hw=(48, 150))
+    assert sheet.dtype == np.uint8 and sheet.shape[1] == 2 * (150 + 8)
+    path = save_contact_sheet(str(tmp_path / "sheet.png"), imgs, None, cols=8)
+    assert cv2.imread(path) is not None
+
+
+def test_write_synthetic_set(tmp_path):
+    out = tmp_path / "set"
+    labels = write_synthetic_set("cn", str(out), 12, seed=3, progress=False, split="val")
+    with open(labels, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12
+    assert list(rows[0]) == ["path", "text", "split", "style", "degradation", "params"]
+    fmt = load_plate_format("cn")
+    for i, row in enumerate(rows):
+        img = cv2.imread(str(out / row["path"]))
+        assert img is not None and img.ndim == 3
+        assert row["split"] == "val" and fmt.check(row["text"]) is None
+        assert json.loads(row["params"])["degradation"] == float(row["degradation"])
+        assert row["text"] == sample(fmt, 3, i)[1]
+    assert cv2.imread(str(out / "contact_sheet.png")) is not None
+
+
+def _cli(*args, cwd=ROOT):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "lprnet_tf.cli.synth", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_errors_and_run(tmp_path):
+    r = _cli("--format", "nope", "--out", str(tmp_path / "x"))
+    assert r.returncode != 0 and "unknown plate format 'nope'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _cli("--format", "cn", "--count", "0", "--out", str(tmp_path / "x"))
+    assert r.returncode != 0 and "--count must be positive" in r.stderr
+    r = _cli("--format", "br", "--count", "3", "--out", str(tmp_path / "br"), "--no_degrade", "--noprogress")
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(tmp_path / "br" / "images")) == 3
