@@ -16,6 +16,7 @@ setup(
         "tensorflow-cpu>=2.16,<2.22; platform_machine=='x86_64'",
         "tensorflow>=2.16,<2.22; platform_machine!='x86_64'",
         "keras>=3.5,<3.16",
+        "tensorboard>=2.16",
         "numpy>=1.26",
         "opencv-python-headless>=4.9",
         "albumentations>=2.0,<2.1",

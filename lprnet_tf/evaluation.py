@@ -45,8 +45,11 @@ def score(logits: np.ndarray, texts, fmt: PlateFormat, decoder: str = "greedy", 
 
 def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, decoder: str = "greedy",
                    merges=None, batch_size: int = 64, gallery_size: int = 48, progress: bool = True,
-                   extra: dict | None = None) -> dict:
-    """Evaluate and write ``metrics.json``, ``errors.csv``, ``error_gallery.png`` into ``out_dir``."""
+                   extra: dict | None = None, return_predictions: bool = False):
+    """Evaluate and write ``metrics.json``, ``errors.csv``, ``error_gallery.png`` into ``out_dir``.
+
+    Returns the metrics dict, or ``(metrics, predictions, confidences)`` with ``return_predictions``.
+    """
     os.makedirs(out_dir, exist_ok=True)
     texts = source.texts()
     logits = predict_logits(model, source, fmt, batch_size, progress=progress, desc="evaluate")
@@ -71,4 +74,4 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(m, f, indent=2, ensure_ascii=False)
     os.replace(tmp, os.path.join(out_dir, "metrics.json"))
-    return m
+    return (m, preds, conf) if return_predictions else m

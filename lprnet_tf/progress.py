@@ -1,5 +1,5 @@
-"""A small progress bar with rate and ETA (stderr; one line per update on a terminal, a line every
-~10% otherwise so CI logs stay short)."""
+"""A small progress bar with rate and ETA (stderr; redrawn in place on a terminal; otherwise one line
+every 10% and at least every ``log_every`` seconds, so logs of long runs stay short but alive)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def _fmt_time(s: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, desc: str = "", unit: str = "it", start: int = 0, stream=None, enabled=True):
+    def __init__(self, total: int, desc: str = "", unit: str = "it", start: int = 0, stream=None, enabled=True,
+                 log_every: float = 60.0):
         self.total, self.desc, self.unit = max(int(total), 1), desc, unit
         self.n = self.start = int(start)
         self.stream = stream or sys.stderr
@@ -25,6 +26,7 @@ class Progress:
         self._last_print = 0.0
         self._last_decile = -1
         self.extra = ""
+        self.log_every = log_every  # seconds between lines when not on a terminal
 
     def rate(self) -> float:
         dt = time.time() - self.t0
@@ -41,8 +43,9 @@ class Progress:
         if self.tty and (now - self._last_print > 0.2 or self.n >= self.total):
             self._print("\r", "")
             self._last_print = now
-        elif not self.tty and decile != self._last_decile:
+        elif not self.tty and (decile != self._last_decile or now - self._last_print > self.log_every):
             self._last_decile = decile
+            self._last_print = now
             self._print("", "\n")
 
     def _print(self, pre: str, end: str):

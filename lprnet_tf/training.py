@@ -86,9 +86,13 @@ class RunKeeper(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+            try:
+                import tensorboard  # noqa: F401  (tf.summary needs it)
+                import tensorflow as tf
 
-            self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
+                self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
+            except ImportError:
+                log("warning: tensorboard is not installed; no TensorBoard logs (metrics.jsonl is still written)")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t_epoch = time.time()
@@ -235,7 +239,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]
     t0 = time.time()
-    model.fit(data, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=e, callbacks=callbacks, verbose=0)
+    model.fit(data, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=e, callbacks=callbacks, verbose=0, shuffle=False)
     state["train_seconds"] = state.get("train_seconds", 0.0) + (time.time() - t0)
     _write_json(state_path, state)
     if cfg.train.ema:  # fit() swapped the EMA weights in at the end: save them as the final model
