@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     init_from: str = ""  # .keras file / run dir / shipped model name to start from
     backend_workers: int = 2  # PyDataset workers on non-TF backends
+    steps_per_execution: int = 1  # train steps per compiled call (less Python overhead per step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +153,9 @@ def _check_values(cfg: ExperimentConfig, where: str):
                    ("train.lr_decay_steps", t.lr_decay_steps), ("train.keep_checkpoints", t.keep_checkpoints)):
         if v < 1:
             raise ConfigError(f"{where}: {key} must be >= 1, got {v}")
+    if t.steps_per_execution < 1 or t.eval_every % t.steps_per_execution:
+        raise ConfigError(f"{where}: train.eval_every ({t.eval_every}) must be a multiple of "
+                          f"train.steps_per_execution ({t.steps_per_execution})")
     if t.learning_rate <= 0:
         raise ConfigError(f"{where}: train.learning_rate must be > 0, got {t.learning_rate}")
     if cfg.data.augment not in ("none", "light", "full"):

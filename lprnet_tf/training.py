@@ -37,23 +37,30 @@ def log(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
+def current_step(model) -> int:
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class LocNetGate(keras.callbacks.Callback):
-    """Switch the LocNet on at ``start_step`` (paper: after 5k iterations)."""
+    """Switch the LocNet on at ``start_step`` (paper: after 5k iterations).
+
+    With ``steps_per_execution`` > 1 the switch happens at the first call at or after that step.
+    """
 
     def __init__(self, start_step: int):
         super().__init__()
         self.start_step = int(start_step)
-        self.step = 0
+        self.on = None
 
     def on_train_begin(self, logs=None):
-        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         if locnet_enabled(self.model) is not None:
-            set_locnet_enabled(self.model, self.step >= self.start_step)
+            self.on = current_step(self.model) >= self.start_step
+            set_locnet_enabled(self.model, self.on)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step == self.start_step and set_locnet_enabled(self.model, True):
-            log(f"step {self.step}: LocNet switched on")
+        if self.on is False and current_step(self.model) >= self.start_step:
+            self.on = set_locnet_enabled(self.model, True)
+            log(f"step {current_step(self.model)}: LocNet switched on")
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -66,8 +73,9 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if logs and "loss" in logs:
             self.loss = float(logs["loss"])
+        step = current_step(self.model)
         r = self.bar.rate() * self.batch_size
-        self.bar.update(1, extra=f"loss {self.loss:.3f} {r:.0f} samples/s" if self.loss is not None else "")
+        self.bar.update(step - self.bar.n, extra=f"loss {self.loss:.3f} {r:.0f} samples/s" if self.loss is not None else "")
 
     def on_train_end(self, logs=None):
         self.bar.close()
@@ -98,7 +106,7 @@ class RunKeeper(keras.callbacks.Callback):
         self.t_epoch = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        step = current_step(self.model)
         dt = time.time() - self.t_epoch
         rec = {"step": step, "epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
                "samples_per_s": round(self.cfg.train.eval_every * self.cfg.train.batch_size / max(dt, 1e-9), 2),
@@ -181,7 +189,8 @@ def build_training_model(cfg: ExperimentConfig, fmt):
 
 
 def compile_model(model, cfg: ExperimentConfig):
-    model.compile(optimizer=make_optimizer(cfg.train), loss=CTCLoss(), jit_compile=False)
+    model.compile(optimizer=make_optimizer(cfg.train), loss=CTCLoss(), jit_compile=False,
+                  steps_per_execution=cfg.train.steps_per_execution)
     return model
 
 
@@ -210,7 +219,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
     fmt.save(os.path.join(run_dir, "plate_format.yaml"))
 
-    start_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    start_step = current_step(model)
     e = cfg.train.eval_every
     if start_step >= total:
         log(f"run already at step {start_step} >= {total}; nothing to do")

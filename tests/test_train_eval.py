@@ -16,7 +16,8 @@ TINY = {
     "name": "tiny", "plate_format": "cn",
     "model": {"name": "lprnet_reduced", "options": {"locnet": True}},
     "data": {"train": "synth:0", "val": "synth:99:8", "augment": "full"},
-    "train": {"batch_size": 4, "steps": 4, "eval_every": 2, "locnet_start_step": 2, "keep_checkpoints": 2},
+    "train": {"batch_size": 4, "steps": 4, "eval_every": 2, "locnet_start_step": 2, "keep_checkpoints": 2,
+              "steps_per_execution": 2},
 }
 
 

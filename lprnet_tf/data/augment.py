@@ -3,7 +3,8 @@ by random affine transformations, e.g. rotation, scaling and shift", ``lprnet.md
 "Data augm.") plus photometric changes, blur, noise and JPEG.
 
 Levels: ``none``, ``light`` (affine only), ``full`` (affine + photometric + blur/noise/JPEG).
-Every call is seeded per sample, so a sample's augmentation depends only on (seed, index).
+Every call is seeded from the (seed, first global index) of its batch, so a batch's augmentation
+depends only on those: a resumed run augments its data exactly as the uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -39,18 +40,23 @@ def build_augmenter(level: str = "full") -> A.Compose | None:
 
 
 class Augmenter:
-    """Thread-safe, per-sample seeded wrapper (tf.data maps in several threads)."""
+    """Thread-safe, per-call seeded wrapper (tf.data maps in several threads)."""
 
     def __init__(self, level: str = "full"):
         self.level = level
         build_augmenter(level)  # validate now, not inside a worker thread
         self._local = threading.local()
 
-    def __call__(self, image: np.ndarray, seed: int) -> np.ndarray:
+    def __call__(self, images: list[np.ndarray], seed: int) -> list[np.ndarray]:
+        """Augment a list of images; the result depends only on (images, seed).
+
+        Seeding once per list (a batch) instead of once per image keeps albumentations' reseeding
+        cost off the per-sample path.
+        """
         if self.level == "none":
-            return image
+            return images
         aug = getattr(self._local, "aug", None)
         if aug is None:
             aug = self._local.aug = build_augmenter(self.level)
         aug.set_random_seed(int(seed) % (2**32))
-        return aug(image=image)["image"]
+        return [aug(image=im)["image"] for im in images]

@@ -1,9 +1,9 @@
 """The one input pipeline: ``read -> decode -> augment -> batch``.
 
 Samples come from a :class:`SampleSource` (files read by :mod:`lprnet_tf.data.readers`, or the
-synthetic generator on the fly). :func:`make_example` turns global sample index ``g`` into one
-``(image float32 (H, W, 3) in [0, 1], label int32 (max_length,))`` pair with plain numpy/cv2, so it
-depends only on (seed, g): a resumed run sees the same data in the same order. :func:`build_dataset`
+synthetic generator on the fly). :class:`ExampleMaker` turns global sample indices ``start..start+n-1`` into a batch
+``(images float32 (n, H, W, 3) in [0, 1], labels int32 (n, max_length))`` with plain numpy/cv2; it
+depends only on (seed, start, n): a resumed run sees the same data in the same order. :func:`build_dataset`
 wraps it with ``tf.data`` (parallel map, batch, prefetch) for the TensorFlow backend;
 :class:`BatchSequence` wraps the same function as a ``keras.utils.PyDataset`` for JAX.
 """
@@ -97,7 +97,8 @@ def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
 
 
 class ExampleMaker:
-    """``g -> (x, y)`` for one source; pure numpy/cv2, shared by the tf.data and PyDataset paths."""
+    """Global sample indices -> batches for one source; numpy/cv2 only, shared by the tf.data and
+    PyDataset paths. With ``shuffle`` a finite source is visited in a new permutation every pass."""
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
                  shuffle: bool = False):
@@ -116,17 +117,15 @@ class ExampleMaker:
             self._perm_cache = {epoch: perm}
         return int(perm[k])
 
-    def __call__(self, g) -> tuple[np.ndarray, np.ndarray]:
-        g = int(g)
-        image, text = self.source.get(self.index(g))
-        x = to_model_input(image, self.fmt)
-        x = self.augment(x, seed=self.seed * 1_000_003 + g)
-        y = np.asarray(self.fmt.pad(self.fmt.encode(text)), dtype=np.int32)
-        return x.astype(np.float32) * (1.0 / 255.0), y
-
     def batch(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = zip(*(self(g) for g in range(start, start + size)))
-        return np.stack(xs), np.stack(ys)
+        """Samples ``start .. start+size-1`` -> (x (n, H, W, 3) float32 in [0, 1], y (n, L) int32)."""
+        images, labels = [], []
+        for g in range(int(start), int(start) + int(size)):
+            image, text = self.source.get(self.index(g))
+            images.append(to_model_input(image, self.fmt))
+            labels.append(self.fmt.pad(self.fmt.encode(text)))
+        images = self.augment(images, seed=self.seed * 1_000_003 + int(start))
+        return np.stack(images).astype(np.float32) * (1.0 / 255.0), np.asarray(labels, np.int32)
 
 
 def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
@@ -140,22 +139,23 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     import tensorflow as tf
 
     maker = ExampleMaker(source, fmt, augment, seed, shuffle)
-    end = SYNTH_STREAM if repeat else len(source)
+    n = SYNTH_STREAM if repeat else len(source)
+    n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
-    def fn(g):
-        return maker(g)
+    def fn(b):
+        first = start + int(b) * batch_size
+        return maker.batch(first, min(batch_size, start + n - first))
 
-    def mapped(g):
-        x, y = tf.numpy_function(fn, [g], [tf.float32, tf.int32], stateful=False)
-        x.set_shape((fmt.height, fmt.width, 3))
-        y.set_shape((fmt.max_length,))
+    def mapped(b):
+        x, y = tf.numpy_function(fn, [b], [tf.float32, tf.int32], stateful=False)
+        x.set_shape((None, fmt.height, fmt.width, 3))
+        y.set_shape((None, fmt.max_length))
         return x, y
 
     options = tf.data.Options()
     options.deterministic = True
-    ds = tf.data.Dataset.range(start, end).with_options(options)
+    ds = tf.data.Dataset.range(n_batches).with_options(options)
     ds = ds.map(mapped, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
