@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["lprnet_tf", "lprnet_tf.*"]),
-    package_data={"lprnet_tf": ["synth/fonts/*", "pretrained/*/*", "plates/*.yaml"]},
+    package_data={"lprnet_tf": ["synth/fonts/*", "pretrained/*/*", "pretrained/*/*/*", "plates/*.yaml"]},
     include_package_data=True,
     install_requires=[
         # tensorflow-cpu (CPU wheel, half the size) is the default; GPU users install tensorflow[and-cuda].
@@ -36,6 +36,7 @@ setup(
             "lprnet-synth=lprnet_tf.cli.synth:main",
             "lprnet-info=lprnet_tf.cli.info:main",
             "lprnet-demo=lprnet_tf.cli.demo:main",
+            "lprnet-package=lprnet_tf.cli.package:main",
         ]
     },
 )
