@@ -12,11 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
-import time
 
 import cv2
 
+from lprnet_tf.progress import Progress
 from lprnet_tf.synth.contact import save_contact_sheet
 from lprnet_tf.synth.render import sample
 from lprnet_tf.vocab import PlateFormat, load_plate_format
@@ -30,7 +29,7 @@ def write_synthetic_set(fmt: PlateFormat | str, out_dir: str, count: int, seed: 
     """Render ``count`` samples of ``fmt`` into ``out_dir``; returns the path of labels.csv.
 
     ``style`` forces one style of the format's ``synth:`` section (default: styles by weight).
-    Progress goes to stderr about every 10 %.
+    Progress (rate and ETA) goes to stderr.
     """
     fmt = load_plate_format(fmt)
     if count < 1:
@@ -40,8 +39,7 @@ def write_synthetic_set(fmt: PlateFormat | str, out_dir: str, count: int, seed: 
     digits = max(5, len(str(count - 1)))
     labels_path = os.path.join(out_dir, "labels.csv")
     sheet_images, sheet_labels = [], []
-    step = max(1, count // 10)
-    start = time.perf_counter()
+    bar = Progress(count, f"lprnet-synth {fmt.name}", "plates", enabled=progress)
     with open(labels_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
@@ -55,10 +53,8 @@ def write_synthetic_set(fmt: PlateFormat | str, out_dir: str, count: int, seed: 
             if i < SHEET_COUNT:
                 sheet_images.append(image)
                 sheet_labels.append(f"{text} {params['style']} {params['degradation']:.2f}")
-            if progress and ((i + 1) % step == 0 or i + 1 == count):
-                dt = time.perf_counter() - start
-                print(f"lprnet-synth: {fmt.name} {i + 1}/{count} ({100 * (i + 1) // count}%), "
-                      f"{1000 * dt / (i + 1):.2f} ms/sample", file=sys.stderr, flush=True)
+            bar.update(1)
+    bar.close()
     save_contact_sheet(os.path.join(out_dir, "contact_sheet.png"), sheet_images, sheet_labels, cols=8,
                        cell_hw=(48, 150))
     return labels_path
