@@ -13,6 +13,8 @@ import typing
 
 import yaml
 
+from lprnet_tf.vocab import read_yaml
+
 
 class ConfigError(ValueError):
     """An experiment config is invalid; the message names the key and the fix."""
@@ -119,13 +121,7 @@ def parse_override(item: str):
 
 def load_config(path: str, overrides: typing.Sequence[str] = (), schedule: str | None = None) -> ExperimentConfig:
     """Load and validate an experiment YAML, then apply a named schedule and ``key=value`` overrides."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"{path}: config file not found; shipped experiments are in configs/experiments/")
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    raw = read_yaml(path, ConfigError, "shipped experiments are in configs/experiments/")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: an experiment config must be a mapping")
     return config_from_dict(raw, overrides, schedule, where=path)

@@ -141,6 +141,19 @@ class PlateFormat:
             yaml.safe_dump(self.to_dict(), f, allow_unicode=True, sort_keys=False)
 
 
+def read_yaml(path: str, error: type[ValueError], missing_hint: str = ""):
+    """Parse a YAML file; a missing file, bad encoding or bad syntax raises ``error`` naming the file."""
+    if not os.path.isfile(path):
+        raise error(f"{path}: file not found{'; ' + missing_hint if missing_hint else ''}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML ({e})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+
+
 def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
     """Validate a plate-format mapping: unknown keys, missing fields and wrong types are errors."""
     if not isinstance(d, dict):
@@ -191,11 +204,4 @@ def load_plate_format(name_or_path: str | dict | PlateFormat) -> PlateFormat:
             raise PlateFormatError(
                 f"unknown plate format '{name_or_path}'; shipped formats: {available_formats()} "
                 f"(or pass a path to your own YAML)")
-    if not os.path.isfile(path):
-        raise PlateFormatError(f"plate format file {path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise PlateFormatError(f"{path}: not valid YAML ({e})") from None
-    return plate_format_from_dict(d, source=path)
+    return plate_format_from_dict(read_yaml(path, PlateFormatError), source=path)
