@@ -1,6 +1,7 @@
 """Training augmentation with albumentations: the paper's random affine jitter ("data augmentation
 by random affine transformations, e.g. rotation, scaling and shift", ``lprnet.md`` §3.2; Table 5
-"Data augm.") plus photometric changes, blur, noise and JPEG.
+"Data augm.") plus photometric changes (brightness, contrast, hue, colour cast, grey), low resolution, blur, noise
+and JPEG.
 
 Levels: ``none``, ``light`` (affine only), ``full`` (affine + photometric + blur/noise/JPEG).
 Every call is seeded from the (seed, first global index) of its batch, so a batch's augmentation
@@ -30,8 +31,10 @@ def build_augmenter(level: str = "full") -> A.Compose | None:
     if level == "full":
         steps += [
             A.RandomBrightnessContrast(brightness_limit=0.35, contrast_limit=0.35, p=0.7),
-            A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=25, val_shift_limit=20, p=0.4),
+            A.HueSaturationValue(hue_shift_limit=12, sat_shift_limit=30, val_shift_limit=25, p=0.5),
+            A.RGBShift(r_shift_limit=15, g_shift_limit=15, b_shift_limit=15, p=0.3),
             A.ToGray(p=0.08),
+            A.Downscale(scale_range=(0.5, 0.9), p=0.15),
             A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 5))], p=0.3),
             A.GaussNoise(std_range=(0.01, 0.06), p=0.3),
             A.ImageCompression(quality_range=(35, 95), p=0.4),
@@ -45,6 +48,15 @@ class Augmenter:
     def __init__(self, level: str = "full"):
         self.level = level
         build_augmenter(level)  # validate now, not inside a worker thread
+        self._local = threading.local()
+
+    # Picklable for worker processes: a threading.local cannot be pickled, and the per-thread
+    # pipelines are rebuilt on first use anyway.
+    def __getstate__(self):
+        return {"level": self.level}
+
+    def __setstate__(self, state):
+        self.level = state["level"]
         self._local = threading.local()
 
     def __call__(self, images: list[np.ndarray], seed: int) -> list[np.ndarray]:

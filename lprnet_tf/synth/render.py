@@ -213,7 +213,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     for gi, glen in enumerate(groups):
         for k in range(glen):
             c = text[i]
-            a = glyphs.glyph(font, c, box_w, box_h, thin)
+            a = glyphs.glyph("cjk" if glyphs.is_cjk(c) else font, c, box_w, box_h, thin)
             _paste(img, a, x + (cw - a.shape[1]) / 2, y, accent if c in st.accent_chars else fg)
             x += cw + (gap if k < glen - 1 else 0.0)
             i += 1
