@@ -1,0 +1,95 @@
+"""Accuracy table: every shipped model on every relevant real set plus a held-apart synthetic set.
+
+  python benchmarks/accuracy.py [--models cn_lprnet_basic,…] [--data_root ../shared/data]
+                                [--synth_count 1000] [--out benchmarks/results/accuracy.md]
+
+For each model, the real sets of its plate format (validation/test rows only: the `val` split where a
+set has one, else `test`) and `synth:<seed>:<count>` with a seed no training run uses. Each set is
+scored with the greedy decoder and with beam search + template post-filter, through the same
+evaluation code as `lprnet-evaluate`. Sets with known label conventions (US writes the letter O as
+the digit 0) get a second row with the class merge applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# real set folder -> plate format; the split that may be reported
+REAL_SETS = {
+    "cn_ccpd_like_1000": ("cn", "test"),
+    "br_openalpr_crops": ("br", "val"),
+    "uz_plates": ("uz", "val"),
+    "tw_plates": ("tw", "val"),
+    "us_openalpr_crops": ("us", "test"),
+    "ar_plates": ("ar", "test"),
+}
+HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
+SET_MERGES = {"us_openalpr_crops": ["O0"]}  # the US labels write the letter O as the digit 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="", help="comma-separated model specs (default: every shipped model)")
+    ap.add_argument("--data_root", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
+    ap.add_argument("--synth_count", type=int, default=1000)
+    ap.add_argument("--decoders", default="greedy,template")
+    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "accuracy.md"))
+    a = ap.parse_args()
+
+    from lprnet_tf.data.pipeline import SynthSource, open_source
+    from lprnet_tf.evaluation import predict_logits, score
+    from lprnet_tf.modelio import load_for_inference, pretrained_names
+
+    models = [m for m in a.models.split(",") if m] or pretrained_names()
+    if not models:
+        sys.exit("no models: ship one under lprnet_tf/pretrained/ or pass --models")
+    rows = []
+    for spec in models:
+        model, fmt, path = load_for_inference(spec)
+        sets = [(f"synthetic held-out ({a.synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, a.synth_count), [])]
+        for name, (fmt_name, split) in REAL_SETS.items():
+            folder = os.path.join(a.data_root, name)
+            if fmt_name != fmt.name or not os.path.isdir(folder):
+                continue
+            sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), SET_MERGES.get(name, [])))
+        for set_name, src, merges in sets:
+            t0 = time.time()
+            logits = predict_logits(model, src, fmt, batch_size=128)
+            for dec in a.decoders.split(","):
+                for mg in ([[]] + ([merges] if merges else [])):
+                    m, _, _ = score(logits, src.texts(), fmt, dec, mg)
+                    rows.append((spec, set_name, dec, ",".join(mg) or "-", m))
+                    print(f"{spec:18s} {set_name:34s} {dec:8s} merges={','.join(mg) or '-':5s} "
+                          f"acc={m['accuracy']:.4f} acc1={m['acc1']:.4f} char={m['char_accuracy']:.4f} "
+                          f"no_first={m['accuracy_no_first']:.4f} n={m['count']} ({time.time() - t0:.0f}s)", flush=True)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w", encoding="utf-8") as f:
+        f.write(f"Accuracy of the shipped models, `python benchmarks/accuracy.py`, {time.strftime('%Y-%m-%d')}. "
+                f"Exact = exact match; acc-1 = edit distance <= 1; char = 1 - CER; no-first = exact match "
+                f"ignoring the first character (the CN province). Template = beam search (width 10) + "
+                f"template post-filter.\n\n")
+        f.write("| model | set | decoder | merges | n | exact | acc-1 | char | no-first |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|\n")
+        for spec, set_name, dec, mg, m in rows:
+            f.write(f"| {spec} | {set_name} | {dec} | {mg} | {m['count']} | {m['accuracy']:.3f} | {m['acc1']:.3f} | "
+                    f"{m['char_accuracy']:.3f} | {m['accuracy_no_first']:.3f} |\n")
+    with open(os.path.splitext(a.out)[0] + ".csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "set", "decoder", "merges", "count", "accuracy", "acc1", "char_accuracy",
+                    "accuracy_no_first"])
+        for spec, set_name, dec, mg, m in rows:
+            w.writerow([spec, set_name, dec, mg, m["count"], m["accuracy"], m["acc1"], m["char_accuracy"],
+                        m["accuracy_no_first"]])
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
