@@ -76,7 +76,7 @@ def load_image(path: str, box: tuple | None = None) -> np.ndarray:
         raise DataError(f"{path}: cannot read image file ({e.strerror}); check the path") from None
     if data.size == 0:
         raise DataError(f"{path}: image file is empty (0 bytes); re-export or remove it")
-    header_ok = _check_header_size(data, path)
+    header_ok = check_header_size(data, path)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if header_ok else None
     if img is None:
         raise DataError(f"{path}: not a decodable image (truncated or not JPEG/PNG/BMP/WebP); re-export or remove it")
@@ -101,17 +101,17 @@ def load_image(path: str, box: tuple | None = None) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _check_header_size(data: np.ndarray, path: str) -> bool:
-    """Refuse images whose header declares a huge size before decoding them."""
+def check_header_size(data: np.ndarray, path: str, limit: int = MAX_IMAGE_PIXELS) -> bool:
+    """Refuse images whose header declares more than ``limit`` pixels, before decoding them."""
     b = data[:64].tobytes()
     w = h = 0
     if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24:
         w, h = int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
     elif b[:2] == b"\xff\xd8":
         w, h = _jpeg_size(data)
-    if w * h > MAX_IMAGE_PIXELS:
+    if w * h > limit:
         raise DataError(f"{path}: image header says {w}x{h} pixels, more than a plate crop can be "
-                        f"(limit {MAX_IMAGE_PIXELS}); crop the plate first")
+                        f"(limit {limit}); crop the plate first")
     return True
 
 

@@ -1,0 +1,1 @@
+"""TensorFlow Serving-compatible REST server (:mod:`.server`) and clients (:mod:`.client`)."""
