@@ -34,6 +34,7 @@ class DataConfig:
     val_split: str = ""
     augment: str = "full"  # none | light | full
     skip_bad: bool = False
+    workers: int = 0  # training batches made in this many worker processes (TF backend); 0 = threads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +157,8 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: train.learning_rate must be > 0, got {t.learning_rate}")
     if cfg.data.augment not in ("none", "light", "full"):
         raise ConfigError(f"{where}: data.augment must be none, light or full, got '{cfg.data.augment}'")
+    if cfg.data.workers < 0:
+        raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
 
 
 def save_config(cfg: ExperimentConfig, path: str):

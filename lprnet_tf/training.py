@@ -239,7 +239,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     start_sample = start_step * bs
     if keras.backend.backend() == "tensorflow":
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
-                             start=start_sample, repeat=True, drop_remainder=True)
+                             start=start_sample, repeat=True, drop_remainder=True, workers=d.workers)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,

@@ -4,13 +4,21 @@ Samples come from a :class:`SampleSource` (files read by :mod:`lprnet_tf.data.re
 synthetic generator on the fly). :class:`ExampleMaker` turns global sample indices ``start..start+n-1`` into a batch
 ``(images float32 (n, H, W, 3) in [0, 1], labels int32 (n, max_length))`` with plain numpy/cv2; it
 depends only on (seed, start, n): a resumed run sees the same data in the same order. :func:`build_dataset`
-wraps it with ``tf.data`` (parallel map, batch, prefetch) for the TensorFlow backend;
-:class:`BatchSequence` wraps the same function as a ``keras.utils.PyDataset`` for JAX.
+wraps it with ``tf.data`` (parallel map, batch, prefetch) for the TensorFlow backend, computing the
+batches in threads or, with ``workers``, in worker processes (:func:`process_batches`; the work is
+mostly Python, so threads are held back by the GIL); :class:`BatchSequence` wraps the same function
+as a ``keras.utils.PyDataset`` for JAX.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import collections
+import itertools
+import multiprocessing
+import pickle
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -128,32 +136,92 @@ class ExampleMaker:
         return np.stack(images).astype(np.float32) * (1.0 / 255.0), np.asarray(labels, np.int32)
 
 
+# ---- worker processes --------------------------------------------------------------------------
+_worker_maker: ExampleMaker | None = None  # the ExampleMaker of this worker process
+
+
+def _init_worker(payload: bytes):
+    """Worker process initializer: ignore Ctrl-C (the parent stops the pool), one cv2 thread (the
+    processes are the parallelism), then the maker."""
+    global _worker_maker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    _worker_maker = pickle.loads(payload)
+
+
+def _worker_batch(first: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    return _worker_maker.batch(first, size)
+
+
+def process_batches(payload: bytes, spans: Iterator[tuple[int, int]], workers: int) -> Iterator:
+    """``maker.batch(first, size)`` for each ``(first, size)`` of ``spans``, in order, computed by
+    ``workers`` worker processes with at most ``2 * workers`` batches in flight; ``payload`` is the
+    pickled :class:`ExampleMaker`.
+
+    A batch depends only on (maker, first, size), so the stream equals the single-process one.
+    Processes are started with "spawn" (TensorFlow's threads make "fork" unsafe), so a script that
+    uses this needs the usual ``if __name__ == "__main__":`` guard. An exception in a worker is
+    re-raised by ``next()`` with its type and message. The processes stop when the generator is
+    exhausted, closed or garbage-collected, and at interpreter exit (``concurrent.futures`` joins them).
+    """
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(payload,))
+    try:
+        # A FIFO of futures: results come out in submission order whatever order workers finish in.
+        pending = collections.deque(pool.submit(_worker_batch, *span) for span in itertools.islice(spans, 2 * workers))
+        while pending:
+            result = pending.popleft().result()
+            for span in itertools.islice(spans, 1):  # top the read-ahead up again
+                pending.append(pool.submit(_worker_batch, *span))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
-                  drop_remainder: bool = False, parallel: int | None = None):
+                  drop_remainder: bool = False, parallel: int | None = None, workers: int = 0):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
     Without ``repeat`` the dataset makes one pass over the source in order (evaluation).
+    ``workers`` = 0 computes batches in tf.data's threads (``parallel`` of them, default autotuned);
+    ``workers`` > 0 computes them in that many worker processes (:func:`process_batches`), started
+    anew for every iterator over the dataset. The batches are the same either way.
     """
     import tensorflow as tf
 
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     maker = ExampleMaker(source, fmt, augment, seed, shuffle)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
-    def fn(b):
+    def span(b):
+        """Batch ``b`` -> (global index of its first sample, its size)."""
         first = start + int(b) * batch_size
-        return maker.batch(first, min(batch_size, start + n - first))
+        return first, min(batch_size, start + n - first)
+
+    options = tf.data.Options()
+    options.deterministic = True
+    if workers:
+        payload = pickle.dumps(maker)  # fail here, not in a worker, if the source cannot be pickled
+        signature = (tf.TensorSpec((None, fmt.height, fmt.width, 3), tf.float32),
+                     tf.TensorSpec((None, fmt.max_length), tf.int32))
+        ds = tf.data.Dataset.from_generator(
+            lambda: process_batches(payload, map(span, range(n_batches)), workers), output_signature=signature)
+        # No prefetch, neither ours nor the one tf.data injects by default: the workers already read
+        # ahead, and a prefetch thread caught inside the generator when the interpreter exits with
+        # an iterator still alive hangs the exit.
+        options.experimental_optimization.inject_prefetch = False
+        return ds.with_options(options)
 
     def mapped(b):
-        x, y = tf.numpy_function(fn, [b], [tf.float32, tf.int32], stateful=False)
+        x, y = tf.numpy_function(lambda b: maker.batch(*span(b)), [b], [tf.float32, tf.int32], stateful=False)
         x.set_shape((None, fmt.height, fmt.width, 3))
         y.set_shape((None, fmt.max_length))
         return x, y
 
-    options = tf.data.Options()
-    options.deterministic = True
     ds = tf.data.Dataset.range(n_batches).with_options(options)
     ds = ds.map(mapped, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
