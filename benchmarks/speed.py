@@ -7,12 +7,14 @@ Every training setting runs in its own subprocess (oneDNN is chosen by an enviro
 import time), one after the other, so the figures are side by side from one run of this script.
 Training is timed on a fixed in-memory batch (model speed alone) and on the real pipeline
 (synthetic plates rendered on the fly with full augmentation). The pipeline is timed alone for
-on-the-fly synthesis and for a pre-rendered set read from disk. Writes a markdown table.
+on-the-fly synthesis and for a pre-rendered set read from disk, with batches made in threads and in
+2 worker processes. Writes a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -68,7 +70,20 @@ def worker(model_name: str, steps: int, jit=False, batch=32, spe=1, pipeline=Fal
     return {"samples_per_s": n * batch / dt, "steps": n, "batch": batch}
 
 
-def pipeline_rate(kind: str, count: int) -> float:
+@functools.lru_cache(maxsize=None)
+def pipeline_file_set(count: int) -> str:
+    """A pre-rendered set of ``count`` CN plates in a temporary directory (written once per run)."""
+    from lprnet_tf.synth.generate import write_synthetic_set
+    from lprnet_tf.vocab import load_plate_format
+
+    tmp = tempfile.mkdtemp()
+    write_synthetic_set(load_plate_format("cn"), tmp, count, seed=1, progress=False)
+    return tmp
+
+
+def pipeline_rate(kind: str, count: int, workers: int = 0) -> float:
+    """Images/s of the training pipeline alone: ``kind`` synth (rendered on the fly) or files
+    (pre-rendered JPEGs), batches made in threads (``workers`` 0) or in worker processes."""
     from lprnet_tf.data.pipeline import FileSource, SynthSource, build_dataset
     from lprnet_tf.data.readers import read_samples
     from lprnet_tf.vocab import load_plate_format
@@ -77,20 +92,25 @@ def pipeline_rate(kind: str, count: int) -> float:
     if kind == "synth":
         src = SynthSource(fmt, 0)
     else:
-        from lprnet_tf.synth.generate import write_synthetic_set
-
-        tmp = tempfile.mkdtemp()
-        write_synthetic_set(fmt, tmp, count, seed=1, progress=False)
-        src = FileSource(read_samples(tmp, fmt, verify_images=False)[0])
-    ds = build_dataset(src, fmt, 32, augment="full", shuffle=True, repeat=True, drop_remainder=True)
+        src = FileSource(read_samples(pipeline_file_set(count), fmt, verify_images=False)[0])
+    ds = build_dataset(src, fmt, 32, augment="full", shuffle=True, repeat=True, drop_remainder=True, workers=workers)
     it = iter(ds)
-    for _ in range(5):
+    for _ in range(5):  # warm-up, and worker start-up
         next(it)
     n = max(10, count // 32)
     t = time.perf_counter()
     for _ in range(n):
         next(it)
     return n * 32 / (time.perf_counter() - t)
+
+
+PIPELINES = {
+    # key: (kind, workers, description)
+    "synth": ("synth", 0, "synthetic plates rendered on the fly"),
+    "synth_w2": ("synth", 2, "synthetic plates rendered on the fly, 2 worker processes"),
+    "files": ("files", 0, "pre-rendered set read from disk (JPEG)"),
+    "files_w2": ("files", 2, "pre-rendered set read from disk (JPEG), 2 worker processes"),
+}
 
 
 def main():
@@ -125,9 +145,10 @@ def main():
             res = json.loads(line[0][7:])
             rows.append((model, desc, res["samples_per_s"]))
             print(f"{model:16s} {desc:38s} {res['samples_per_s']:7.1f} samples/s", flush=True)
-    pipe = {k: pipeline_rate(k, a.pipeline_count) for k in ("synth", "files")}
-    for k, v in pipe.items():
-        print(f"pipeline alone ({k}): {v:.0f} images/s", flush=True)
+    pipe = {}
+    for key, (kind, workers, desc) in PIPELINES.items():
+        pipe[key] = pipeline_rate(kind, a.pipeline_count, workers)
+        print(f"pipeline alone ({desc}): {pipe[key]:.0f} images/s", flush=True)
 
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     base = {m: r for m, n, r in rows if n == SETTINGS["default"][0]}
@@ -140,8 +161,8 @@ def main():
         for m, n, r in rows:
             f.write(f"| {m} | {n} | {r:.1f} | {r / base[m]:.2f}x |\n" if m in base else f"| {m} | {n} | {r:.1f} | - |\n")
         f.write("\n| input pipeline alone (batch 32, full augmentation) | images/s |\n|---|---|\n")
-        f.write(f"| synthetic plates rendered on the fly | {pipe['synth']:.0f} |\n")
-        f.write(f"| pre-rendered set read from disk (JPEG) | {pipe['files']:.0f} |\n")
+        for key, (_, _, desc) in PIPELINES.items():
+            f.write(f"| {desc} | {pipe[key]:.0f} |\n")
     print(f"wrote {a.out}")
 
 
