@@ -209,11 +209,13 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     # stroke thinning in master-bitmap pixels (the master cap height is about 0.72 MASTER_PX)
     thin = int(round(rng.uniform(*st.thin) * 0.72 * glyphs.MASTER_PX))
     accent = np.asarray(st.accent, np.float32) if st.accent is not None else fg
+    plain_one = st.plain_one > 0 and rng.random() < st.plain_one  # "1" as a bare stroke (CN plate font)
     i = 0
     for gi, glen in enumerate(groups):
         for k in range(glen):
             c = text[i]
-            a = glyphs.glyph("cjk" if glyphs.is_cjk(c) else font, c, box_w, box_h, thin)
+            shape = "I" if plain_one and c == "1" else c
+            a = glyphs.glyph("cjk" if glyphs.is_cjk(c) else font, shape, box_w, box_h, thin)
             _paste(img, a, x + (cw - a.shape[1]) / 2, y, accent if c in st.accent_chars else fg)
             x += cw + (gap if k < glen - 1 else 0.0)
             i += 1
@@ -223,7 +225,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
 
     mask = _outline(w, h, int(round(st.corner_mm * ppm)))
     rgba = cv2.merge([*cv2.split(cv2.multiply(img, mask, scale=1.0 / 255.0)), mask[..., 0]])
-    params = {"style": st.name, "font": font, "thin": thin, "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep,
+    params = {"style": st.name, "font": font, "thin": thin, "plain_one": bool(plain_one), "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep,
               "squeeze": round(float(squeeze), 4)}
     if bg2 is not None:
         params["bg2"] = _hexstr(bg2)

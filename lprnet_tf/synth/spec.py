@@ -58,6 +58,8 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   right of it), ``fg``, ``accent`` ``{chars: "警使", color: "#c81e1e"}`` (those characters drawn
   in another colour), ``jitter`` (relative brightness jitter of the picked colours, each
   channel also varying by a quarter of it; 0.06);
+* ``plain_one`` (0): probability that a plate draws the digit ``1`` as a plain vertical stroke (the
+  font's ``I``), as Chinese plates do; only for alphabets without the letter I;
 * ``corner_mm``: corner radius of the plate outline (8);
 * ``marks``: list of decorations, each with exactly one shape key: ``rect``/``frame``/``line``
   ``[x0, y0, x1, y1]``, ``circle``/``ring`` ``[cx, cy, r]``, ``stripes`` ``[x0, y0, x1, y1]``
@@ -90,6 +92,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
+    "plain_one",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -281,6 +284,7 @@ class Style:
     jitter: float
     corner_mm: float
     marks: tuple
+    plain_one: float = 0.0
 
 
 def _merged(styles: dict, name: str, seen: tuple = ()) -> dict:
@@ -342,6 +346,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         accent=_hex(accent["color"], f"{what}.accent.color") if accent else None,
         jitter=float(d.get("jitter", 0.06)), corner_mm=float(d.get("corner_mm", 8.0)),
         marks=tuple(_mark(m, f"{what}.marks[{i}]") for i, m in enumerate(marks)),
+        plain_one=float(d.get("plain_one", 0.0)),
     )
 
 
