@@ -1,0 +1,663 @@
+"""Export a trained recognizer for serving and for devices, and prove the exports agree with Keras.
+
+Two targets (``docs/deployment.md`` has the details and the commands):
+
+- **SavedModel** in the TF Serving layout ``OUT/NAME/VERSION/`` (:func:`export_savedmodel`). Two
+  signatures, both returning ``plate`` (string), ``confidence`` (float32) and ``logits``
+  (float32 ``(B, T, C)``):
+
+  * ``serving_default``: ``image_bytes`` string ``[None]`` (JPEG/PNG/BMP/GIF bytes of plate crops).
+    Decoded to RGB (``tf.io.decode_jpeg(dct_method="INTEGER_ACCURATE")`` for JPEG -- the same pixels
+    as cv2 -- else ``tf.io.decode_image(channels=3, expand_animations=False)``), resized in the
+    graph to the format's H x W with ``tf.image.resize`` -- ``area`` when the crop is larger than
+    H x W on both sides, else ``bilinear`` (half-pixel centres, no antialias), the same rule as the
+    cv2 pipeline (INTER_AREA / INTER_LINEAR) -- then rounded half-to-even to uint8. TF's resize
+    kernels differ from cv2's by at most one grey level, so for this signature parity means "same
+    plate", not bit-equal logits.
+  * ``predict_images``: ``images`` uint8 ``[None, H, W, 3]`` RGB crops already resized (with the
+    cv2 rule of :func:`lprnet_tf.data.pipeline.preprocess`); logits equal the Keras model's.
+
+  The greedy CTC decode runs in the graph with TF ops (argmax, collapse repeats, drop blanks, look
+  the ids up in ``assets/alphabet.txt``); ``confidence`` is the smallest of the emitted characters'
+  max softmax probabilities, as in :func:`lprnet_tf.decoding.greedy_ids`. ``assets/`` also holds
+  the plate format (``plate_format.yaml``).
+
+- **TFLite** (:func:`export_tflite`): float32, float16, dynamic-range and int8 files converted from a
+  logits-only SavedModel; input float32 ``[1, H, W, 3]`` in [0, 1] (``*_batch.tflite``: ``[-1, H, W,
+  3]``, set the batch with ``resize_tensor_input``), output logits ``[B, T, C]``. The graph stops at
+  the logits (arg-max and CTC decoding would need Flex ops); :mod:`lprnet_tf.runtime` decodes on the
+  host. Each file gets a JSON sidecar (:func:`tflite_sidecar`); a file holding a Flex or custom op is
+  refused (:func:`check_builtin_ops`). int8 keeps the LocNet (its sampler turns pixel coordinates
+  into gather indices, which 8 bits cannot hold) and the global-context normalization float32 and
+  quantizes everything else (selective quantization, :data:`INT8_FLOAT_DEFAULT`).
+
+:func:`verify_export` reloads what was written and compares it with the Keras model on real or
+synthetic crops; :func:`export_all` runs everything and raises :class:`ExportParityError` with the
+figures when a check fails (a ``parity.json`` report is written either way).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from lprnet_tf.decoding import decode
+from lprnet_tf.vocab import BLANK, PlateFormat
+
+TFLITE_VARIANTS = ("f32", "f16", "dynamic", "int8")
+ALPHABET_FILE = "alphabet.txt"
+FORMAT_FILE = "plate_format.yaml"
+BLANK_TOKEN = "<blank>"
+SIDECAR_VERSION = 1
+
+# Parity thresholds (also written into parity.json).
+LOGIT_ATOL = 1e-4  # float32 exports: max |logit diff| vs Keras <= LOGIT_ATOL + LOGIT_RTOL * max |Keras logit|
+LOGIT_RTOL = 1e-5  # float32 rounding grows with the logits' size (untrained LPRNets reach |logit| ~ 1e3)
+MIN_AGREEMENT = 0.99  # f16 / dynamic / int8 / bytes signature: share of crops with the Keras plate
+MAX_ACCURACY_DROP = 0.005  # f16 / dynamic / int8: |exact-match accuracy difference| (0.5 points)
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_REAL_CROPS = {"cn": os.path.join(_REPO_ROOT, os.pardir, "shared", "data", "cn_ccpd_like_1000")}
+
+
+class ExportError(ValueError):
+    """An export cannot be written (bad arguments, Flex ops, existing version folder)."""
+
+
+class ExportParityError(RuntimeError):
+    """A reloaded export disagrees with the Keras model; the message lists the failing figures."""
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+# ------------------------------------------------------------------------------------------------
+# assets
+def write_alphabet(fmt: PlateFormat, path: str) -> str:
+    """``alphabet.txt``: line k is the character of class k; line 0 is ``<blank>`` (class 0)."""
+    bad = [c for c in fmt.alphabet if c.isspace() or c in "\r\n"]
+    if bad:
+        raise ExportError(f"plate format '{fmt.name}': alphabet holds whitespace {bad!r}; it cannot be "
+                          f"written one character per line")
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join([BLANK_TOKEN] + list(fmt.alphabet)) + "\n")
+    return path
+
+
+def _format_dict(fmt: PlateFormat) -> dict:
+    d = fmt.to_dict()
+    d.pop("synth", None)  # rendering parameters: of no use to a deployed model
+    return d
+
+
+# ------------------------------------------------------------------------------------------------
+# in-graph pieces (TF ops)
+def resize_like_pipeline(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """uint8 ``(h, w, 3)`` -> uint8 ``(height, width, 3)``: ``area`` when shrinking both sides, else
+    ``bilinear`` (half-pixel centres, no antialias), rounded half-to-even and clipped like cv2."""
+    f = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    shrink = tf.logical_and(shape[0] > height, shape[1] > width)
+    out = tf.cond(shrink,
+                  lambda: tf.image.resize(f, (height, width), method="area"),
+                  lambda: tf.image.resize(f, (height, width), method="bilinear"))
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
+def greedy_decode_tf(logits: tf.Tensor, table) -> tuple[tf.Tensor, tf.Tensor]:
+    """In-graph greedy CTC decode of ``(B, T, C)`` logits -> (plate string (B,), confidence (B,)).
+
+    Same definition as :func:`lprnet_tf.decoding.greedy_ids`: arg-max per step, a character is
+    emitted where the arg-max is not blank and differs from the previous step; its probability is
+    the largest max-softmax over its run of steps; confidence is the smallest of those (0 if none).
+    ``table`` maps class id (int64) -> character, anything else -> "".
+    """
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (B, T)
+    bestp = tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1)  # (B, T)
+    b, t = tf.shape(best)[0], tf.shape(best)[1]
+    prev = tf.pad(best[:, :-1], [[0, 0], [1, 0]], constant_values=BLANK)  # (B, T)
+    nonblank = tf.not_equal(best, BLANK)
+    start = tf.logical_and(nonblank, tf.not_equal(best, prev))  # (B, T) first step of each char
+    run = tf.cumsum(tf.cast(start, tf.int32), axis=1) - 1  # (B, T) char index of each step
+    count = tf.reduce_sum(tf.cast(start, tf.int32), axis=1)  # (B,)
+    seg = tf.where(nonblank, run + tf.range(b)[:, None] * t, b * t)  # blanks -> a dump segment
+    run_max = tf.math.unsorted_segment_max(tf.reshape(bestp, [-1]), tf.reshape(seg, [-1]), b * t + 1)
+    run_max = tf.reshape(run_max[:-1], [b, t])  # (B, T): max prob of char k at [:, k]
+    valid = tf.range(t)[None, :] < count[:, None]
+    conf = tf.reduce_min(tf.where(valid, run_max, tf.fill(tf.shape(run_max), 2.0)), axis=1)
+    conf = tf.where(count > 0, conf, tf.zeros_like(conf))
+    ids = tf.cast(tf.where(start, best, -1), tf.int64)
+    plate = tf.strings.reduce_join(table.lookup(ids), axis=1)  # (B,)
+    return plate, conf
+
+
+class _Untracked:
+    """Holds the Keras model without making it a tracked child of the tf.Module.
+
+    Only the model's variables are tracked (as Keras' own ``ExportArchive`` does). With the Keras
+    model itself tracked, the TFLite converter keeps every weight as a resource variable
+    (VAR_HANDLE/READ_VARIABLE ops, a weightless file that fails at invoke) instead of freezing it.
+    """
+
+    def __init__(self, obj):
+        self._obj = obj
+
+    def get(self):
+        return self._obj
+
+
+def _variables(model) -> list:
+    return [getattr(v, "value", v) for v in model.variables]  # keras.Variable -> tf.Variable
+
+
+class ServingModule(tf.Module):
+    """The served graph: Keras model + preprocessing + greedy decode + assets (see module doc)."""
+
+    def __init__(self, model, fmt: PlateFormat, asset_dir: str):
+        super().__init__(name="lprnet_serving")
+        self._model = _Untracked(model)
+        self.model_variables = _variables(model)
+        self.height, self.width = int(fmt.height), int(fmt.width)
+        self.alphabet_file = tf.saved_model.Asset(os.path.join(asset_dir, ALPHABET_FILE))
+        self.format_file = tf.saved_model.Asset(os.path.join(asset_dir, FORMAT_FILE))
+        init = tf.lookup.TextFileInitializer(
+            self.alphabet_file, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
+        self.table = tf.lookup.StaticHashTable(init, default_value="")
+        h, w = self.height, self.width
+        self.predict_images = tf.function(
+            self._predict_images, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
+        self.serve_bytes = tf.function(
+            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+
+    def _run(self, images):
+        x = tf.cast(images, tf.float32) * (1.0 / 255.0)  # (B, H, W, 3) in [0, 1], as the pipeline
+        logits = tf.cast(self._model.get()(x, training=False), tf.float32)  # (B, T, C)
+        plate, conf = greedy_decode_tf(logits, self.table)
+        return {"plate": plate, "confidence": conf, "logits": logits}
+
+    def _predict_images(self, images):
+        return self._run(images)
+
+    def _decode_one(self, data):
+        image = tf.cond(  # JPEG with the accurate IDCT: the same pixels as cv2/libjpeg's default
+            tf.io.is_jpeg(data),
+            lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
+        image.set_shape([None, None, 3])
+        return resize_like_pipeline(image, self.height, self.width)
+
+    def _serve_bytes(self, image_bytes):
+        images = tf.map_fn(self._decode_one, image_bytes,
+                           fn_output_signature=tf.TensorSpec([self.height, self.width, 3], tf.uint8))
+        return self._run(images)
+
+
+class LogitsModule(tf.Module):
+    """Logits only, float32 in [0, 1]: the graph the TFLite files are converted from."""
+
+    def __init__(self, model, fmt: PlateFormat):
+        super().__init__(name="lprnet_logits")
+        self._model = _Untracked(model)
+        self.model_variables = _variables(model)
+        shape = (fmt.height, fmt.width, 3)
+        self.batch1 = tf.function(self._logits, input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="image")])
+        self.batched = tf.function(self._logits,
+                                   input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="image")])
+
+    def _logits(self, image):
+        return {"logits": tf.cast(self._model.get()(image, training=False), tf.float32)}
+
+
+# ------------------------------------------------------------------------------------------------
+# SavedModel
+def export_savedmodel(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version: int = 1,
+                      overwrite: bool = False) -> str:
+    """Write ``out_dir/name/version/`` (TF Serving layout) and return that folder.
+
+    The folder is written under a temporary name and renamed when complete, so a model server
+    watching ``out_dir/name`` never loads half a model. An existing version is an error unless
+    ``overwrite``.
+    """
+    if int(version) < 1:
+        raise ExportError(f"--version must be a positive integer (TF Serving versions), got {version}")
+    base = os.path.join(out_dir, name)
+    final = os.path.join(base, str(int(version)))
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(f"{final} exists; pick another --version or pass --overwrite")
+    os.makedirs(base, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{int(version)}-", dir=base)  # not numeric: servers ignore it
+    try:
+        with tempfile.TemporaryDirectory() as assets:
+            write_alphabet(fmt, os.path.join(assets, ALPHABET_FILE))
+            fmt.save(os.path.join(assets, FORMAT_FILE))
+            module = ServingModule(model, fmt, assets)
+            sigs = {"serving_default": module.serve_bytes.get_concrete_function(),
+                    "predict_images": module.predict_images.get_concrete_function()}
+            export_dir = os.path.join(tmp, "model")
+            tf.saved_model.save(module, export_dir, signatures=sigs)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(export_dir, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ------------------------------------------------------------------------------------------------
+# TFLite
+def tflite_ops(path_or_bytes) -> list[str]:
+    """Names of the operator codes used by a ``.tflite`` file (builtin names, or the custom code).
+
+    Parses the flatbuffer with the schema shipped in ``ai_edge_litert`` (no interpreter, so files
+    with unresolvable Flex ops can be inspected too). Flex ops appear as ``FlexXxx``.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = path_or_bytes
+    if isinstance(path_or_bytes, (str, os.PathLike)):
+        with open(path_or_bytes, "rb") as f:
+            data = f.read()
+    m = schema.Model.GetRootAs(bytearray(data), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+    ops = []
+    for i in range(m.OperatorCodesLength()):
+        oc = m.OperatorCodes(i)
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        if code == schema.BuiltinOperator.CUSTOM:
+            custom = oc.CustomCode()
+            ops.append(custom.decode("utf-8", "replace") if custom else "CUSTOM")
+        else:
+            ops.append(names.get(code, f"BUILTIN_{code}"))
+    return ops
+
+
+def check_builtin_ops(path_or_bytes, where: str = "tflite model") -> list[str]:
+    """Return the op names; raise ExportError if any is a Flex (select-TF) or custom op."""
+    ops = tflite_ops(path_or_bytes)
+    bad = [o for o in ops if o.startswith("Flex") or o == "CUSTOM" or o not in _builtin_names()]
+    if bad:
+        raise ExportError(f"{where}: uses non-builtin ops {sorted(set(bad))} (Flex/custom); the TFLite runtimes "
+                          f"used here cannot run them. Keep arg-max/CTC and other TF-only ops out of the model")
+    return ops
+
+
+def _builtin_names() -> set:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {k for k, v in vars(schema.BuiltinOperator).items()
+            if not k.startswith("_") and isinstance(v, int) and k != "CUSTOM"}
+
+
+def _save_logits_model(model, fmt: PlateFormat, path: str) -> str:
+    module = LogitsModule(model, fmt)
+    tf.saved_model.save(module, path, signatures={"batch1": module.batch1.get_concrete_function(),
+                                                  "batched": module.batched.get_concrete_function()})
+    return path
+
+
+def representative_batches(fmt: PlateFormat, representative: Iterable[np.ndarray] | None = None,
+                           count: int = 200, seed: int = 0):
+    """A representative-dataset callable for the int8 converter: float32 ``[1, H, W, 3]`` crops.
+
+    ``representative``: uint8 RGB crops of any size (from the training source); default synthetic
+    plates ``SynthSource(fmt, seed)``. Crops go through the same preprocessing as training.
+    """
+    from lprnet_tf.data.pipeline import SynthSource, preprocess
+
+    if representative is None:
+        src = SynthSource(fmt, seed)
+        representative = (src.get(i)[0] for i in range(count))
+    crops = []
+    for img in representative:
+        crops.append(preprocess(np.asarray(img), fmt)[None])
+        if len(crops) >= count:
+            break
+    if not crops:
+        raise ExportError("the representative data set for int8 calibration is empty")
+
+    def gen():
+        for c in crops:
+            yield [c]
+
+    return gen
+
+
+# Layers kept float32 in the int8 files by default (measured, see docs/deployment.md):
+# - LocNet: the sampler turns coordinates into gather indices; at 8 bits a coordinate step is
+#   ~0.4 px, so the warp reads the wrong pixels (plate agreement with Keras fell to 0%).
+# - GlobalContext: divides each map by its own mean of squares; the quotient's range does not fit
+#   one int8 scale (agreement 55% -> 88% on real CN crops when kept float).
+INT8_FLOAT_DEFAULT = ("locnet", "global_context")
+
+
+def _layer_kinds():
+    from lprnet_tf.layers import GlobalContext, LocNet
+
+    return {"locnet": LocNet, "global_context": GlobalContext}
+
+
+def int8_float_layer_names(model, spec: Sequence[str]) -> list[str]:
+    """Resolve ``spec`` (kinds ``locnet``/``global_context`` or layer names) to the model's layer names."""
+    kinds = _layer_kinds()
+    names = []
+    for item in spec:
+        if item in kinds:
+            names += [layer.name for layer in model.layers if isinstance(layer, kinds[item])]
+        elif any(layer.name == item for layer in model.layers):
+            names.append(item)
+        else:
+            raise ExportError(f"int8 float layers: '{item}' is neither a kind {sorted(kinds)} nor a layer of "
+                              f"the model ({[layer.name for layer in model.layers]})")
+    return sorted(set(names))
+
+
+def layer_tensor_names(tflite_bytes: bytes, layer_names: Sequence[str]) -> list[str]:
+    """Names of the tensors of a float TFLite graph produced inside the given Keras layers.
+
+    TFLite tensor names are TF name scopes (``lprnet_basic_1/locnet_1/mul``; fused ops join several
+    with ``;``); a tensor belongs to layer ``L`` when a path component is ``L`` or ``L_<n>``.
+    """
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    pats = [re.compile(rf"^{re.escape(n)}(_\d+)?$") for n in layer_names]
+    out = set()
+    for d in Interpreter(model_content=tflite_bytes).get_tensor_details():
+        parts = [c for piece in d["name"].split(";") for c in piece.split("/")]
+        if any(p.match(c) for p in pats for c in parts):
+            out.add(d["name"])
+    return sorted(out)
+
+
+def _convert(saved_dir: str, signature: str, variant: str, rep=None, float_layers: Sequence[str] = ()) -> bytes:
+    def converter():
+        c = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[signature])
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # never SELECT_TF_OPS (Flex)
+        return c
+
+    c = converter()
+    if variant == "f32":
+        return c.convert()
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "f16":
+        c.target_spec.supported_types = [tf.float16]
+        return c.convert()
+    if variant == "dynamic":
+        return c.convert()
+    if variant != "int8":
+        raise ExportError(f"unknown TFLite variant '{variant}'; choose from {TFLITE_VARIANTS}")
+    if rep is None:
+        raise ExportError("int8 export needs a representative data set")
+    c.representative_dataset = rep
+    if not float_layers:  # every op int8 (float32 only at the model's input and output)
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return c.convert()
+    # Selective quantization: the ops of the float layers stay float32 (TF's quantization debugger
+    # with a node denylist; it inserts QUANTIZE/DEQUANTIZE around them).
+    names = layer_tensor_names(converter().convert(), float_layers)
+    if not names:
+        raise ExportError(f"int8: no TFLite tensors found for layers {list(float_layers)}")
+    opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=names)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=c, debug_dataset=rep, debug_options=opts)
+    return debugger.get_nondebug_quantized_model()
+
+
+def _tensor_info(d: dict) -> dict:
+    scale, zero = d.get("quantization", (0.0, 0))
+    return {"name": d["name"], "shape": [int(v) for v in d["shape_signature"]],
+            "dtype": np.dtype(d["dtype"]).name, "quantization": {"scale": float(scale), "zero_point": int(zero)}}
+
+
+def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name: str = "",
+                   extra: dict | None = None) -> dict:
+    """The JSON written next to a ``.tflite`` file: everything a host needs to feed and decode it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=tflite_path)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    return {
+        "sidecar_version": SIDECAR_VERSION,
+        "model": model_name,
+        "variant": variant,
+        "plate_format": fmt.name,
+        "alphabet": fmt.alphabet,
+        "blank_index": BLANK,
+        "classes": ["<blank>"] + list(fmt.alphabet),
+        "num_classes": fmt.num_classes,
+        "input": {**_tensor_info(inp), "height": fmt.height, "width": fmt.width, "channels": 3,
+                  "color": "RGB", "layout": "NHWC", "batch": "dynamic" if inp["shape_signature"][0] < 0 else 1,
+                  "range": [0.0, 1.0],
+                  "normalization": "pixel / 255 as float32 in [0, 1]; the model normalizes to [-1, 1] inside",
+                  "resize": "cv2.resize to (width, height): INTER_AREA when the crop is larger on both "
+                            "sides, else INTER_LINEAR"},
+        "output": {**_tensor_info(out), "layout": "(B, T, C) CTC logits, class 0 = blank",
+                   "time_steps": int(out["shape"][1])},
+        "decoder": {"default": "greedy", "greedy": "argmax per step, collapse repeats, drop blank (0); "
+                    "confidence = min over emitted characters of their max softmax probability",
+                    "template": "beam search, first of the top beams matching a template"},
+        "max_length": fmt.max_length,
+        "templates": list(fmt.templates),
+        "format": _format_dict(fmt),
+        **(extra or {}),
+    }
+
+
+def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
+                  variants: Sequence[str] = TFLITE_VARIANTS, batch: Sequence[str] = ("1", "dynamic"),
+                  representative: Iterable[np.ndarray] | None = None, calibration_count: int = 200,
+                  int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, seed: int = 0) -> list[str]:
+    """Convert ``model`` to TFLite ``variants`` in ``out_dir``; returns the ``.tflite`` paths.
+
+    Files: ``NAME_{variant}.tflite`` (input ``[1, H, W, 3]``) and ``NAME_{variant}_batch.tflite``
+    (input ``[-1, H, W, 3]``), each with a ``.json`` sidecar. Conversion goes through a logits-only
+    SavedModel. ``int8_float``: layers kept float32 in the int8 files (kinds ``locnet``,
+    ``global_context`` or layer names; empty = every op int8). ``representative``: uint8 RGB crops
+    for int8 calibration (default: ``calibration_count`` synthetic plates).
+    """
+
+    bad = [v for v in variants if v not in TFLITE_VARIANTS]
+    if bad:
+        raise ExportError(f"unknown TFLite variant(s) {bad}; choose from {list(TFLITE_VARIANTS)}")
+    float_layers = int8_float_layer_names(model, int8_float) if "int8" in variants else []
+    os.makedirs(out_dir, exist_ok=True)
+    rep = representative_batches(fmt, representative, calibration_count, seed) if "int8" in variants else None
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = _save_logits_model(model, fmt, os.path.join(tmp, "logits"))
+        for variant in variants:
+            for b in batch:
+                sig = "batch1" if b == "1" else "batched"
+                data = _convert(saved, sig, variant, rep, float_layers)
+                stem = f"{name}_{variant}" + ("" if b == "1" else "_batch")
+                path = os.path.join(out_dir, stem + ".tflite")
+                ops = check_builtin_ops(data, where=path)
+                with open(path + ".tmp", "wb") as f:
+                    f.write(data)
+                os.replace(path + ".tmp", path)
+                extra = {"ops": sorted(set(ops))}
+                if variant == "int8":
+                    extra["int8"] = {"calibration": "representative crops, preprocessed like training",
+                                     "float32_layers": float_layers,
+                                     "io": "float32 input and output; int8 inside"}
+                side = tflite_sidecar(path, fmt, variant, model_name=name, extra=extra)
+                with open(os.path.join(out_dir, stem + ".json"), "w", encoding="utf-8") as f:
+                    json.dump(side, f, indent=2, ensure_ascii=False)
+                written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------------------------------------
+# parity
+def default_parity_crops(fmt: PlateFormat, count: int = 200, seed: int = 12345) -> tuple[list, str]:
+    """Crops to check parity on: ``(image uint8 RGB, text, file path or None)`` + a description.
+
+    Real crops from ``../shared/data/<set>`` when the format has one and the folder exists (the
+    first ``count`` rows), else synthetic plates ``SynthSource(fmt, seed)``.
+    """
+    real = DEFAULT_REAL_CROPS.get(fmt.name)
+    if real and os.path.isfile(os.path.join(real, "labels.csv")):
+        from lprnet_tf.data.readers import load_image, read_samples
+
+        samples, _ = read_samples(real, fmt, skip_bad=True)
+        samples = samples[:count]
+        return [(load_image(s.path, s.box), s.text, s.path if s.box is None else None) for s in samples], \
+            f"real crops: {os.path.basename(os.path.normpath(real))} (first {len(samples)})"
+    from lprnet_tf.data.pipeline import SynthSource
+
+    src = SynthSource(fmt, seed)
+    return [(*src.get(i), None) for i in range(count)], f"synthetic plates (seed {seed}, {count})"
+
+
+def _accuracy(plates, texts, fmt):
+    return float(np.mean([p == fmt.normalize(t) for p, t in zip(plates, texts)])) if texts else 0.0
+
+
+def _run_tflite(path: str, x: np.ndarray) -> np.ndarray:
+    from lprnet_tf.runtime import TFLiteBackend
+
+    return TFLiteBackend(path).logits(x)
+
+
+def _variant_of(path: str) -> str:
+    side = path[: -len(".tflite")] + ".json"
+    if os.path.isfile(side):
+        with open(side, encoding="utf-8") as f:
+            return json.load(f).get("variant", "")
+    stem = os.path.basename(path)[: -len(".tflite")].removesuffix("_batch")
+    return stem.rsplit("_", 1)[-1]
+
+
+def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
+                  tflite_files: Sequence[str] = (), crops=None, batch_size: int = 64,
+                  raise_on_fail: bool = True, report_path: str | None = None,
+                  crops_source: str = "given crops") -> dict:
+    """Reload exports and compare them with the Keras ``model``; returns the report dict.
+
+    ``crops``: list of ``(uint8 RGB image, text)`` or ``(image, text, path)``; default
+    :func:`default_parity_crops`. Checks: SavedModel ``predict_images`` and TFLite f32 (``*_f32*``)
+    logits within ``LOGIT_ATOL`` and identical greedy plates; SavedModel ``serving_default`` (encoded
+    bytes, in-graph resize) and TFLite f16/dynamic/int8 plate agreement >= ``MIN_AGREEMENT`` and
+    exact-match accuracy within ``MAX_ACCURACY_DROP`` of Keras. Raises ExportParityError listing the
+    failures (after writing ``report_path``) unless ``raise_on_fail`` is False.
+    """
+    from lprnet_tf.runtime import resize_crop
+
+    source = crops_source
+    if crops is None:
+        crops, source = default_parity_crops(fmt)
+    crops = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in crops]
+    if not crops:
+        raise ExportError("parity check needs at least one crop")
+    images = [c[0] for c in crops]
+    texts = [c[1] for c in crops]
+    u8 = np.stack([resize_crop(img, fmt.height, fmt.width) for img in images])  # (N, H, W, 3) uint8
+    x = u8.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, 3) in [0, 1], as lprnet_tf.data.pipeline.preprocess
+    ref = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
+    ref_plates, ref_conf = decode(ref, fmt, "greedy")
+    report = {"crops": {"source": source, "count": len(crops)},
+              "thresholds": {"logit_atol": LOGIT_ATOL, "logit_rtol": LOGIT_RTOL, "min_agreement": MIN_AGREEMENT,
+                             "max_accuracy_drop": MAX_ACCURACY_DROP},
+              "keras": {"accuracy": _accuracy(ref_plates, texts, fmt)}, "exports": {}, "failures": []}
+
+    def compare(key, logits=None, plates=None, exact=False, conf=None):
+        if plates is None:
+            plates, conf = decode(logits, fmt, "greedy")
+        agree = float(np.mean([a == b for a, b in zip(plates, ref_plates)]))
+        acc = _accuracy(plates, texts, fmt)
+        r = {"plate_agreement": agree, "accuracy": acc, "accuracy_diff": acc - report["keras"]["accuracy"],
+             "check": "logits within atol + identical plates" if exact else "plate agreement + accuracy"}
+        if logits is not None:
+            r["max_abs_logit_diff"] = float(np.max(np.abs(logits - ref)))
+            r["max_abs_keras_logit"] = float(np.max(np.abs(ref)))
+        if conf is not None:
+            r["max_abs_confidence_diff"] = float(np.max(np.abs(np.asarray(conf) - ref_conf)))
+        if exact:
+            limit = LOGIT_ATOL + LOGIT_RTOL * r["max_abs_keras_logit"]
+            r["logit_diff_limit"] = limit
+            ok = r["max_abs_logit_diff"] <= limit and agree == 1.0
+            why = f"max |logit diff| {r['max_abs_logit_diff']:.3g} (limit {limit:.3g}), plates {agree:.2%} identical"
+        else:
+            ok = agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
+            why = (f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs Keras "
+                   f"{report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)")
+        r["passed"] = bool(ok)
+        if not ok:
+            report["failures"].append(f"{key}: {why}")
+        report["exports"][key] = r
+
+    if saved_model_dir:
+        loaded = tf.saved_model.load(saved_model_dir)
+        sig = loaded.signatures["predict_images"]
+        outs = [sig(images=tf.constant(u8[i:i + batch_size])) for i in range(0, len(u8), batch_size)]
+        logits = np.concatenate([o["logits"].numpy() for o in outs])
+        plates = [p.decode("utf-8") for o in outs for p in o["plate"].numpy()]
+        conf = np.concatenate([o["confidence"].numpy() for o in outs])
+        compare("savedmodel:predict_images", logits=logits, exact=True)
+        r = report["exports"]["savedmodel:predict_images"]
+        r["in_graph_plates_identical"] = plates == list(ref_plates)
+        r["max_abs_in_graph_confidence_diff"] = float(np.max(np.abs(conf - ref_conf)))
+        if not r["in_graph_plates_identical"] or r["max_abs_in_graph_confidence_diff"] > 1e-4:
+            r["passed"] = False
+            report["failures"].append("savedmodel:predict_images: in-graph greedy decode differs from "
+                                      "lprnet_tf.decoding (plates or confidence)")
+        encoded = []
+        for img, _, path in crops:
+            if path and path.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".gif")):
+                with open(path, "rb") as f:
+                    encoded.append(f.read())
+            else:
+                import cv2
+
+                encoded.append(cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))[1].tobytes())
+        sig = loaded.signatures["serving_default"]
+        outs = [sig(image_bytes=tf.constant(encoded[i:i + batch_size])) for i in range(0, len(encoded), batch_size)]
+        plates = [p.decode("utf-8") for o in outs for p in o["plate"].numpy()]
+        conf = np.concatenate([o["confidence"].numpy() for o in outs])
+        compare("savedmodel:serving_default", plates=plates, conf=conf)
+        report["exports"]["savedmodel:serving_default"]["note"] = (
+            "encoded files decoded and resized in the graph (tf.io.decode_image + tf.image.resize) vs "
+            "cv2 in the Keras path: plates compared, not logits")
+    for path in tflite_files:
+        logits = _run_tflite(path, x)
+        exact = _variant_of(path) == "f32"
+        compare(f"tflite:{os.path.basename(path)}", logits=logits, exact=exact)
+        report["exports"][f"tflite:{os.path.basename(path)}"]["bytes"] = os.path.getsize(path)
+    report["passed"] = not report["failures"]
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+    if report["failures"] and raise_on_fail:
+        raise ExportParityError("export parity check failed:\n  " + "\n  ".join(report["failures"])
+                                + (f"\n(full report: {report_path})" if report_path else ""), report)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------
+def export_all(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version: int = 1,
+               tflite: Sequence[str] = TFLITE_VARIANTS, verify: bool = True, crops=None,
+               overwrite: bool = False, representative=None, calibration_count: int = 200,
+               int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, batch: Sequence[str] = ("1", "dynamic"),
+               crops_source: str = "given crops") -> dict:
+    """SavedModel + TFLite variants + parity report ``out_dir/parity.json``; returns a summary."""
+    saved = export_savedmodel(model, fmt, out_dir, name, version, overwrite=overwrite)
+    files = []
+    if tflite:
+        files = export_tflite(model, fmt, os.path.join(out_dir, "tflite"), name, tflite, batch=batch,
+                              representative=representative, calibration_count=calibration_count,
+                              int8_float=int8_float)
+    summary = {"savedmodel": saved, "tflite": files, "parity": None}
+    if verify:
+        path = os.path.join(out_dir, "parity.json")
+        summary["parity"] = verify_export(model, fmt, saved, files, crops=crops, report_path=path,
+                                          crops_source=crops_source)
+        summary["parity_path"] = path
+    return summary

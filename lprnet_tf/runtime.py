@@ -1,0 +1,255 @@
+"""Host runtime for exported recognizers: numpy + cv2 + LiteRT, no TensorFlow, no Keras.
+
+This module is the reference that Android/embedded code mirrors (``docs/deployment.md`` spells the
+steps out). Importing it never imports TensorFlow or Keras; only a SavedModel folder (or
+:meth:`Recognizer.from_keras`) imports TensorFlow, lazily.
+
+Steps, for each plate crop:
+
+1. Read the file and decode it to 8-bit **RGB** (``cv2.imdecode`` gives BGR: convert; greyscale and
+   RGBA are converted to RGB) -- :func:`lprnet_tf.data.readers.load_image`.
+2. Resize to the model's W x H (94 x 24 for most formats) with ``cv2.resize``: ``INTER_AREA`` when
+   the crop is larger than W x H on **both** sides, otherwise ``INTER_LINEAR`` -- :func:`resize_crop`.
+3. ``float32(pixel) * (1/255)`` -> values in [0, 1], layout NHWC. No mean/std: the model normalizes
+   inside -- :func:`preprocess`.
+4. Run the model -> logits ``(B, T, C)``; class 0 is the CTC blank, class k is ``alphabet[k-1]``.
+5. Decode with :mod:`lprnet_tf.decoding` (greedy: arg-max per step, collapse repeats, drop blanks;
+   confidence = the smallest of the emitted characters' max softmax probabilities), then check the
+   text against the plate format's templates (``matches_template``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from lprnet_tf.decoding import DECODERS, decode
+from lprnet_tf.vocab import PlateFormat, load_plate_format, plate_format_from_dict
+
+
+class RuntimeModelError(ValueError):
+    """A model file or its sidecar is missing, unreadable or inconsistent."""
+
+
+# ------------------------------------------------------------------------------------------------
+# preprocessing (must stay identical to lprnet_tf.data.pipeline.preprocess; a test checks it)
+def resize_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 RGB crop ``(h, w, 3)`` -> uint8 ``(height, width, 3)`` (INTER_AREA if shrinking both sides)."""
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if (h > height and w > width) else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
+    """uint8 RGB crop -> float32 ``(H, W, 3)`` in [0, 1]: what every exported model takes."""
+    return resize_crop(image, fmt.height, fmt.width).astype(np.float32) * (1.0 / 255.0)
+
+
+def preprocess_batch(images: Sequence[np.ndarray], fmt: PlateFormat) -> np.ndarray:
+    """List of uint8 RGB crops -> float32 ``(N, H, W, 3)``."""
+    if not len(images):
+        return np.zeros((0, fmt.height, fmt.width, 3), np.float32)
+    return np.stack([preprocess(np.asarray(im), fmt) for im in images])
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file as uint8 RGB; raises ``lprnet_tf.data.readers.DataError`` naming the file."""
+    from lprnet_tf.data.readers import load_image
+
+    return load_image(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# backends: float32 (N, H, W, 3) in [0, 1] -> float32 logits (N, T, C)
+class TFLiteBackend:
+    """A ``.tflite`` file run with ``ai_edge_litert``. Batch-1 files run crop by crop; files with a
+    dynamic batch (``*_batch.tflite``) are resized to the batch with ``resize_tensor_input``.
+    Quantized (int8/uint8) inputs/outputs are (de)quantized with the tensors' scale/zero point."""
+
+    def __init__(self, path: str, num_threads: int | None = None, max_batch: int = 64):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not os.path.isfile(path):
+            raise RuntimeModelError(f"{path}: TFLite model not found")
+        try:
+            self.interp = Interpreter(model_path=path, num_threads=num_threads)
+        except (ValueError, RuntimeError) as e:
+            raise RuntimeModelError(f"{path}: cannot load TFLite model ({str(e).splitlines()[0]})") from None
+        self.path = path
+        inp = self.interp.get_input_details()[0]
+        self.dynamic = int(inp["shape_signature"][0]) < 0
+        self.input_shape = tuple(int(v) for v in inp["shape"][1:])  # (H, W, 3)
+        self.max_batch = int(max_batch) if self.dynamic else 1
+        self._batch = None
+        self._allocate(1)
+
+    def _allocate(self, n: int):
+        if n == self._batch:
+            return
+        if self.dynamic:
+            self.interp.resize_tensor_input(self.interp.get_input_details()[0]["index"], [n, *self.input_shape])
+        self.interp.allocate_tensors()
+        self._in = self.interp.get_input_details()[0]
+        self._out = self.interp.get_output_details()[0]
+        self._batch = n
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        self._allocate(len(x))
+        dtype = self._in["dtype"]
+        if dtype != np.float32:  # quantized input: q = x / scale + zero_point
+            scale, zero = self._in["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        self.interp.set_tensor(self._in["index"], x)
+        self.interp.invoke()
+        y = self.interp.get_tensor(self._out["index"])
+        if y.dtype != np.float32:
+            scale, zero = self._out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return np.array(y, dtype=np.float32)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape[1:] != self.input_shape:
+            raise RuntimeModelError(f"{self.path}: expected input (N, {', '.join(map(str, self.input_shape))}), "
+                                    f"got {x.shape}")
+        return np.concatenate([self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]) \
+            if len(x) else np.zeros((0,), np.float32)
+
+
+class SavedModelBackend:
+    """A SavedModel folder written by :func:`lprnet_tf.export.export_savedmodel` (imports TF)."""
+
+    def __init__(self, path: str, batch_size: int = 64):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.path = path
+        self.fn = tf.saved_model.load(path).signatures["predict_images"]
+        self.batch_size = batch_size
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        u8 = np.clip(np.rint(np.asarray(x) * 255.0), 0, 255).astype(np.uint8)  # exact inverse of * (1/255)
+        out = [self.fn(images=self._tf.constant(u8[i:i + self.batch_size]))["logits"].numpy()
+               for i in range(0, len(u8), self.batch_size)]
+        return np.concatenate(out)
+
+
+class KerasBackend:
+    """A Keras model called through one compiled ``tf.function`` (never ``model.predict`` per image)."""
+
+    def __init__(self, model, batch_size: int = 64):
+        import tensorflow as tf
+
+        shape = tuple(model.input_shape[1:])
+        self.fn = tf.function(lambda x: model(x, training=False),
+                              input_signature=[tf.TensorSpec((None,) + shape, tf.float32)])
+        self.batch_size = batch_size
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        return np.concatenate([np.asarray(self.fn(x[i:i + self.batch_size]))
+                               for i in range(0, len(x), self.batch_size)])
+
+
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Plate:
+    """One recognition result."""
+
+    text: str
+    confidence: float
+    matches_template: bool
+
+
+def sidecar_path(tflite_path: str) -> str:
+    return os.path.splitext(tflite_path)[0] + ".json"
+
+
+def load_sidecar(tflite_path: str) -> dict:
+    path = sidecar_path(tflite_path)
+    if not os.path.isfile(path):
+        raise RuntimeModelError(f"{tflite_path}: no sidecar {os.path.basename(path)} beside it; re-export with "
+                                f"lprnet-export or pass the plate format")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeModelError(f"{path}: unreadable sidecar ({e})") from None
+
+
+def is_savedmodel(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+class Recognizer:
+    """Recognize plate crops with an exported model.
+
+    ``Recognizer("export/tflite/lpr_int8.tflite")`` (plate format from the JSON sidecar) or
+    ``Recognizer("export/lpr/1")`` (a SavedModel folder, format from its assets; imports TF).
+    ``fmt`` overrides the plate format. :meth:`from_keras` wraps an in-memory Keras model.
+    """
+
+    def __init__(self, path: str | None = None, fmt: PlateFormat | str | None = None,
+                 num_threads: int | None = None, backend=None):
+        self.path = path
+        self.sidecar: dict = {}
+        if backend is not None:
+            self.backend = backend
+        elif path is None:
+            raise RuntimeModelError("Recognizer needs a .tflite file or a SavedModel folder")
+        elif is_savedmodel(path):
+            if fmt is None:
+                fpath = os.path.join(path, "assets", "plate_format.yaml")
+                if not os.path.isfile(fpath):
+                    raise RuntimeModelError(f"{path}: SavedModel without assets/plate_format.yaml; pass the format")
+                fmt = fpath
+            self.backend = SavedModelBackend(path)
+        elif path.endswith(".tflite"):
+            if fmt is None:
+                self.sidecar = load_sidecar(path)
+                fmt = plate_format_from_dict(self.sidecar["format"], source=sidecar_path(path))
+            self.backend = TFLiteBackend(path, num_threads=num_threads)
+        else:
+            raise RuntimeModelError(f"{path}: not a .tflite file or a SavedModel folder (saved_model.pb)")
+        if fmt is None:
+            raise RuntimeModelError("no plate format given")
+        self.fmt = load_plate_format(fmt)
+        shape = getattr(self.backend, "input_shape", None)
+        if shape is not None and tuple(shape[:2]) != (self.fmt.height, self.fmt.width):
+            raise RuntimeModelError(f"{path}: model input {shape[:2]} does not match plate format "
+                                    f"'{self.fmt.name}' ({self.fmt.height}, {self.fmt.width})")
+
+    @classmethod
+    def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64) -> "Recognizer":
+        return cls(fmt=fmt, backend=KerasBackend(model, batch_size))
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return preprocess(image, self.fmt)
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 RGB crops (any size) -> logits ``(N, T, C)``."""
+        x = preprocess_batch(images, self.fmt)
+        if not len(x):
+            return np.zeros((0, 0, self.fmt.num_classes), np.float32)
+        return self.backend.logits(x)
+
+    def decode(self, logits: np.ndarray, decoder: str = "greedy") -> list[Plate]:
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder '{decoder}'; choose one of {DECODERS}")
+        if not len(logits):
+            return []
+        texts, conf = decode(logits, self.fmt, decoder)
+        return [Plate(t, float(c), self.fmt.matches_template(t)) for t, c in zip(texts, conf)]
+
+    def recognize(self, images: Sequence[np.ndarray], decoder: str = "greedy") -> list[Plate]:
+        """uint8 RGB crops -> one :class:`Plate` each."""
+        return self.decode(self.logits(images), decoder)
+
+    def recognize_file(self, path: str, decoder: str = "greedy") -> Plate:
+        return self.recognize([read_image(path)], decoder)[0]

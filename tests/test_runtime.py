@@ -1,0 +1,150 @@
+"""Host runtime (no TensorFlow) and the lprnet-recognize CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory):
+    """Untrained lprnet_reduced (cn): .keras file, TFLite f32 (batch 1 + dynamic), SavedModel, crops on disk."""
+    import keras
+
+    from lprnet_tf import export
+    from lprnet_tf.data.pipeline import SynthSource
+    from lprnet_tf.models import build_model
+    from lprnet_tf.modelio import save_model
+    from lprnet_tf.vocab import load_plate_format
+
+    fmt = load_plate_format("cn")
+    keras.utils.set_random_seed(3)
+    model = build_model("lprnet_reduced", fmt)
+    root = tmp_path_factory.mktemp("runtime")
+    keras_path = save_model(model, str(root / "model" / "model.keras"), fmt)
+    tfl = export.export_tflite(model, fmt, str(root / "tflite"), "lpr", variants=("f32",))
+    saved = export.export_savedmodel(model, fmt, str(root / "sm"), "lpr", 1)
+    src = SynthSource(fmt, 21)
+    crops = [src.get(i)[0] for i in range(6)]
+    (root / "crops").mkdir()
+    paths = []
+    for i, c in enumerate(crops):
+        paths.append(str(root / "crops" / f"{i}.{'png' if i % 2 else 'jpg'}"))
+        cv2.imencode(os.path.splitext(paths[-1])[1], c[..., ::-1])[1].tofile(paths[-1])
+    from lprnet_tf.runtime import read_image
+
+    return types.SimpleNamespace(fmt=fmt, model=model, root=root, keras_path=keras_path, tflite=tfl[0],
+                                 tflite_batch=tfl[1], saved=saved, crops=crops, paths=paths,
+                                 decoded=[read_image(p) for p in paths])  # what the files decode to
+
+
+def test_import_does_not_load_tensorflow():
+    code = ("import sys, lprnet_tf.runtime, lprnet_tf.cli.recognize\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'jax', 'torch'}))")
+    r = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("shape", [(24, 94), (60, 200), (20, 80), (40, 60), (100, 90)])
+def test_preprocess_is_the_training_preprocess(shape, cn):
+    from lprnet_tf.data.pipeline import preprocess as pipeline_preprocess
+    from lprnet_tf.runtime import preprocess
+
+    img = (np.random.default_rng(shape[0]).random(shape + (3,)) * 255).astype(np.uint8)
+    a, b = preprocess(img, cn), pipeline_preprocess(img, cn)
+    assert a.dtype == np.float32 and a.shape == (24, 94, 3)
+    assert np.array_equal(a, b)  # bit-identical
+
+
+def test_recognizer_tflite_matches_keras(rt):
+    from lprnet_tf.decoding import decode
+    from lprnet_tf.runtime import Recognizer, preprocess_batch
+
+    ref_texts, ref_conf = decode(np.asarray(rt.model(preprocess_batch(rt.crops, rt.fmt), training=False)), rt.fmt)
+    rec = Recognizer(rt.tflite)  # plate format from the sidecar
+    assert rec.fmt == rt.fmt
+    res = rec.recognize(rt.crops)
+    assert [r.text for r in res] == ref_texts
+    np.testing.assert_allclose([r.confidence for r in res], ref_conf, atol=1e-4)
+    assert all(r.matches_template == rt.fmt.matches_template(r.text) for r in res)
+    batched = Recognizer(rt.tflite_batch).recognize(rt.crops)
+    assert [r.text for r in batched] == ref_texts
+    for decoder in ("beam", "template"):
+        assert len(rec.recognize(rt.crops[:2], decoder)) == 2
+    assert rec.recognize([]) == []
+
+
+def test_recognizer_savedmodel_and_keras_agree(rt):
+    from lprnet_tf.runtime import Recognizer
+
+    want = [r.text for r in Recognizer(rt.tflite).recognize(rt.crops)]
+    assert [r.text for r in Recognizer(rt.saved).recognize(rt.crops)] == want
+    assert [r.text for r in Recognizer.from_keras(rt.model, rt.fmt).recognize(rt.crops)] == want
+    rec = Recognizer(rt.tflite)
+    assert rec.recognize_file(rt.paths[1]).text == rec.recognize([rt.decoded[1]])[0].text
+
+
+def test_recognizer_errors(rt, tmp_path):
+    import shutil
+
+    from lprnet_tf.runtime import Recognizer, RuntimeModelError
+    from lprnet_tf.vocab import load_plate_format
+
+    lone = str(tmp_path / "lone.tflite")
+    shutil.copyfile(rt.tflite, lone)
+    with pytest.raises(RuntimeModelError, match="sidecar"):
+        Recognizer(lone)
+    with pytest.raises(RuntimeModelError, match="not a .tflite"):
+        Recognizer(str(tmp_path))
+    br = load_plate_format("br")  # 24x94 as well, but another alphabet: decode refuses the logits
+    with pytest.raises(ValueError, match="logits"):
+        Recognizer(lone, fmt=br).recognize(rt.crops[:1])
+
+
+def _recognize(*args):
+    return subprocess.run([sys.executable, "-m", "lprnet_tf.cli.recognize", *args], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_recognize_cli_tflite(rt, tmp_path):
+    from lprnet_tf.runtime import Recognizer
+
+    want = {p: r for p, r in zip(rt.paths, Recognizer(rt.tflite).recognize(rt.decoded))}
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    missing = str(tmp_path / "missing.png")
+    r = _recognize(str(rt.root / "crops"), str(bad), missing, "--model", rt.tflite, "--batch", "4")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == len(rt.paths)
+    for line in lines:
+        path, plate, conf = line.split("\t")
+        assert plate == want[path].text and abs(float(conf) - want[path].confidence) < 1e-3
+        assert len(conf.split(".")[1]) == 4
+    assert f"error: {missing}: no such file" in r.stderr
+    assert f"error: {bad}:" in r.stderr and "not a decodable image" in r.stderr
+
+    r = _recognize(rt.paths[0], "--model", rt.tflite, "--json", "--decoder", "template")
+    rec = json.loads(r.stdout.strip())
+    assert set(rec) == {"path", "plate", "confidence", "matches_template"} and rec["path"] == rt.paths[0]
+
+    r = _recognize(str(bad), missing, "--model", rt.tflite)  # nothing readable -> non-zero exit
+    assert r.returncode != 0 and "could be read" in r.stderr and not r.stdout.strip()
+
+
+def test_recognize_cli_keras_model(rt):
+    from lprnet_tf.runtime import Recognizer
+
+    want = [r.text for r in Recognizer(rt.tflite).recognize(rt.decoded)]
+    r = _recognize(*rt.paths, "--model", os.path.dirname(rt.keras_path), "--format", "cn")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [line.split("\t")[1] for line in r.stdout.strip().splitlines()] == want
