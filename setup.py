@@ -37,6 +37,9 @@ setup(
             "lprnet-info=lprnet_tf.cli.info:main",
             "lprnet-demo=lprnet_tf.cli.demo:main",
             "lprnet-package=lprnet_tf.cli.package:main",
+            "lprnet-serve=lprnet_tf.cli.serve:main",
+            "lprnet-export=lprnet_tf.cli.export:main",
+            "lprnet-recognize=lprnet_tf.cli.recognize:main",
         ]
     },
 )

@@ -1,0 +1,104 @@
+"""lprnet-export: write a SavedModel for TF Serving and TFLite files, then prove they match Keras.
+
+  lprnet-export --model runs/cn_basic --out export [--name lpr] [--version 1] \
+      [--tflite f32,f16,dynamic,int8] [--no_verify]
+
+Writes ``OUT/NAME/VERSION/`` (SavedModel, TF Serving layout), ``OUT/tflite/NAME_<variant>.tflite``
+(+ ``_batch`` variants and a ``.json`` sidecar each) and ``OUT/parity.json``. See
+docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from lprnet_tf.cli.common import run_guarded
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Model to export: a .keras file, a run directory (its best.keras) or a "
+                    "shipped model name (e.g. cn_lprnet_basic).")
+flags.DEFINE_string("out", None, "Output folder; the SavedModel goes to OUT/NAME/VERSION, TFLite files to "
+                    "OUT/tflite, the parity report to OUT/parity.json.")
+flags.DEFINE_string("name", "lpr", "Model name: the TF Serving model folder and the TFLite file prefix.")
+flags.DEFINE_integer("version", 1, "TF Serving version number (a positive integer; the folder OUT/NAME/VERSION).")
+flags.DEFINE_bool("overwrite", False, "Replace OUT/NAME/VERSION if it exists (default: refuse).")
+flags.DEFINE_list("tflite", ["f32", "f16", "dynamic", "int8"], "TFLite variants to write, comma-separated "
+                  "(f32, f16, dynamic, int8); 'none' writes no TFLite file.")
+flags.DEFINE_list("tflite_batch", ["1", "dynamic"], "TFLite input batch: '1' ([1,H,W,3], NAME_<v>.tflite) and/or "
+                  "'dynamic' ([-1,H,W,3], NAME_<v>_batch.tflite).")
+flags.DEFINE_list("int8_float", ["locnet", "global_context"], "Layers kept float32 in the int8 files: kinds "
+                  "'locnet', 'global_context' or layer names; 'none' quantizes every op (breaks LocNet models).")
+flags.DEFINE_string("calibration_data", "synth:0", "Representative crops for int8 calibration: a data spec like "
+                    "lprnet-train's (labels.csv, folder, list file, synth:SEED); use the training source.")
+flags.DEFINE_integer("calibration_count", 200, "Number of representative crops for int8 calibration.")
+flags.DEFINE_string("parity_data", None, "Crops for the parity check (data spec). Default: the real CN crops in "
+                    "../shared/data/cn_ccpd_like_1000 for cn models when present, else synthetic plates.")
+flags.DEFINE_integer("parity_count", 200, "Number of crops for the parity check.")
+flags.DEFINE_bool("no_verify", False, "Skip the parity check (reloading every export and comparing it with Keras).")
+flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
+
+
+def _spec_crops(spec: str, fmt, count: int, with_path: bool):
+    from lprnet_tf.data.pipeline import FileSource, open_source
+
+    src = open_source(spec, fmt)
+    n = min(len(src), count)
+    if isinstance(src, FileSource):
+        out = []
+        for i, s in enumerate(src.samples[:n]):
+            image, text = src.get(i)
+            out.append((image, text, s.path if s.box is None else None) if with_path else image)
+        return out
+    return [(*src.get(i), None) if with_path else src.get(i)[0] for i in range(n)]
+
+
+def _main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help)")
+    if not FLAGS.model or not FLAGS.out:
+        raise ValueError("--model and --out are required (see --help)")
+    from lprnet_tf import export
+    from lprnet_tf.modelio import load_for_inference
+
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)  # no INFO lines from the SavedModel writer / converter
+
+    model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
+    variants = [] if [v.lower() for v in FLAGS.tflite] in ([], ["none"]) else FLAGS.tflite
+    int8_float = [] if [v.lower() for v in FLAGS.int8_float] in ([], ["none"]) else FLAGS.int8_float
+    rep = _spec_crops(FLAGS.calibration_data, fmt, FLAGS.calibration_count, False) if "int8" in variants else None
+    crops = _spec_crops(FLAGS.parity_data, fmt, FLAGS.parity_count, True) if FLAGS.parity_data else None
+    print(f"exporting {path} (plate format '{fmt.name}', {fmt.height}x{fmt.width}, {fmt.num_classes} classes)")
+    try:
+        summary = export.export_all(model, fmt, FLAGS.out, FLAGS.name, FLAGS.version, tflite=variants,
+                                    verify=not FLAGS.no_verify, crops=crops, overwrite=FLAGS.overwrite,
+                                    representative=rep, calibration_count=FLAGS.calibration_count,
+                                    int8_float=int8_float, batch=FLAGS.tflite_batch,
+                                    crops_source=f"--parity_data {FLAGS.parity_data}")
+    except export.ExportParityError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+    print(f"SavedModel: {summary['savedmodel']}")
+    for f in summary["tflite"]:
+        print(f"TFLite:     {f} ({os.path.getsize(f) / 1e6:.2f} MB)")
+    report = summary["parity"]
+    if report:
+        print(f"parity on {report['crops']['count']} crops ({report['crops']['source']}), Keras accuracy "
+              f"{report['keras']['accuracy']:.2%}:")
+        for key, r in report["exports"].items():
+            diff = f", max |logit diff| {r['max_abs_logit_diff']:.2e}" if "max_abs_logit_diff" in r else ""
+            print(f"  {key:40s} plates agree {r['plate_agreement']:.2%}, accuracy {r['accuracy']:.2%}{diff}"
+                  f"  {'ok' if r['passed'] else 'FAIL'}")
+        print(f"wrote {summary['parity_path']}")
+
+
+def main():
+    app.run(lambda argv: run_guarded(_main, argv))
+
+
+if __name__ == "__main__":
+    main()
