@@ -25,6 +25,7 @@ import numpy as np
 
 from lprnet_tf.data.augment import Augmenter
 from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
+from lprnet_tf.runtime import preprocess, resize_crop  # noqa: F401  (one preprocessing, re-exported)
 from lprnet_tf.vocab import PlateFormat
 
 SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
@@ -93,15 +94,8 @@ def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad:
 
 
 def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
-    """Resize a uint8 RGB crop to the format's H x W (uint8)."""
-    h, w = image.shape[:2]
-    interp = cv2.INTER_AREA if (h > fmt.height and w > fmt.width) else cv2.INTER_LINEAR
-    return cv2.resize(image, (fmt.width, fmt.height), interpolation=interp)
-
-
-def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
-    """uint8 RGB crop -> float32 (H, W, 3) in [0, 1], exactly what the models take."""
-    return to_model_input(image, fmt).astype(np.float32) * (1.0 / 255.0)
+    """Resize a uint8 RGB crop to the format's H x W (uint8); the runtime's rule, shared."""
+    return resize_crop(image, fmt.height, fmt.width)
 
 
 class ExampleMaker:

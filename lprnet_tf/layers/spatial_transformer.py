@@ -26,11 +26,15 @@ def affine_grid_sample(images, theta):
     ys = ops.linspace(-1.0, 1.0, h)
     xs = ops.linspace(-1.0, 1.0, w)
     gy, gx = ops.meshgrid(ys, xs, indexing="ij")  # (H, W)
-    grid = ops.stack([ops.reshape(gx, (-1,)), ops.reshape(gy, (-1,)), ops.ones((h * w,))], axis=0)  # (3, HW)
-    theta = ops.reshape(theta, (-1, 2, 3))
-    src = ops.einsum("bij,jn->bin", theta, grid)  # (B, 2, HW)
-    sx = (src[:, 0, :] + 1.0) * 0.5 * (w - 1)  # (B, HW) pixel coords
-    sy = (src[:, 1, :] + 1.0) * 0.5 * (h - 1)
+    gx = ops.reshape(gx, (1, -1))  # (1, HW)
+    gy = ops.reshape(gy, (1, -1))
+    t = [theta[:, k:k + 1] for k in range(6)]  # six (B, 1) coefficients
+    # element-wise, not a matmul with the constant grid: dynamic-range quantization would quantize
+    # the grid as a weight matrix and move every sampling point
+    src_x = t[0] * gx + t[1] * gy + t[2]  # (B, HW) in [-1, 1]
+    src_y = t[3] * gx + t[4] * gy + t[5]
+    sx = (src_x + 1.0) * 0.5 * (w - 1)  # (B, HW) pixel coords
+    sy = (src_y + 1.0) * 0.5 * (h - 1)
     x0 = ops.floor(sx)
     y0 = ops.floor(sy)
     wx1 = sx - x0
