@@ -1,7 +1,9 @@
-"""Speed benchmark: training samples/s per model and setting, and the input pipeline alone.
+"""Speed benchmark: training samples/s per model and setting, the input pipeline alone, and
+inference on every deployment path.
 
   python benchmarks/speed.py --train [--models lprnet_basic,lprnet_reduced] [--steps 40]
                              [--out benchmarks/results/speed_train.md]
+  python benchmarks/speed.py --infer [--runs 200] [--batch 64] [--infer_out benchmarks/results/speed_infer.md]
 
 Every training setting runs in its own subprocess (oneDNN is chosen by an environment variable at
 import time), one after the other, so the figures are side by side from one run of this script.
@@ -113,9 +115,71 @@ PIPELINES = {
 }
 
 
+def _timeit(fn, n: int, warm: int = 5) -> list[float]:
+    for _ in range(warm):
+        fn()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def inference(models: list[str], runs: int, batch: int) -> list[dict]:
+    """Batch-1 latency and batched throughput for every deployment path of each model, side by side."""
+    import numpy as np
+    import tensorflow as tf
+
+    from lprnet_tf.data.pipeline import SynthSource, to_model_input
+    from lprnet_tf.export import export_savedmodel, export_tflite
+    from lprnet_tf.models import build_model
+    from lprnet_tf.runtime import Recognizer, TFLiteBackend
+    from lprnet_tf.vocab import load_plate_format
+
+    rows = []
+    for name in models:
+        fmt = load_plate_format("cn")
+        model = build_model(name, fmt)  # speed does not depend on the weights
+        src = SynthSource(fmt, 4242, batch)
+        crops = [src.get(i)[0] for i in range(batch)]
+        u8 = np.stack([to_model_input(c, fmt) for c in crops])  # (B, H, W, 3) uint8
+        x = u8.astype(np.float32) / 255.0
+        tmp = tempfile.mkdtemp()
+        saved = export_savedmodel(model, fmt, tmp, "lpr", 1)
+        export_tflite(model, fmt, os.path.join(tmp, "tflite"), "lpr", calibration_count=64)
+        fn = tf.function(lambda t: model(t, training=False), jit_compile=False)
+        sig = tf.saved_model.load(saved).signatures["predict_images"]
+        paths = {"Keras compiled tf.function": (lambda b: fn(tf.constant(x[:b])).numpy(), None)}
+        paths["SavedModel predict_images (incl. in-graph decode)"] = (
+            lambda b: sig(images=tf.constant(u8[:b]))["logits"].numpy(), None)
+        for v in ("f32", "f16", "dynamic", "int8"):
+            one = TFLiteBackend(os.path.join(tmp, "tflite", f"lpr_{v}.tflite"))
+            many = TFLiteBackend(os.path.join(tmp, "tflite", f"lpr_{v}_batch.tflite"), max_batch=batch)
+            size = os.path.getsize(os.path.join(tmp, "tflite", f"lpr_{v}.tflite"))
+            paths[f"TFLite {v} (LiteRT)"] = ((lambda b, one=one, many=many: (one if b == 1 else many).logits(x[:b])), size)
+        rec = Recognizer(os.path.join(tmp, "tflite", "lpr_f32_batch.tflite"))
+        paths["lprnet_tf.runtime end to end (f32: resize + run + greedy decode)"] = (
+            lambda b: rec.recognize(crops[:b]), None)
+        for label, (f, size) in paths.items():
+            lat = np.array(_timeit(lambda: f(1), runs)) * 1000
+            thr = _timeit(lambda: f(batch), max(5, runs // 10))
+            rows.append({"model": name, "path": label, "p50_ms": float(np.median(lat)),
+                         "p90_ms": float(np.percentile(lat, 90)), "plates_per_s": batch / float(np.median(thr)),
+                         "size_kb": size / 1024 if size else None})
+            print(f"{name:15s} {label:62s} p50 {rows[-1]['p50_ms']:7.3f} ms  p90 {rows[-1]['p90_ms']:7.3f} ms  "
+                  f"{rows[-1]['plates_per_s']:8.0f} plates/s", flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", action="store_true", help="benchmark training and the input pipeline")
+    ap.add_argument("--infer", action="store_true", help="benchmark inference: Keras, SavedModel, TFLite "
+                    "f32/f16/dynamic/int8, runtime end to end")
+    ap.add_argument("--runs", type=int, default=200, help="timed batch-1 calls per inference path")
+    ap.add_argument("--batch", type=int, default=64, help="batch size for inference throughput")
+    ap.add_argument("--infer_out", default=os.path.join(REPO, "benchmarks", "results", "speed_infer.md"))
     ap.add_argument("--models", default="lprnet_basic,lprnet_reduced")
     ap.add_argument("--steps", type=int, default=40, help="timed training steps per setting")
     ap.add_argument("--settings", default="all", help=f"comma-separated keys of {sorted(SETTINGS)} or 'all'")
@@ -126,8 +190,24 @@ def main():
     if a._worker:
         print("RESULT " + json.dumps(worker(**json.loads(a._worker))))
         return
-    if not a.train:
-        ap.error("nothing to do: pass --train")
+    if not (a.train or a.infer):
+        ap.error("nothing to do: pass --train and/or --infer")
+    if a.infer:
+        rows = inference(a.models.split(","), a.runs, a.batch)
+        os.makedirs(os.path.dirname(a.infer_out), exist_ok=True)
+        with open(a.infer_out, "w", encoding="utf-8") as f:
+            f.write(f"Inference speed, CN format (73 classes, 24x94 input), `python benchmarks/speed.py --infer`, "
+                    f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, all rows from one "
+                    f"run. Batch-1 latency over {a.runs} calls; throughput at batch {a.batch}.\n\n")
+            f.write("| model | path | batch-1 p50 ms | batch-1 p90 ms | plates/s (batched) | file KB |\n")
+            f.write("|---|---|---|---|---|---|\n")
+            for r in rows:
+                size = f"{r['size_kb']:.0f}" if r["size_kb"] else "-"
+                f.write(f"| {r['model']} | {r['path']} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | "
+                        f"{r['plates_per_s']:.0f} | {size} |\n")
+        print(f"wrote {a.infer_out}")
+        if not a.train:
+            return
     names = list(SETTINGS) if a.settings == "all" else [s.strip() for s in a.settings.split(",")]
     rows = []
     for model in a.models.split(","):
