@@ -497,7 +497,7 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
 
 # ------------------------------------------------------------------------------------------------
 # parity
-def default_parity_crops(fmt: PlateFormat, count: int = 200, seed: int = 12345) -> tuple[list, str]:
+def default_parity_crops(fmt: PlateFormat, count: int = 1000, seed: int = 12345) -> tuple[list, str]:
     """Crops to check parity on: ``(image uint8 RGB, text, file path or None)`` + a description.
 
     Real crops from ``../shared/data/<set>`` when the format has one and the folder exists (the

@@ -36,7 +36,7 @@ flags.DEFINE_string("calibration_data", "synth:0", "Representative crops for int
 flags.DEFINE_integer("calibration_count", 200, "Number of representative crops for int8 calibration.")
 flags.DEFINE_string("parity_data", None, "Crops for the parity check (data spec). Default: the real CN crops in "
                     "../shared/data/cn_ccpd_like_1000 for cn models when present, else synthetic plates.")
-flags.DEFINE_integer("parity_count", 200, "Number of crops for the parity check.")
+flags.DEFINE_integer("parity_count", 1000, "Number of crops for the parity check (the whole 1,000-crop CN set by default).")
 flags.DEFINE_bool("no_verify", False, "Skip the parity check (reloading every export and comparing it with Keras).")
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
 
