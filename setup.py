@@ -1,11 +1,14 @@
 """lprnet_tf: train, evaluate and deploy license-plate recognizers (LPRNet family) with TF/Keras."""
 from setuptools import find_packages, setup
 
+with open("README.md", encoding="utf-8") as f:
+    README = f.read()
+
 setup(
     name="lprnet_tf",
     version="0.1.0",
-    description="Train, evaluate and deploy license-plate recognizers (LPRNet, IQ-STAN, EQ-LPR, low-res) with TensorFlow/Keras",
-    long_description=open("README.md", encoding="utf-8").read(),
+    description="Train, evaluate and deploy license-plate recognizers (the LPRNet family) with TensorFlow/Keras",
+    long_description=README,
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["lprnet_tf", "lprnet_tf.*"]),

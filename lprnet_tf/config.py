@@ -20,6 +20,10 @@ class ConfigError(ValueError):
     """An experiment config is invalid; the message names the key and the fix."""
 
 
+class UsageError(ValueError):
+    """A command was called wrongly (missing or contradictory flags); the message says how to call it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     name: str = "lprnet_basic"

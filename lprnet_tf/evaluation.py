@@ -14,7 +14,7 @@ import numpy as np
 
 from lprnet_tf.data.pipeline import ExampleMaker, SampleSource, to_model_input
 from lprnet_tf.decoding import decode
-from lprnet_tf.metrics import plate_metrics
+from lprnet_tf.metrics import apply_merges, merge_map_from, plate_metrics
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
 
@@ -56,7 +56,8 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
     m, preds, conf = score(logits, texts, fmt, decoder, merges)
     if extra:
         m.update(extra)
-    errors = [i for i, (t, p) in enumerate(zip(texts, preds)) if t != p]
+    mm = merge_map_from(merges)
+    errors = [i for i, (t, p) in enumerate(zip(texts, preds)) if apply_merges(t, mm) != apply_merges(p, mm)]
     with open(os.path.join(out_dir, "errors.csv"), "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "path", "truth", "prediction", "confidence"])

@@ -19,9 +19,8 @@ import sys
 import time
 
 import keras
-import numpy as np
 
-from lprnet_tf.config import ExperimentConfig, save_config
+from lprnet_tf.config import ConfigError, ExperimentConfig, save_config
 from lprnet_tf.data.pipeline import SynthSource, build_dataset, make_batch_sequence, open_source
 from lprnet_tf.evaluation import predict_logits, score
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
@@ -74,6 +73,8 @@ class ProgressCallback(keras.callbacks.Callback):
         if logs and "loss" in logs:
             self.loss = float(logs["loss"])
         step = current_step(self.model)
+        if step >= self.bar.total:  # --steps not a multiple of eval_every: stop mid-epoch, on target
+            self.model.stop_training = True
         r = self.bar.rate() * self.batch_size
         self.bar.update(step - self.bar.n, extra=f"loss {self.loss:.3f} {r:.0f} samples/s" if self.loss is not None else "")
 
@@ -215,7 +216,10 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
         model = compile_model(build_training_model(cfg, fmt), cfg)
         state = {"name": cfg.name, "step": 0}
     else:
-        state = json.load(open(state_path)) if os.path.isfile(state_path) else {"name": cfg.name}
+        state = {"name": cfg.name}
+        if os.path.isfile(state_path):
+            with open(state_path, encoding="utf-8") as f:
+                state = json.load(f)
     save_config(cfg, os.path.join(run_dir, "config.yaml"))
     fmt.save(os.path.join(run_dir, "plate_format.yaml"))
 
@@ -233,7 +237,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad)
     val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad) if d.val else None
     if isinstance(val_src, SynthSource) and val_src.size is None:
-        raise ValueError("data.val: a synthetic validation set needs a count, e.g. synth:1000003:512")
+        raise ConfigError("data.val: a synthetic validation set needs a count, e.g. synth:1000003:512")
     log(f"train data: {d.train} ({'stream' if isinstance(train_src, SynthSource) and train_src.size is None else len(train_src)}), "
         f"val: {d.val} ({len(val_src) if val_src is not None else 0}), steps {start_step}->{total}, batch {bs}")
     start_sample = start_step * bs

@@ -20,8 +20,9 @@ from typing import Iterable, Sequence
 import yaml
 
 BLANK = 0
-_PLATES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "plates")
-_PACKAGE_PLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plates")
+# Shipped formats live in the package (lprnet_tf/plates, installed as package data);
+# configs/plates in the repository is a link to them.
+_PLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plates")
 # Characters users write inside plate strings that are not part of the plate text.
 _STRIP = str.maketrans("", "", " -·•._\t\u3000\u00b7\u30fb")
 
@@ -180,15 +181,12 @@ def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
 
 
 def available_formats() -> list[str]:
-    """Names of the plate formats shipped in ``configs/plates`` (or the packaged copy)."""
-    for d in (_PLATES_DIR, _PACKAGE_PLATES_DIR):
-        if os.path.isdir(d):
-            return sorted(f[:-5] for f in os.listdir(d) if f.endswith(".yaml"))
-    return []
+    """Names of the shipped plate formats (``configs/plates`` = ``lprnet_tf/plates``)."""
+    return sorted(f[:-5] for f in os.listdir(_PLATES_DIR) if f.endswith(".yaml"))
 
 
 def plates_dir() -> str:
-    return _PLATES_DIR if os.path.isdir(_PLATES_DIR) else _PACKAGE_PLATES_DIR
+    return _PLATES_DIR
 
 
 def load_plate_format(name_or_path: str | dict | PlateFormat) -> PlateFormat:

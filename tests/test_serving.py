@@ -12,6 +12,12 @@ import pytest
 from lprnet_tf.serving.client import RestClient, ServingError
 
 
+def _jpeg(h=40, w=130):
+    img = np.full((h, w, 3), 200, np.uint8)
+    cv2.putText(img, "ABC1234", (4, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     from lprnet_tf.export import export_savedmodel
@@ -30,12 +36,6 @@ def served(tmp_path_factory):
     yield url, fmt
     server.shutdown()
     server.server_close()
-
-
-def _jpeg(h=40, w=130):
-    img = np.full((h, w, 3), 200, np.uint8)
-    cv2.putText(img, "ABC1234", (4, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
-    return cv2.imencode(".jpg", img)[1].tobytes()
 
 
 def _post(url, payload: bytes):
@@ -76,7 +76,8 @@ def test_predict_row_and_columnar(served):
     (b'{"instances": []}', 400, "non-empty"),
     (b'{"foo": 1}', 400, "exactly one"),
     (b'{"instances": [{"b64": "@@@"}]}', 400, "base64"),
-    (b'{"instances": [{"b64": "' + base64.b64encode(b"\xff\xd8garbage").decode().encode() + b'"}]}', 400, "rejected"),
+    (b'{"instances": [{"b64": "' + base64.b64encode(b"\xff\xd8garbage").decode().encode() + b'"}]}', 400, "image size"),
+    (b'{"instances": [{"b64": "' + base64.b64encode(_jpeg()[:400]).decode().encode() + b'"}]}', 400, "rejected"),
     (b'{"instances": [{"b64": "' + base64.b64encode(b"hello world").decode().encode() + b'"}]}', 400, "not a JPEG"),
     (b'{"instances": [1,2,3,4,5]}', 413, "limit"),
     (b'{"signature_name": "nope", "instances": [1]}', 400, "unknown signature_name"),

@@ -110,3 +110,12 @@ def test_kill_9_then_resume_reaches_the_same_final_step(tmp_path):
     steps = [json.loads(line)["step"] for line in open(run / "metrics.jsonl")]
     assert steps[-1] == 12
     assert sorted(set(steps)) == list(range(2, 13, 2))  # every epoch present, none lost
+
+
+def test_steps_not_a_multiple_of_eval_every_stops_on_target(tmp_path):
+    cfg = config_from_dict({**TINY, "model": {"name": "lprnet_reduced"},
+                            "train": {**TINY["train"], "steps_per_execution": 1}})
+    state = train(cfg, str(tmp_path / "run"), steps=3, verbose=False)
+    assert state["step"] == 3
+    steps = [json.loads(x)["step"] for x in open(tmp_path / "run" / "metrics.jsonl")]
+    assert steps == [2, 3]

@@ -13,6 +13,7 @@ import os
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "cn_lprnet_basic", "Shipped model name, run directory or .keras file.")
@@ -30,7 +31,7 @@ def _main(argv):
     from lprnet_tf.synth.contact import save_contact_sheet
 
     if FLAGS.count < 1:
-        raise ValueError("--count must be >= 1")
+        raise UsageError("--count must be >= 1")
     model, fmt, path = load_for_inference(FLAGS.model)
     print(f"model: {path} (plate format '{fmt.name}', input {fmt.height}x{fmt.width})")
     source = SynthSource(fmt, seed=FLAGS.seed, size=FLAGS.count)

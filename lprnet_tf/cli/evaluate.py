@@ -13,6 +13,7 @@ import json
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras file, a run directory (its best.keras) or a shipped model name "
@@ -36,7 +37,7 @@ def _main(argv):
     from lprnet_tf.modelio import load_for_inference
 
     if not FLAGS.model or not FLAGS.data or not FLAGS.out:
-        raise ValueError("--model, --data and --out are required (see --help)")
+        raise UsageError("--model, --data and --out are required (see --help)")
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
     source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad)
     m = evaluate_model(model, source, fmt, FLAGS.out, decoder=FLAGS.decoder, merges=FLAGS.merge,

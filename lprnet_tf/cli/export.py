@@ -16,6 +16,7 @@ import sys
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model to export: a .keras file, a run directory (its best.keras) or a "
@@ -57,9 +58,9 @@ def _spec_crops(spec: str, fmt, count: int, with_path: bool):
 
 def _main(argv):
     if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help)")
+        raise UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help)")
     if not FLAGS.model or not FLAGS.out:
-        raise ValueError("--model and --out are required (see --help)")
+        raise UsageError("--model and --out are required (see --help)")
     from lprnet_tf import export
     from lprnet_tf.modelio import load_for_inference
 

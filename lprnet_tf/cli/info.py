@@ -24,7 +24,7 @@ def _main(argv):
     from lprnet_tf.vocab import load_plate_format
 
     fmt = load_plate_format(FLAGS.format)
-    print(f"| model | input | classes | params | GFLOPs | paper GFLOPs (Table 4) |")
+    print("| model | input | classes | params | GFLOPs | paper GFLOPs (Table 4) |")
     print("|---|---|---|---|---|---|")
     for name in FLAGS.models:
         opts = {"locnet": True} if FLAGS.locnet else {}

@@ -17,6 +17,7 @@ import shutil
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory (its best.keras) or a .keras file.")
@@ -30,7 +31,7 @@ def _main(argv):
     from lprnet_tf.modelio import PRETRAINED_DIR, load_model, resolve_model, save_model
 
     if not FLAGS.model or not FLAGS.name:
-        raise ValueError("--model and --name are required (see --help)")
+        raise UsageError("--model and --name are required (see --help)")
     path, fmt = resolve_model(FLAGS.model)
     out = os.path.join(FLAGS.out_root or PRETRAINED_DIR, FLAGS.name)
     os.makedirs(os.path.join(out, "metrics"), exist_ok=True)

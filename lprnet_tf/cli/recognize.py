@@ -20,6 +20,7 @@ import sys
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "cn_lprnet_basic", "A .keras file, a run directory, a shipped model name, a .tflite "
@@ -73,7 +74,7 @@ def _main(argv):
 
     inputs = argv[1:]
     if not inputs:
-        raise ValueError("give one or more crop images or folders (see --help)")
+        raise UsageError("give one or more crop images or folders (see --help)")
     errors: list[str] = []
     paths = image_files(inputs, errors)
     for e in errors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel base folder (DIR/NAME with version sub-folders) or a version folder.")
@@ -27,7 +28,7 @@ def _main(argv):
     from lprnet_tf.serving.server import Limits, make_server
 
     if not FLAGS.model:
-        raise ValueError("--model is required (see --help)")
+        raise UsageError("--model is required (see --help)")
     limits = Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.max_batch, FLAGS.max_image_pixels)
     server = make_server(FLAGS.model, FLAGS.host, FLAGS.port, FLAGS.name, limits)
     b = server.backend

@@ -10,19 +10,20 @@ same size, for a visual check of the renderer against real data.
 
 from __future__ import annotations
 
-import csv
 import os
-import sys
 
 import cv2
 import numpy as np
 from absl import app, flags
 
+from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
+from lprnet_tf.data.readers import DataError, load_image, read_samples
 from lprnet_tf.synth.contact import contact_sheet
 from lprnet_tf.synth.generate import write_synthetic_set
 from lprnet_tf.synth.render import sample
 from lprnet_tf.synth.spec import synth_spec
-from lprnet_tf.vocab import PlateFormatError, load_plate_format
+from lprnet_tf.vocab import load_plate_format
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("format", None, "Plate format: a shipped name (cn, us, eu, br, uz, tw, ar) or a YAML path.")
@@ -41,28 +42,26 @@ COMPARE_COUNT = 32
 _CELL_H = 48
 
 
-def _read_real(directory: str, n: int) -> tuple:
-    """First ``n`` readable images of a real set and their texts."""
-    path = os.path.join(directory, "labels.csv")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--compare_real: {path} does not exist")
+def _read_real(directory: str, fmt, n: int) -> tuple:
+    """The first ``n`` crops of a real set (any reader layout) and their texts."""
+    samples, _ = read_samples(directory, fmt, skip_bad=True, verify_images=False)
     images, texts = [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            img = cv2.imread(os.path.join(directory, row["path"]), cv2.IMREAD_COLOR)
-            if img is not None:
-                images.append(img[..., ::-1])
-                texts.append(row.get("text", ""))
-            if len(images) == n:
-                break
+    for s in samples:
+        try:
+            images.append(load_image(s.path, s.box))
+            texts.append(s.text)
+        except DataError:
+            continue
+        if len(images) == n:
+            break
     if not images:
-        raise ValueError(f"--compare_real: no readable image listed in {path}")
+        raise UsageError(f"--compare_real: no readable image in {directory}")
     return images, texts
 
 
 def write_comparison(fmt, real_dir: str, out_path: str, seed: int, style, degrade: bool) -> str:
     """compare.png: real crops (left) and synthetic ones (right), resized to one cell size."""
-    real, texts = _read_real(real_dir, COMPARE_COUNT)
+    real, texts = _read_real(real_dir, fmt, COMPARE_COUNT)
     aspect = float(np.median([im.shape[1] / im.shape[0] for im in real]))
     cell = (_CELL_H, max(_CELL_H, int(round(_CELL_H * aspect))))
     synth = [sample(fmt, seed, i, style=style, degrade=degrade) for i in range(COMPARE_COUNT)]
@@ -73,39 +72,34 @@ def write_comparison(fmt, real_dir: str, out_path: str, seed: int, style, degrad
     left, right = (np.pad(a, ((0, h - a.shape[0]), (0, 0), (0, 0)), constant_values=32) for a in (left, right))
     sheet = np.hstack([left, np.full((h, 8, 3), 255, np.uint8), right])
     if not cv2.imwrite(out_path, sheet[..., ::-1]):
-        raise OSError(f"could not write {out_path}")
+        raise DataError(f"could not write {out_path}; check the --out folder")
     return out_path
 
 
 def _main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        if not FLAGS.format or not FLAGS.out:
-            raise ValueError("--format and --out are required")
-        if FLAGS.count < 1:
-            raise ValueError(f"--count must be positive, got {FLAGS.count}")
-        fmt = load_plate_format(FLAGS.format)
-        spec = synth_spec(fmt)
-        if FLAGS.style is not None:
-            spec.style(FLAGS.style)
-        degrade = not FLAGS.no_degrade
-        labels = write_synthetic_set(fmt, FLAGS.out, FLAGS.count, FLAGS.seed, degrade=degrade,
-                                     progress=FLAGS.progress, split=FLAGS.split, style=FLAGS.style)
-        print(f"wrote {FLAGS.count} {fmt.name} samples: {labels}")
-        if FLAGS.compare_real:
-            path = write_comparison(fmt, FLAGS.compare_real, os.path.join(FLAGS.out, "compare.png"), FLAGS.seed,
-                                    FLAGS.style, degrade)
-            print(f"wrote {path}")
-    except (PlateFormatError, ValueError, OSError) as e:
-        print(f"lprnet-synth: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}; every option is a --flag (see --help)")
+    if not FLAGS.format or not FLAGS.out:
+        raise UsageError("--format and --out are required")
+    if FLAGS.count < 1:
+        raise UsageError(f"--count must be positive, got {FLAGS.count}")
+    fmt = load_plate_format(FLAGS.format)
+    spec = synth_spec(fmt)
+    if FLAGS.style is not None:
+        spec.style(FLAGS.style)
+    degrade = not FLAGS.no_degrade
+    labels = write_synthetic_set(fmt, FLAGS.out, FLAGS.count, FLAGS.seed, degrade=degrade,
+                                 progress=FLAGS.progress, split=FLAGS.split, style=FLAGS.style)
+    print(f"wrote {FLAGS.count} {fmt.name} samples: {labels}")
+    if FLAGS.compare_real:
+        path = write_comparison(fmt, FLAGS.compare_real, os.path.join(FLAGS.out, "compare.png"), FLAGS.seed,
+                                FLAGS.style, degrade)
+        print(f"wrote {path}")
 
 
 def main():
     """Console entry point ``lprnet-synth``."""
-    app.run(_main)
+    app.run(lambda argv: run_guarded(_main, argv))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Experiment YAML (see configs/experiments/).")
@@ -30,7 +31,7 @@ def _main(argv):
     from lprnet_tf.training import train
 
     if not FLAGS.config or not FLAGS.run_dir:
-        raise ValueError("--config and --run_dir are required (see --help)")
+        raise UsageError("--config and --run_dir are required (see --help)")
     cfg = load_config(FLAGS.config, FLAGS.set, FLAGS.schedule)
     state = train(cfg, FLAGS.run_dir, resume=FLAGS.resume, steps=FLAGS.steps, verbose=not FLAGS.quiet)
     print(f"done: step {state.get('step')} best val accuracy {state.get('best_val_accuracy')} "

@@ -67,7 +67,7 @@ class SynthSource(SampleSource):
     def __init__(self, fmt: PlateFormat, seed: int = 0, size: int | None = None):
         from lprnet_tf.synth import render  # lazy: the renderer loads fonts
 
-        self._sample = render.sample
+        self._sample, self._text = render.sample, render.sample_text
         self.fmt, self.seed, self.size = fmt, int(seed), size
 
     def __len__(self):
@@ -76,6 +76,11 @@ class SynthSource(SampleSource):
     def get(self, i):
         image, text, _ = self._sample(self.fmt, self.seed, int(i))
         return image, text
+
+    def texts(self):
+        if self.size is None:
+            raise DataError("an unbounded synthetic stream has no text list; give a count (synth:SEED:COUNT)")
+        return [self._text(self.fmt, self.seed, i) for i in range(self.size)]
 
 
 def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad: bool = False,

@@ -76,8 +76,8 @@ def load_image(path: str, box: tuple | None = None) -> np.ndarray:
         raise DataError(f"{path}: cannot read image file ({e.strerror}); check the path") from None
     if data.size == 0:
         raise DataError(f"{path}: image file is empty (0 bytes); re-export or remove it")
-    header_ok = check_header_size(data, path)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if header_ok else None
+    check_header_size(data, path)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: not a decodable image (truncated or not JPEG/PNG/BMP/WebP); re-export or remove it")
     if img.dtype != np.uint8:
@@ -101,8 +101,11 @@ def load_image(path: str, box: tuple | None = None) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def check_header_size(data: np.ndarray, path: str, limit: int = MAX_IMAGE_PIXELS) -> bool:
-    """Refuse images whose header declares more than ``limit`` pixels, before decoding them."""
+def check_header_size(data: np.ndarray, path: str, limit: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Refuse images whose header declares more than ``limit`` pixels, before decoding them.
+
+    Returns the (width, height) read from a PNG or JPEG header, (0, 0) when it cannot tell.
+    """
     b = data[:64].tobytes()
     w = h = 0
     if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24:
@@ -112,7 +115,7 @@ def check_header_size(data: np.ndarray, path: str, limit: int = MAX_IMAGE_PIXELS
     if w * h > limit:
         raise DataError(f"{path}: image header says {w}x{h} pixels, more than a plate crop can be "
                         f"(limit {limit}); crop the plate first")
-    return True
+    return w, h
 
 
 def _jpeg_size(data: np.ndarray) -> tuple[int, int]:
@@ -142,7 +145,7 @@ class _Collector:
 
     def bad(self, where: str, reason: str):
         if not self.skip_bad:
-            raise DataError(f"{where}: {reason} (or pass --skip_bad to count and skip bad rows)")
+            raise DataError(f"{where}: {reason} (or skip bad rows: --skip_bad, or data.skip_bad=true in training)")
         self.report.skipped.append((where, reason))
 
     def add(self, sample: Sample):
@@ -170,17 +173,22 @@ class _Collector:
         return self.samples, self.report
 
 
+def _read_text(path: str) -> str:
+    """A label file as text (UTF-8, BOM dropped, line ends kept for the csv module)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror})") from None
+
+
 def read_csv(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True, split=None):
     """Read ``labels.csv`` (``path,text[,split,group,...]``; UTF-8, BOM and CRLF accepted)."""
     col = _Collector(path, fmt, skip_bad, verify_images)
     root = os.path.dirname(os.path.abspath(path))
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the CSV as UTF-8") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot open ({e.strerror})") from None
+    text = _read_text(path)
     if not text.strip():
         raise DataError(f"{path}: the CSV is empty; it needs a header 'path,text' and one row per image")
     reader = csv.DictReader(io.StringIO(text))
@@ -212,8 +220,7 @@ def read_list(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True):
     """Read an OpenVINO-style list: ``relative/path.jpg LABEL`` per line."""
     col = _Collector(path, fmt, skip_bad, verify_images)
     root = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8-sig") as f:
-        lines = f.read().splitlines()
+    lines = _read_text(path).splitlines()
     if not any(line.strip() for line in lines):
         raise DataError(f"{path}: the list file is empty; write one 'path LABEL' per line")
     for i, line in enumerate(lines, start=1):

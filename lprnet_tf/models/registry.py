@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from lprnet_tf.config import ConfigError
+
 MODELS: dict[str, Callable] = {}
 
 
@@ -22,11 +24,11 @@ def build_model(name: str, fmt, **options):
     """Build model ``name`` for plate format ``fmt`` with the given options."""
     _load_builtin()
     if name not in MODELS:
-        raise ValueError(f"unknown model '{name}'; registered models: {sorted(MODELS)}")
+        raise ConfigError(f"unknown model '{name}'; registered models: {sorted(MODELS)}")
     try:
         return MODELS[name](fmt, **options)
     except TypeError as e:
-        raise ValueError(f"model '{name}': bad option ({e}); check the model: section of the config") from None
+        raise ConfigError(f"model '{name}': bad option ({e}); check the model: section of the config") from None
 
 
 def _load_builtin():

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from lprnet_tf.data.readers import DataError, check_header_size
+from lprnet_tf.modelio import ModelFileError
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$")
 
@@ -51,7 +52,7 @@ class SavedModelBackend:
         self.loaded = tf.saved_model.load(path)
         self.signatures = dict(self.loaded.signatures)
         if "serving_default" not in self.signatures:
-            raise ValueError(f"{path}: SavedModel has no serving_default signature; export it with lprnet-export")
+            raise ModelFileError(f"{path}: SavedModel has no serving_default signature; export it with lprnet-export")
         self.lock = threading.Lock()
 
     def describe(self) -> dict:
@@ -90,7 +91,7 @@ def resolve_version_dir(model_dir: str) -> tuple[str, str]:
     versions = sorted((int(d) for d in os.listdir(model_dir) if d.isdigit()
                        and os.path.isfile(os.path.join(model_dir, d, "saved_model.pb")))) if os.path.isdir(model_dir) else []
     if not versions:
-        raise ValueError(f"{model_dir}: no SavedModel (expected saved_model.pb or numeric version folders)")
+        raise ModelFileError(f"{model_dir}: no SavedModel (expected saved_model.pb or numeric version folders)")
     return os.path.join(model_dir, str(versions[-1])), str(versions[-1])
 
 
@@ -122,14 +123,14 @@ def _decode_b64(value, limits: Limits, where: str) -> bytes:
         raise RequestError(400, f"{where}: not valid base64") from None
     if not data:
         raise RequestError(400, f"{where}: empty image")
+    if not (data.startswith(b"\xff\xd8") or data.startswith(b"\x89PNG\r\n\x1a\n")):
+        raise RequestError(400, f"{where}: not a JPEG or PNG image")
     try:
-        check_header_size(np.frombuffer(data[:1 << 16], np.uint8), where, limits.max_image_pixels)
+        w, h = check_header_size(np.frombuffer(data, np.uint8), where, limits.max_image_pixels)
     except DataError as e:
         raise RequestError(400, str(e)) from None
-    head = data[:12]
-    if not (head.startswith(b"\xff\xd8") or head.startswith(b"\x89PNG") or head.startswith(b"GIF")
-            or head.startswith(b"BM")):
-        raise RequestError(400, f"{where}: not a JPEG, PNG, GIF or BMP image")
+    if w * h == 0:  # size not found in the header: refuse rather than let the decoder find out
+        raise RequestError(400, f"{where}: cannot read the image size from its header")
     return data
 
 

@@ -263,3 +263,8 @@ def sample(fmt: PlateFormat, seed: int, index: int, style: str | None = None,
     text, st = random_text(fmt, rng, style)
     image, params = render_plate(fmt, text, rng, st, degrade)
     return image, text, params
+
+
+def sample_text(fmt: PlateFormat, seed: int, index: int, style: str | None = None) -> str:
+    """The text of :func:`sample` ``(fmt, seed, index)`` without rendering the image."""
+    return random_text(fmt, np.random.default_rng([int(seed), int(index)]), style)[0]
