@@ -6,8 +6,8 @@
 For each model, the real sets of its plate format (validation/test rows only: the `val` split where a
 set has one, else `test`) and `synth:<seed>:<count>` with a seed no training run uses. Each set is
 scored with the greedy decoder and with beam search + template post-filter, through the same
-evaluation code as `lprnet-evaluate`. Sets with known label conventions (US writes the letter O as
-the digit 0) get a second row with the class merge applied.
+evaluation code as `lprnet-evaluate`. Real sets whose plate format lists scoring merges (US: O/0, I/1;
+the US labels write the letter O as the digit 0) get a second row with the merges applied.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ REAL_SETS = {
     "ar_plates": ("ar", "test"),
 }
 HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
-SET_MERGES = {"us_openalpr_crops": ["O0"]}  # the US labels write the letter O as the digit 0
 
 
 def main():
@@ -54,18 +53,20 @@ def main():
     rows = []
     for spec in models:
         model, fmt, path = load_for_inference(spec)
+        # real sets also get a row with the format's scoring merges (e.g. US labels write O as 0)
         sets = [(f"synthetic held-out ({a.synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, a.synth_count), [])]
         for name, (fmt_name, split) in REAL_SETS.items():
             folder = os.path.join(a.data_root, name)
             if fmt_name != fmt.name or not os.path.isdir(folder):
                 continue
-            sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), SET_MERGES.get(name, [])))
+            sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), list(fmt.merges)))
         for set_name, src, merges in sets:
             t0 = time.time()
+            texts = src.texts()
             logits = predict_logits(model, src, fmt, batch_size=128)
             for dec in a.decoders.split(","):
                 for mg in ([[]] + ([merges] if merges else [])):
-                    m, _, _ = score(logits, src.texts(), fmt, dec, mg)
+                    m, _, _ = score(logits, texts, fmt, dec, mg)
                     rows.append((spec, set_name, dec, ",".join(mg) or "-", m))
                     print(f"{spec:18s} {set_name:34s} {dec:8s} merges={','.join(mg) or '-':5s} "
                           f"acc={m['accuracy']:.4f} acc1={m['acc1']:.4f} char={m['char_accuracy']:.4f} "

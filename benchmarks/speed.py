@@ -16,10 +16,12 @@ on-the-fly synthesis and for a pre-rendered set read from disk, with batches mad
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,14 +48,17 @@ def worker(model_name: str, steps: int, jit=False, batch=32, spe=1, pipeline=Fal
     import numpy as np
 
     from lprnet_tf.data.pipeline import SynthSource, build_dataset
+    from lprnet_tf.config import TrainConfig
     from lprnet_tf.losses import CTCLoss
+    from lprnet_tf.optim import make_optimizer
     from lprnet_tf.models import build_model
     from lprnet_tf.vocab import load_plate_format
 
     fmt = load_plate_format("cn")
     keras.utils.set_random_seed(0)
     model = build_model(model_name, fmt)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CTCLoss(), jit_compile=jit, steps_per_execution=spe)
+    # the training optimizer (Adam + step decay + gradient noise), as lprnet-train compiles it
+    model.compile(optimizer=make_optimizer(TrainConfig()), loss=CTCLoss(), jit_compile=jit, steps_per_execution=spe)
     if pipeline:
         data = build_dataset(SynthSource(fmt, 0), fmt, batch, augment="full", repeat=True, drop_remainder=True)
     else:
@@ -79,6 +84,7 @@ def pipeline_file_set(count: int) -> str:
     from lprnet_tf.vocab import load_plate_format
 
     tmp = tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, tmp, True)
     write_synthetic_set(load_plate_format("cn"), tmp, count, seed=1, progress=False)
     return tmp
 
@@ -134,7 +140,7 @@ def inference(models: list[str], runs: int, batch: int) -> list[dict]:
     from lprnet_tf.data.pipeline import SynthSource, to_model_input
     from lprnet_tf.export import export_savedmodel, export_tflite
     from lprnet_tf.models import build_model
-    from lprnet_tf.runtime import Recognizer, TFLiteBackend
+    from lprnet_tf.runtime import Recognizer, TFLiteBackend, preprocess_batch
     from lprnet_tf.vocab import load_plate_format
 
     rows = []
@@ -144,8 +150,9 @@ def inference(models: list[str], runs: int, batch: int) -> list[dict]:
         src = SynthSource(fmt, 4242, batch)
         crops = [src.get(i)[0] for i in range(batch)]
         u8 = np.stack([to_model_input(c, fmt) for c in crops])  # (B, H, W, 3) uint8
-        x = u8.astype(np.float32) / 255.0
+        x = preprocess_batch(crops, fmt)
         tmp = tempfile.mkdtemp()
+        atexit.register(shutil.rmtree, tmp, True)
         saved = export_savedmodel(model, fmt, tmp, "lpr", 1)
         export_tflite(model, fmt, os.path.join(tmp, "tflite"), "lpr", calibration_count=64)
         fn = tf.function(lambda t: model(t, training=False), jit_compile=False)

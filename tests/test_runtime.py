@@ -55,14 +55,24 @@ def test_import_does_not_load_tensorflow():
 
 
 @pytest.mark.parametrize("shape", [(24, 94), (60, 200), (20, 80), (40, 60), (100, 90)])
-def test_preprocess_is_the_training_preprocess(shape, cn):
-    from lprnet_tf.data.pipeline import preprocess as pipeline_preprocess
-    from lprnet_tf.runtime import preprocess
+def test_runtime_preprocess_is_what_training_and_evaluation_feed(shape, cn):
+    """The runtime's preprocessing gives bit-identical input to the training/evaluation pipeline."""
+    from lprnet_tf.data.pipeline import ExampleMaker, SampleSource
+    from lprnet_tf.runtime import preprocess_batch
 
     img = (np.random.default_rng(shape[0]).random(shape + (3,)) * 255).astype(np.uint8)
-    a, b = preprocess(img, cn), pipeline_preprocess(img, cn)
-    assert a.dtype == np.float32 and a.shape == (24, 94, 3)
-    assert np.array_equal(a, b)  # bit-identical
+
+    class One(SampleSource):
+        def __len__(self):
+            return 1
+
+        def get(self, i):
+            return img, "皖A12345"
+
+    x, _ = ExampleMaker(One(), cn, augment="none").batch(0, 1)
+    a = preprocess_batch([img], cn)
+    assert a.dtype == np.float32 and a.shape == (1, 24, 94, 3)
+    assert np.array_equal(a, x)  # bit-identical
 
 
 def test_recognizer_tflite_matches_keras(rt):
