@@ -1,0 +1,37 @@
+"""The shipped models: every folder is complete, loads, matches its plate format, and the quick-start
+demo runs offline on the default one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from lprnet_tf.modelio import PRETRAINED_DIR, load_for_inference, pretrained_names
+
+
+def test_default_model_is_shipped():
+    assert "cn_lprnet_basic" in pretrained_names()
+
+
+@pytest.mark.parametrize("name", pretrained_names())
+def test_shipped_model_folder(name):
+    folder = os.path.join(PRETRAINED_DIR, name)
+    for f in ("model.keras", "plate_format.yaml", "config.yaml", "README.md"):
+        assert os.path.isfile(os.path.join(folder, f)), f"{name}: {f} missing"
+    assert os.path.getsize(os.path.join(folder, "model.keras")) < 8 << 20  # small files only
+    model, fmt, _ = load_for_inference(name)
+    assert model.output_shape[-1] == fmt.num_classes
+
+
+def test_demo_runs_offline_on_the_default_model(tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "lprnet_tf.cli.demo", "--count", "24", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=REPO))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.load(open(out / "metrics.json", encoding="utf-8"))
+    assert m["count"] == 24
+    assert m["char_accuracy"] > 0.8  # a trained model, not random weights
+    assert os.path.isfile(out / "recognized.png")
