@@ -136,6 +136,10 @@ class RunKeeper(keras.callbacks.Callback):
         return self._val_texts
 
     def _save(self, step: int, rec: dict):
+        # the metrics line goes first: a crash before the checkpoint only repeats this epoch (the
+        # line appears twice), a crash after it never loses the epoch's record
+        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
         ck_dir = os.path.join(self.run_dir, "checkpoints")
         os.makedirs(ck_dir, exist_ok=True)
         ck = save_model(self.model, os.path.join(ck_dir, f"step_{step:08d}.keras"))
@@ -152,8 +156,6 @@ class RunKeeper(keras.callbacks.Callback):
         os.replace(tmp, os.path.join(self.run_dir, "last.keras"))
         self.state["step"] = step
         _write_json(os.path.join(self.run_dir, "state.json"), self.state)
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
 
 
 def _write_json(path, obj):
