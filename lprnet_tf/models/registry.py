@@ -22,7 +22,6 @@ def register_model(name: str):
 
 def build_model(name: str, fmt, **options):
     """Build model ``name`` for plate format ``fmt`` with the given options."""
-    _load_builtin()
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; registered models: {sorted(MODELS)}")
     try:
@@ -31,23 +30,13 @@ def build_model(name: str, fmt, **options):
         raise ConfigError(f"model '{name}': bad option ({e}); check the model: section of the config") from None
 
 
-def _load_builtin():
-    from lprnet_tf.models import lprnet  # noqa: F401  (registers the LPRNet family)
+def _lprnet_builder(variant: str):
+    def build(fmt, **kw):
+        from lprnet_tf.models.lprnet import build_lprnet  # lazy: keras is loaded on first build
+
+        return build_lprnet(fmt.num_classes, fmt.height, fmt.width, variant=variant, **kw)
+    return build
 
 
-@register_model("lprnet_basic")
-def _basic(fmt, **kw):
-    from lprnet_tf.models.lprnet import build_lprnet
-    return build_lprnet(fmt.num_classes, fmt.height, fmt.width, variant="basic", **kw)
-
-
-@register_model("lprnet_reduced")
-def _reduced(fmt, **kw):
-    from lprnet_tf.models.lprnet import build_lprnet
-    return build_lprnet(fmt.num_classes, fmt.height, fmt.width, variant="reduced", **kw)
-
-
-@register_model("lprnet_baseline")
-def _baseline(fmt, **kw):
-    from lprnet_tf.models.lprnet import build_lprnet
-    return build_lprnet(fmt.num_classes, fmt.height, fmt.width, variant="baseline", **kw)
+for _variant in ("basic", "reduced", "baseline"):  # lprnet.md Table 4
+    register_model(f"lprnet_{_variant}")(_lprnet_builder(_variant))
