@@ -497,6 +497,25 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
 
 # ------------------------------------------------------------------------------------------------
 # parity
+def crops_from_spec(spec: str, fmt: PlateFormat, count: int, with_path: bool = True,
+                    skip_bad: bool = False) -> list:
+    """The first ``count`` crops of a data spec (any reader layout or ``synth:SEED``): uint8 RGB
+    images, or ``(image, text, file path or None)`` tuples with ``with_path`` (the path only when the
+    file is the crop itself, so the bytes signature can be fed the original encoded file)."""
+    from lprnet_tf.data.pipeline import FileSource, open_source
+
+    src = open_source(spec, fmt, skip_bad=skip_bad)
+    n = min(len(src), count)
+    out = []
+    for i in range(n):
+        image, text = src.get(i)
+        path = None
+        if isinstance(src, FileSource) and src.samples[i].box is None:
+            path = src.samples[i].path
+        out.append((image, text, path) if with_path else image)
+    return out
+
+
 def default_parity_crops(fmt: PlateFormat, count: int = 1000, seed: int = 12345) -> tuple[list, str]:
     """Crops to check parity on: ``(image uint8 RGB, text, file path or None)`` + a description.
 
@@ -505,16 +524,9 @@ def default_parity_crops(fmt: PlateFormat, count: int = 1000, seed: int = 12345)
     """
     real = DEFAULT_REAL_CROPS.get(fmt.name)
     if real and os.path.isfile(os.path.join(real, "labels.csv")):
-        from lprnet_tf.data.readers import load_image, read_samples
-
-        samples, _ = read_samples(real, fmt, skip_bad=True)
-        samples = samples[:count]
-        return [(load_image(s.path, s.box), s.text, s.path if s.box is None else None) for s in samples], \
-            f"real crops: {os.path.basename(os.path.normpath(real))} (first {len(samples)})"
-    from lprnet_tf.data.pipeline import SynthSource
-
-    src = SynthSource(fmt, seed)
-    return [(*src.get(i), None) for i in range(count)], f"synthetic plates (seed {seed}, {count})"
+        crops = crops_from_spec(real, fmt, count, skip_bad=True)
+        return crops, f"real crops: {os.path.basename(os.path.normpath(real))} (first {len(crops)})"
+    return crops_from_spec(f"synth:{seed}", fmt, count), f"synthetic plates (seed {seed}, {count})"
 
 
 def _accuracy(plates, texts, fmt):

@@ -42,20 +42,6 @@ flags.DEFINE_bool("no_verify", False, "Skip the parity check (reloading every ex
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
 
 
-def _spec_crops(spec: str, fmt, count: int, with_path: bool):
-    from lprnet_tf.data.pipeline import FileSource, open_source
-
-    src = open_source(spec, fmt)
-    n = min(len(src), count)
-    if isinstance(src, FileSource):
-        out = []
-        for i, s in enumerate(src.samples[:n]):
-            image, text = src.get(i)
-            out.append((image, text, s.path if s.box is None else None) if with_path else image)
-        return out
-    return [(*src.get(i), None) if with_path else src.get(i)[0] for i in range(n)]
-
-
 def _main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help)")
@@ -71,8 +57,9 @@ def _main(argv):
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
     variants = [] if [v.lower() for v in FLAGS.tflite] in ([], ["none"]) else FLAGS.tflite
     int8_float = [] if [v.lower() for v in FLAGS.int8_float] in ([], ["none"]) else FLAGS.int8_float
-    rep = _spec_crops(FLAGS.calibration_data, fmt, FLAGS.calibration_count, False) if "int8" in variants else None
-    crops = _spec_crops(FLAGS.parity_data, fmt, FLAGS.parity_count, True) if FLAGS.parity_data else None
+    rep = (export.crops_from_spec(FLAGS.calibration_data, fmt, FLAGS.calibration_count, with_path=False)
+           if "int8" in variants else None)
+    crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
     print(f"exporting {path} (plate format '{fmt.name}', {fmt.height}x{fmt.width}, {fmt.num_classes} classes)")
     try:
         summary = export.export_all(model, fmt, FLAGS.out, FLAGS.name, FLAGS.version, tflite=variants,
