@@ -15,7 +15,7 @@ Two targets (``docs/deployment.md`` has the details and the commands):
     kernels differ from cv2's by at most one grey level, so for this signature parity means "same
     plate", not bit-equal logits.
   * ``predict_images``: ``images`` uint8 ``[None, H, W, 3]`` RGB crops already resized (with the
-    cv2 rule of :func:`lprnet_tf.data.pipeline.preprocess`); logits equal the Keras model's.
+    cv2 rule of :func:`lprnet_tf.runtime.preprocess`); logits equal the Keras model's.
 
   The greedy CTC decode runs in the graph with TF ops (argmax, collapse repeats, drop blanks, look
   the ids up in ``assets/alphabet.txt``); ``confidence`` is the smallest of the emitted characters'
@@ -310,7 +310,8 @@ def representative_batches(fmt: PlateFormat, representative: Iterable[np.ndarray
     ``representative``: uint8 RGB crops of any size (from the training source); default synthetic
     plates ``SynthSource(fmt, seed)``. Crops go through the same preprocessing as training.
     """
-    from lprnet_tf.data.pipeline import SynthSource, preprocess
+    from lprnet_tf.data.pipeline import SynthSource
+    from lprnet_tf.runtime import preprocess
 
     if representative is None:
         src = SynthSource(fmt, seed)
@@ -572,7 +573,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     images = [c[0] for c in crops]
     texts = [c[1] for c in crops]
     u8 = np.stack([resize_crop(img, fmt.height, fmt.width) for img in images])  # (N, H, W, 3) uint8
-    x = u8.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, 3) in [0, 1], as lprnet_tf.data.pipeline.preprocess
+    x = u8.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, 3) in [0, 1], as lprnet_tf.runtime.preprocess
     ref = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
     ref_plates, ref_conf = decode(ref, fmt, "greedy")
     report = {"crops": {"source": source, "count": len(crops)},

@@ -37,7 +37,7 @@ class RuntimeModelError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------
-# preprocessing (must stay identical to lprnet_tf.data.pipeline.preprocess; a test checks it)
+# preprocessing: the one rule, also used by the training pipeline (a test checks they feed identical input)
 def resize_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 RGB crop ``(h, w, 3)`` -> uint8 ``(height, width, 3)`` (INTER_AREA if shrinking both sides)."""
     h, w = image.shape[:2]

@@ -25,7 +25,7 @@ import numpy as np
 
 from lprnet_tf.data.augment import Augmenter
 from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
-from lprnet_tf.runtime import preprocess, resize_crop  # noqa: F401  (one preprocessing, re-exported)
+from lprnet_tf.runtime import resize_crop  # the one preprocessing rule, shared with the runtime
 from lprnet_tf.vocab import PlateFormat
 
 SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
