@@ -111,6 +111,21 @@ def resize_like_pipeline(image: tf.Tensor, height: int, width: int) -> tf.Tensor
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
+def fit_like_pipeline(image: tf.Tensor, fmt: PlateFormat) -> tf.Tensor:
+    """In-graph :func:`lprnet_tf.runtime.fit_crop`: uint8 ``(h, w, 3)`` -> uint8 ``(H, W, 3)``; two-row
+    formats are cut at ``round(h * row_split)`` and their rows placed side by side (top row left)."""
+    height, width = int(fmt.height), int(fmt.width)
+    if fmt.rows == 1:
+        return resize_like_pipeline(image, height, width)
+    h = tf.shape(image)[0]
+    cut = tf.cast(tf.round(tf.cast(h, tf.float64) * fmt.row_split), tf.int32)
+    cut = tf.clip_by_value(cut, 1, tf.maximum(h - 1, 1))
+    left = width // 2
+    top = resize_like_pipeline(image[:cut], height, left)
+    bottom = resize_like_pipeline(image[cut:], height, width - left)
+    return tf.concat([top, bottom], axis=1)  # (H, W, 3)
+
+
 def greedy_decode_tf(logits: tf.Tensor, table) -> tuple[tf.Tensor, tf.Tensor]:
     """In-graph greedy CTC decode of ``(B, T, C)`` logits -> (plate string (B,), confidence (B,)).
 
@@ -165,6 +180,7 @@ class ServingModule(tf.Module):
         self._model = _Untracked(model)
         self.model_variables = _variables(model)
         self.height, self.width = int(fmt.height), int(fmt.width)
+        self.fmt = fmt
         self.alphabet_file = tf.saved_model.Asset(os.path.join(asset_dir, ALPHABET_FILE))
         self.format_file = tf.saved_model.Asset(os.path.join(asset_dir, FORMAT_FILE))
         init = tf.lookup.TextFileInitializer(
@@ -192,7 +208,7 @@ class ServingModule(tf.Module):
             lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
             lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
         image.set_shape([None, None, 3])
-        return resize_like_pipeline(image, self.height, self.width)
+        return fit_like_pipeline(image, self.fmt)
 
     def _serve_bytes(self, image_bytes):
         images = tf.map_fn(self._decode_one, image_bytes,
@@ -439,7 +455,13 @@ def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name:
                   "range": [0.0, 1.0],
                   "normalization": "pixel / 255 as float32 in [0, 1]; the model normalizes to [-1, 1] inside",
                   "resize": "cv2.resize to (width, height): INTER_AREA when the crop is larger on both "
-                            "sides, else INTER_LINEAR"},
+                            "sides, else INTER_LINEAR",
+                  "rows": fmt.rows,
+                  **({"row_layout": f"two-row plate: cut the crop at row round(h * {fmt.row_split}) (at least 1 "
+                                    "pixel each side); resize the top part to (width // 2, height) and the "
+                                    "bottom part to (width - width // 2, height), each with the resize rule; "
+                                    "place them side by side, top row left",
+                      "row_split": fmt.row_split} if fmt.rows == 2 else {})},
         "output": {**_tensor_info(out), "layout": "(B, T, C) CTC logits, class 0 = blank",
                    "time_steps": int(out["shape"][1])},
         "decoder": {"default": "greedy", "greedy": "argmax per step, collapse repeats, drop blank (0); "
@@ -562,7 +584,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     exact-match accuracy within ``MAX_ACCURACY_DROP`` of Keras. Raises ExportParityError listing the
     failures (after writing ``report_path``) unless ``raise_on_fail`` is False.
     """
-    from lprnet_tf.runtime import resize_crop
+    from lprnet_tf.runtime import fit_crop
 
     source = crops_source
     if crops is None:
@@ -572,7 +594,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
         raise ExportError("parity check needs at least one crop")
     images = [c[0] for c in crops]
     texts = [c[1] for c in crops]
-    u8 = np.stack([resize_crop(img, fmt.height, fmt.width) for img in images])  # (N, H, W, 3) uint8
+    u8 = np.stack([fit_crop(img, fmt) for img in images])  # (N, H, W, 3) uint8
     x = u8.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, 3) in [0, 1], as lprnet_tf.runtime.preprocess
     ref = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
     ref_plates, ref_conf = decode(ref, fmt, "greedy")

@@ -10,6 +10,8 @@ Steps, for each plate crop:
    RGBA are converted to RGB) -- :func:`lprnet_tf.data.readers.load_image`.
 2. Resize to the model's W x H (94 x 24 for most formats) with ``cv2.resize``: ``INTER_AREA`` when
    the crop is larger than W x H on **both** sides, otherwise ``INTER_LINEAR`` -- :func:`resize_crop`.
+   Two-row formats (``rows: 2``) first cut the crop at ``round(h * row_split)`` into top and bottom
+   rows, resize each to H x W/2 with the same rule and place them side by side -- :func:`fit_crop`.
 3. ``float32(pixel) * (1/255)`` -> values in [0, 1], layout NHWC. No mean/std: the model normalizes
    inside -- :func:`preprocess`.
 4. Run the model -> logits ``(B, T, C)``; class 0 is the CTC blank, class k is ``alphabet[k-1]``.
@@ -45,9 +47,35 @@ def resize_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interp)
 
 
+def row_bounds(crop_height: int, fmt: PlateFormat) -> int:
+    """Two-row plates: the crop row where the bottom row starts, ``round(h * row_split)`` clamped to
+    ``[1, h - 1]`` (so each row keeps at least one pixel)."""
+    return int(min(max(int(round(crop_height * fmt.row_split)), 1), max(crop_height - 1, 1)))
+
+
+def fit_crop(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
+    """uint8 RGB crop -> uint8 ``(H, W, 3)`` laid out as the model reads it.
+
+    One-row formats: :func:`resize_crop` to H x W. Two-row formats (``rows: 2``): the crop is cut at
+    :func:`row_bounds` into its top and bottom rows; the top row is resized to H x ``W // 2`` and the
+    bottom row to H x ``W - W // 2`` (each with :func:`resize_crop`'s rule) and they are placed side by
+    side, top row left, so the CTC model reads the top row then the bottom row.
+    """
+    if fmt.rows == 1:
+        return resize_crop(image, fmt.height, fmt.width)
+    h = image.shape[0]
+    if h < 2:
+        raise ValueError(f"a two-row plate crop needs at least 2 pixel rows, got shape {image.shape}")
+    cut = row_bounds(h, fmt)
+    left = fmt.width // 2
+    top = resize_crop(image[:cut], fmt.height, left)
+    bottom = resize_crop(image[cut:], fmt.height, fmt.width - left)
+    return np.concatenate([top, bottom], axis=1)  # (H, W, 3)
+
+
 def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
     """uint8 RGB crop -> float32 ``(H, W, 3)`` in [0, 1]: what every exported model takes."""
-    return resize_crop(image, fmt.height, fmt.width).astype(np.float32) * (1.0 / 255.0)
+    return fit_crop(image, fmt).astype(np.float32) * (1.0 / 255.0)
 
 
 def preprocess_batch(images: Sequence[np.ndarray], fmt: PlateFormat) -> np.ndarray:

@@ -3,7 +3,9 @@
 A plate format (``configs/plates/<name>.yaml``) names the alphabet, the maximum plate length,
 the network input size, the templates (regexes) real plates of that country follow, optional
 class merges used only for scoring (``O0`` means "count O and 0 as the same character"), the
-number of text rows and a free-form ``synth`` section read by :mod:`lprnet_tf.synth`.
+number of text rows (``rows: 2`` with ``row_split``: two-row plates, see
+:func:`lprnet_tf.runtime.fit_crop`) and a free-form ``synth`` section read by :mod:`lprnet_tf.synth`.
+A format file may start from another one with ``base: NAME_OR_PATH`` and list only what it changes.
 
 Class ids: 0 is the CTC blank (also the label padding value), alphabet character ``i`` is class
 ``i + 1``; ``num_classes = len(alphabet) + 1``. Nothing else in the project adds ``+1``.
@@ -97,14 +99,14 @@ class PlateFormat:
     def check(self, text: str) -> str | None:
         """Return why ``text`` (already normalized) cannot be a label, or None when it can."""
         if not text:
-            return "empty label"
+            return "empty label; write the plate text or remove the row"
         bad = sorted({c for c in text if c not in self._index})
         if bad:
             return (f"label {text!r} has character(s) {''.join(bad)!r} outside the '{self.name}' alphabet; "
                     f"fix the label or add the character(s) to configs/plates/{self.name}.yaml")
         if len(text) > self.max_length:
             return (f"label {text!r} has {len(text)} characters, more than max_length={self.max_length} "
-                    f"of plate format '{self.name}'")
+                    f"of plate format '{self.name}'; fix the label or raise max_length in the format")
         return None
 
     def encode(self, text: str) -> list[int]:
@@ -149,8 +151,11 @@ def read_yaml(path: str, error: type[ValueError], missing_hint: str = ""):
     try:
         with open(path, encoding="utf-8") as f:
             return yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise error(f"{path}: not valid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: "FILE:LINE: not valid YAML (problem)"
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        why = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise error(f"{where}: not valid YAML ({why}); fix the syntax at that line") from None
     except UnicodeDecodeError:
         raise error(f"{path}: not UTF-8 text; save the file as UTF-8") from None
 
@@ -159,7 +164,7 @@ def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
     """Validate a plate-format mapping: unknown keys, missing fields and wrong types are errors."""
     if not isinstance(d, dict):
         raise PlateFormatError(f"{source}: a plate format must be a YAML mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - set(_ALLOWED_KEYS))
+    unknown = sorted(set(d) - set(_ALLOWED_KEYS), key=str)
     if unknown:
         raise PlateFormatError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(_ALLOWED_KEYS)}")
     missing = [k for k in _REQUIRED if k not in d]
@@ -195,11 +200,35 @@ def load_plate_format(name_or_path: str | dict | PlateFormat) -> PlateFormat:
         return name_or_path
     if isinstance(name_or_path, dict):
         return plate_format_from_dict(name_or_path)
+    path = _format_path(name_or_path)
+    return plate_format_from_dict(_raw_format(path), source=path)
+
+
+def _format_path(name_or_path: str, relative_to: str = "") -> str:
     path = name_or_path
-    if not (path.endswith((".yaml", ".yml")) or os.sep in path):
+    if not (path.endswith((".yaml", ".yml")) or os.sep in path or "/" in path):
         path = os.path.join(plates_dir(), f"{name_or_path}.yaml")
         if not os.path.isfile(path):
             raise PlateFormatError(
                 f"unknown plate format '{name_or_path}'; shipped formats: {available_formats()} "
                 f"(or pass a path to your own YAML)")
-    return plate_format_from_dict(read_yaml(path, PlateFormatError), source=path)
+    elif relative_to and not os.path.isabs(path) and not os.path.exists(path):
+        path = os.path.join(relative_to, path)
+    return path
+
+
+def _raw_format(path: str, seen: tuple = ()) -> dict:
+    """The YAML mapping of a format file with its ``base:`` chain applied: a file may start from
+    another format (``base: cn2`` -- a shipped name, or a path relative to the file) and set only the
+    keys it changes; ``synth`` is replaced as a whole, never merged."""
+    d = read_yaml(path, PlateFormatError)
+    if not isinstance(d, dict) or "base" not in d:
+        return d
+    base = d["base"]
+    if not isinstance(base, str):
+        raise PlateFormatError(f"{path}: 'base' must be a format name or a YAML path, got {base!r}")
+    if path in seen:
+        raise PlateFormatError(f"{path}: 'base' cycle {' -> '.join(seen + (path,))}")
+    merged = dict(_raw_format(_format_path(base, os.path.dirname(path)), seen + (path,)))
+    merged.update({k: v for k, v in d.items() if k != "base"})
+    return merged

@@ -25,7 +25,7 @@ import numpy as np
 
 from lprnet_tf.data.augment import Augmenter
 from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
-from lprnet_tf.runtime import resize_crop  # the one preprocessing rule, shared with the runtime
+from lprnet_tf.runtime import fit_crop  # the one preprocessing rule, shared with the runtime
 from lprnet_tf.vocab import PlateFormat
 
 SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
@@ -99,8 +99,9 @@ def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad:
 
 
 def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
-    """Resize a uint8 RGB crop to the format's H x W (uint8); the runtime's rule, shared."""
-    return resize_crop(image, fmt.height, fmt.width)
+    """A uint8 RGB crop laid out at the format's H x W (uint8; two-row plates side by side); the
+    runtime's rule (:func:`lprnet_tf.runtime.fit_crop`), shared."""
+    return fit_crop(image, fmt)
 
 
 class ExampleMaker:

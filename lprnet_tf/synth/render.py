@@ -178,6 +178,43 @@ def _draw_separator(img: np.ndarray, kind: str, cx: float, cy: float, cw: float,
         cv2.circle(img, (_fx(cx), _fx(cy)), _fx(r), col, max(1, int(round(0.18 * r))), cv2.LINE_AA, _SHIFT)
 
 
+def _row_jitter(rng: np.random.Generator) -> tuple:
+    """A row's random layout: scales of character width, height, gap and separator, then x and y
+    offsets (drawn in this order, before the plate's separator, thinning and "1" choices, so that
+    one-row plates keep the sample sequence they always had)."""
+    return (rng.uniform(0.95, 1.05), rng.uniform(0.96, 1.03), rng.uniform(0.8, 1.2), rng.uniform(0.9, 1.1),
+            rng.uniform(-0.02, 0.02), rng.uniform(-0.03, 0.03))
+
+
+def _draw_row(img: np.ndarray, text: str, groups: list, box: tuple, cw: float, ch: float, gap: float,
+              sep_w: float, ink: dict) -> float:
+    """Draw one row of characters centred in ``box`` (plate pixels), with ``gap`` between neighbours
+    and ``sep_w`` (and the separator) at group boundaries; returns the horizontal squeeze applied."""
+    bx0, by0, bx1, by1 = box
+    j = ink["jitter"].pop(0)  # this row's six layout draws (see _row_jitter)
+    cw, ch, gap, sep_w = cw * j[0], ch * j[1], gap * j[2], sep_w * j[3]
+    n = len(text)
+    total = n * cw + (n - len(groups)) * gap + (len(groups) - 1) * sep_w
+    squeeze = min(1.0, (bx1 - bx0) / total)
+    cw, gap, sep_w = cw * squeeze, gap * squeeze, sep_w * squeeze
+    x = bx0 + ((bx1 - bx0) - total * squeeze) / 2 + j[4] * cw * n
+    y = (by0 + by1 - ch) / 2 + j[5] * ch
+    box_w, box_h = max(2, int(round(cw))), max(4, int(round(ch)))
+    i = 0
+    for gi, glen in enumerate(groups):
+        for k in range(glen):
+            c = text[i]
+            shape = "I" if ink["plain_one"] and c == "1" else c
+            a = glyphs.glyph("cjk" if glyphs.is_cjk(c) else ink["font"], shape, box_w, box_h, ink["thin"])
+            _paste(img, a, x + (cw - a.shape[1]) / 2, y, ink["accent"] if c in ink["accent_chars"] else ink["fg"])
+            x += cw + (gap if k < glen - 1 else 0.0)
+            i += 1
+        if gi < len(groups) - 1:
+            _draw_separator(img, ink["sep"], x + sep_w / 2, y + ch / 2, cw, ch, sep_w, ink["plate_h"], ink["fg"])
+            x += sep_w
+    return squeeze
+
+
 # ---- the plate ---------------------------------------------------------------------------------
 def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     """The clean plate: premultiplied uint8 RGBA at PLATE_PX height, and its params."""
@@ -191,37 +228,24 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     for mark in st.marks:
         _draw_mark(img, mark, ppm, colors, font, rng)
 
-    # layout in plate pixels: character boxes, gaps, and a wider space at each group boundary
-    bx0, by0, bx1, by1 = (v * ppm for v in st.text_box_mm)
-    cw = st.char_mm[0] * ppm * rng.uniform(0.95, 1.05)
-    ch = st.char_mm[1] * ppm * rng.uniform(0.96, 1.03)
-    gap = st.gap_mm * ppm * rng.uniform(0.8, 1.2)
-    sep_w = st.sep_mm * ppm * rng.uniform(0.9, 1.1)
-    groups = _groups(st, text)
-    n = len(text)
-    total = n * cw + (n - len(groups)) * gap + (len(groups) - 1) * sep_w
-    squeeze = min(1.0, (bx1 - bx0) / total)
-    cw, gap, sep_w = cw * squeeze, gap * squeeze, sep_w * squeeze
-    x = bx0 + ((bx1 - bx0) - total * squeeze) / 2 + rng.uniform(-0.02, 0.02) * cw * n
-    y = (by0 + by1 - ch) / 2 + rng.uniform(-0.03, 0.03) * ch
-    box_w, box_h = max(2, int(round(cw))), max(4, int(round(ch)))
+    jitter = [_row_jitter(rng) for _ in range(2 if st.two_row is not None else 1)]
     sep = st.sep.pick(rng)
     # stroke thinning in master-bitmap pixels (the master cap height is about 0.72 MASTER_PX)
     thin = int(round(rng.uniform(*st.thin) * 0.72 * glyphs.MASTER_PX))
     accent = np.asarray(st.accent, np.float32) if st.accent is not None else fg
     plain_one = st.plain_one > 0 and rng.random() < st.plain_one  # "1" as a bare stroke (CN plate font)
-    i = 0
-    for gi, glen in enumerate(groups):
-        for k in range(glen):
-            c = text[i]
-            shape = "I" if plain_one and c == "1" else c
-            a = glyphs.glyph("cjk" if glyphs.is_cjk(c) else font, shape, box_w, box_h, thin)
-            _paste(img, a, x + (cw - a.shape[1]) / 2, y, accent if c in st.accent_chars else fg)
-            x += cw + (gap if k < glen - 1 else 0.0)
-            i += 1
-        if gi < len(groups) - 1:
-            _draw_separator(img, sep, x + sep_w / 2, y + ch / 2, cw, ch, sep_w, h, fg)
-            x += sep_w
+    ink = dict(font=font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars, plain_one=plain_one,
+               sep=sep, plate_h=h, jitter=jitter)
+    if st.two_row is not None:  # square plate: the first top_chars characters on a smaller top row
+        n_top, top_box, top_char, top_gap = st.two_row
+        top_box = tuple(v * ppm for v in top_box)
+        _draw_row(img, text[:n_top], [n_top], top_box, top_char[0] * ppm, top_char[1] * ppm, top_gap * ppm,
+                  0.0, ink)
+        squeeze = _draw_row(img, text[n_top:], [len(text) - n_top], tuple(v * ppm for v in st.text_box_mm),
+                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, 0.0, ink)
+    else:
+        squeeze = _draw_row(img, text, _groups(st, text), tuple(v * ppm for v in st.text_box_mm),
+                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, st.sep_mm * ppm, ink)
 
     mask = _outline(w, h, int(round(st.corner_mm * ppm)))
     rgba = cv2.merge([*cv2.split(cv2.multiply(img, mask, scale=1.0 / 255.0)), mask[..., 0]])

@@ -60,6 +60,10 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   channel also varying by a quarter of it; 0.06);
 * ``plain_one`` (0): probability that a plate draws the digit ``1`` as a plain vertical stroke (the
   font's ``I``), as Chinese plates do; only for alphabets without the letter I;
+* ``two_row``: two-row (square) plates, ``{top_chars: 2, top_box_mm: [x0, y0, x1, y1], top_char_mm:
+  [w, h], top_gap_mm: 8}``: the first ``top_chars`` characters of the text are drawn in the top box
+  with their own character size and gap; the rest in ``text_box_mm`` with ``char_mm`` (the bottom row).
+  Use it with ``rows: 2`` and a ``row_split`` near ``top row bottom edge / plate height`` in the format;
 * ``corner_mm``: corner radius of the plate outline (8);
 * ``marks``: list of decorations, each with exactly one shape key: ``rect``/``frame``/``line``
   ``[x0, y0, x1, y1]``, ``circle``/``ring`` ``[cx, cy, r]``, ``stripes`` ``[x0, y0, x1, y1]``
@@ -92,7 +96,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
-    "plain_one",
+    "plain_one", "two_row",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -285,6 +289,21 @@ class Style:
     corner_mm: float
     marks: tuple
     plain_one: float = 0.0
+    two_row: tuple | None = None  # (top_chars, top_box_mm (4,), top_char_mm (2,), top_gap_mm)
+
+
+def _two_row(v, what: str):
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not {"top_chars", "top_box_mm", "top_char_mm"} <= set(v) or \
+            set(v) - {"top_chars", "top_box_mm", "top_char_mm", "top_gap_mm"}:
+        raise SynthConfigError(f"{what}: needs top_chars, top_box_mm, top_char_mm (and optionally top_gap_mm)")
+    n = v["top_chars"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise SynthConfigError(f"{what}.top_chars: a positive integer, got {n!r}")
+    char = _box(v["top_char_mm"], 2, f"{what}.top_char_mm")
+    return (n, _box(v["top_box_mm"], 4, f"{what}.top_box_mm"), char,
+            float(v.get("top_gap_mm", 0.15 * char[0])))
 
 
 def _merged(styles: dict, name: str, seen: tuple = ()) -> dict:
@@ -347,6 +366,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         jitter=float(d.get("jitter", 0.06)), corner_mm=float(d.get("corner_mm", 8.0)),
         marks=tuple(_mark(m, f"{what}.marks[{i}]") for i, m in enumerate(marks)),
         plain_one=float(d.get("plain_one", 0.0)),
+        two_row=_two_row(d.get("two_row"), f"{what}.two_row"),
     )
 
 
