@@ -22,16 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-# real set folder -> plate format; the split that may be reported
-REAL_SETS = {
-    "cn_ccpd_like_1000": ("cn", "test"),
-    "br_openalpr_crops": ("br", "val"),
-    "uz_plates": ("uz", "val"),
-    "tw_plates": ("tw", "val"),
-    "us_openalpr_crops": ("us", "test"),
-    "ar_plates": ("ar", "test"),
-}
-HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
+FIELDS = ["model", "set", "decoder", "merges", "count", "accuracy", "acc1", "char_accuracy", "accuracy_no_first"]
 
 
 def main():
@@ -43,8 +34,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "accuracy.md"))
     a = ap.parse_args()
 
-    from lprnet_tf.data.pipeline import SynthSource, open_source
-    from lprnet_tf.evaluation import predict_logits, score
+    from lprnet_tf.evaluation import predict_logits, reference_sets, score
     from lprnet_tf.modelio import load_for_inference, pretrained_names
 
     models = [m for m in a.models.split(",") if m] or pretrained_names()
@@ -53,13 +43,7 @@ def main():
     rows = []
     for spec in models:
         model, fmt, path = load_for_inference(spec)
-        # real sets also get a row with the format's scoring merges (e.g. US labels write O as 0)
-        sets = [(f"synthetic held-out ({a.synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, a.synth_count), [])]
-        for name, (fmt_name, split) in REAL_SETS.items():
-            folder = os.path.join(a.data_root, name)
-            if fmt_name != fmt.name or not os.path.isdir(folder):
-                continue
-            sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), list(fmt.merges)))
+        sets = reference_sets(fmt, a.data_root, a.synth_count)
         for set_name, src, merges in sets:
             t0 = time.time()
             texts = src.texts()
@@ -67,10 +51,16 @@ def main():
             for dec in a.decoders.split(","):
                 for mg in ([[]] + ([merges] if merges else [])):
                     m, _, _ = score(logits, texts, fmt, dec, mg)
-                    rows.append((spec, set_name, dec, ",".join(mg) or "-", m))
+                    rows.append({"model": spec, "set": set_name, "decoder": dec, "merges": ",".join(mg) or "-",
+                                 **{k: m[k] for k in FIELDS[4:]}})
                     print(f"{spec:18s} {set_name:34s} {dec:8s} merges={','.join(mg) or '-':5s} "
                           f"acc={m['accuracy']:.4f} acc1={m['acc1']:.4f} char={m['char_accuracy']:.4f} "
                           f"no_first={m['accuracy_no_first']:.4f} n={m['count']} ({time.time() - t0:.0f}s)", flush=True)
+    csv_path = os.path.splitext(a.out)[0] + ".csv"
+    if a.models and os.path.isfile(csv_path):  # keep the other models' rows of the last full run
+        with open(csv_path, encoding="utf-8", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["model"] not in models] + rows
+    rows.sort(key=lambda r: r["model"])
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(f"Accuracy of the shipped models, `python benchmarks/accuracy.py`, {time.strftime('%Y-%m-%d')}. "
@@ -79,16 +69,13 @@ def main():
                 f"template post-filter.\n\n")
         f.write("| model | set | decoder | merges | n | exact | acc-1 | char | no-first |\n")
         f.write("|---|---|---|---|---|---|---|---|---|\n")
-        for spec, set_name, dec, mg, m in rows:
-            f.write(f"| {spec} | {set_name} | {dec} | {mg} | {m['count']} | {m['accuracy']:.3f} | {m['acc1']:.3f} | "
-                    f"{m['char_accuracy']:.3f} | {m['accuracy_no_first']:.3f} |\n")
-    with open(os.path.splitext(a.out)[0] + ".csv", "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "set", "decoder", "merges", "count", "accuracy", "acc1", "char_accuracy",
-                    "accuracy_no_first"])
-        for spec, set_name, dec, mg, m in rows:
-            w.writerow([spec, set_name, dec, mg, m["count"], m["accuracy"], m["acc1"], m["char_accuracy"],
-                        m["accuracy_no_first"]])
+        for r in rows:
+            f.write(f"| {r['model']} | {r['set']} | {r['decoder']} | {r['merges']} | {r['count']} | "
+                    + " | ".join(f"{float(r[k]):.3f}" for k in FIELDS[5:]) + " |\n")
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        w.writerows(rows)
     print(f"wrote {a.out}")
 
 

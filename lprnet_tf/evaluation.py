@@ -18,6 +18,32 @@ from lprnet_tf.metrics import apply_merges, merge_map_from, plate_metrics
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
 
+# The real sets of ../shared/data that shipped models are reported on: folder -> (plate format, the
+# split that may be reported; never a split anything was trained on).
+REFERENCE_SETS = {
+    "cn_ccpd_like_1000": ("cn", "test"),
+    "br_openalpr_crops": ("br", "val"),
+    "uz_plates": ("uz", "val"),
+    "tw_plates": ("tw", "val"),
+    "us_openalpr_crops": ("us", "test"),
+    "ar_plates": ("ar", "test"),
+}
+HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
+
+
+def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000) -> list:
+    """The sets a model of format ``fmt`` is reported on: ``(label, source, merges)`` for the held-apart
+    synthetic set and each real set of that format found under ``data_root`` (real sets carry the
+    format's scoring merges, e.g. US labels write the letter O as the digit 0)."""
+    from lprnet_tf.data.pipeline import SynthSource, open_source
+
+    sets = [(f"synthetic held-out ({synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, synth_count), [])]
+    for name, (fmt_name, split) in REFERENCE_SETS.items():
+        folder = os.path.join(data_root, name)
+        if fmt_name == fmt.name and os.path.isdir(folder):
+            sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), list(fmt.merges)))
+    return sets
+
 
 def predict_logits(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 64,
                    progress: bool = False, desc: str = "predict") -> np.ndarray:

@@ -35,3 +35,35 @@ def test_demo_runs_offline_on_the_default_model(tmp_path):
     assert m["count"] == 24
     assert m["char_accuracy"] > 0.8  # a trained model, not random weights
     assert os.path.isfile(out / "recognized.png")
+
+
+def _reported_rows():
+    """Greedy, no-merge rows of benchmarks/results/accuracy.csv (the table the README quotes)."""
+    import csv
+
+    path = os.path.join(REPO, "benchmarks", "results", "accuracy.csv")
+    with open(path, encoding="utf-8", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["decoder"] == "greedy" and r["merges"] == "-"]
+
+
+@pytest.mark.parametrize("name", pretrained_names())
+def test_shipped_accuracy_has_not_regressed(name):
+    """Each shipped model still scores within 1 point of its reported figures (held-apart synthetic
+    set always; its real validation sets when ../shared/data is present), so a change to
+    preprocessing, decoding or the renderer cannot silently break the shipped weights."""
+    from conftest import SHARED_DATA
+    from lprnet_tf.evaluation import predict_logits, reference_sets, score
+
+    reported = {r["set"]: r for r in _reported_rows() if r["model"] == name}
+    assert reported, f"{name} has no row in benchmarks/results/accuracy.csv; run benchmarks/accuracy.py"
+    model, fmt, _ = load_for_inference(name)
+    checked = []
+    for label, src, _ in reference_sets(fmt, SHARED_DATA, synth_count=1000):
+        if label not in reported:
+            continue
+        m, _, _ = score(predict_logits(model, src, fmt, batch_size=128), src.texts(), fmt, "greedy", [])
+        want = float(reported[label]["accuracy"])
+        assert int(reported[label]["count"]) == m["count"], label
+        assert abs(m["accuracy"] - want) <= 0.01, f"{name} on {label}: {m['accuracy']:.4f}, reported {want:.4f}"
+        checked.append(label)
+    assert any(c.startswith("synthetic") for c in checked)
