@@ -43,6 +43,7 @@ setup(
             "lprnet-serve=lprnet_tf.cli.serve:main",
             "lprnet-export=lprnet_tf.cli.export:main",
             "lprnet-recognize=lprnet_tf.cli.recognize:main",
+            "lprnet-data=lprnet_tf.cli.data:main",
         ]
     },
 )

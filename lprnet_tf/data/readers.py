@@ -55,11 +55,15 @@ class ReadReport:
     source: str
     kept: int = 0
     skipped: list = dataclasses.field(default_factory=list)  # (where, reason)
+    duplicates: list = dataclasses.field(default_factory=list)  # (where, where of the row it repeats)
 
     def summary(self) -> str:
         s = f"{self.source}: {self.kept} samples"
         if self.skipped:
             s += f", {len(self.skipped)} skipped (first: {self.skipped[0][0]}: {self.skipped[0][1]})"
+        if self.duplicates:
+            s += (f", {len(self.duplicates)} duplicate row(s) used once (first: {self.duplicates[0][0]} repeats "
+                  f"{self.duplicates[0][1]}; remove the repeats)")
         return s
 
 
@@ -77,6 +81,8 @@ def load_image(path: str, box: tuple | None = None) -> np.ndarray:
     if data.size == 0:
         raise DataError(f"{path}: image file is empty (0 bytes); re-export or remove it")
     check_header_size(data, path)
+    if _jpeg_truncated(data):
+        raise DataError(f"{path}: not a decodable image (JPEG cut short: no end-of-image marker); re-export or remove it")
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: not a decodable image (truncated or not JPEG/PNG/BMP/WebP); re-export or remove it")
@@ -112,10 +118,52 @@ def check_header_size(data: np.ndarray, path: str, limit: int = MAX_IMAGE_PIXELS
         w, h = int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
     elif b[:2] == b"\xff\xd8":
         w, h = _jpeg_size(data)
+    elif b[:2] == b"BM" and len(b) >= 26:
+        w, h = abs(int.from_bytes(b[18:22], "little", signed=True)), abs(int.from_bytes(b[22:26], "little", signed=True))
+    elif b[:4] == b"RIFF" and b[8:12] == b"WEBP" and len(b) >= 30:
+        w, h = _webp_size(b)
     if w * h > limit:
         raise DataError(f"{path}: image header says {w}x{h} pixels, more than a plate crop can be "
                         f"(limit {limit}); crop the plate first")
     return w, h
+
+
+def _webp_size(b: bytes) -> tuple[int, int]:
+    chunk = b[12:16]
+    if chunk == b"VP8X":  # extended: 24-bit (width-1), (height-1)
+        return int.from_bytes(b[24:27], "little") + 1, int.from_bytes(b[27:30], "little") + 1
+    if chunk == b"VP8L" and b[20] == 0x2F:  # lossless: 14-bit (width-1), (height-1)
+        bits = int.from_bytes(b[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and b[23:26] == b"\x9d\x01\x2a":  # lossy key frame: 14-bit width, height
+        return int.from_bytes(b[26:28], "little") & 0x3FFF, int.from_bytes(b[28:30], "little") & 0x3FFF
+    return 0, 0
+
+
+def _jpeg_truncated(data: np.ndarray) -> bool:
+    """True for a JPEG whose segments end before the image data or that has no end-of-image marker
+    after its first scan (a cut-off download or copy). Decoders differ on such files: some fill the
+    missing part with grey, so the check is ours. Non-JPEG data gives False."""
+    b = data.tobytes()
+    if b[:2] != b"\xff\xd8":
+        return False
+    i = 2
+    while i + 4 <= len(b):
+        if b[i] != 0xFF:
+            return False  # not the segment structure we know: let the decoder judge
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: entropy-coded data follows; it must end with EOI
+            return b.find(b"\xff\xd9", i + 2) < 0
+        if marker == 0xD9:
+            return False
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        i += 2 + int.from_bytes(b[i + 2:i + 4], "big")
+    return True  # the headers run past the end of the file
 
 
 def _jpeg_size(data: np.ndarray) -> tuple[int, int]:
@@ -142,6 +190,7 @@ class _Collector:
         self.report = ReadReport(source)
         self.fmt, self.skip_bad, self.verify = fmt, skip_bad, verify_images
         self.samples: list[Sample] = []
+        self.seen: dict = {}  # (image path, box) -> (where, normalized text) of the row that added it
 
     def bad(self, where: str, reason: str):
         if not self.skip_bad:
@@ -153,6 +202,14 @@ class _Collector:
         why = self.fmt.check(text)
         if why:
             return self.bad(sample.where, why)
+        key = (os.path.normcase(os.path.abspath(sample.path)), sample.box)
+        if key in self.seen:
+            first, first_text = self.seen[key]
+            if first_text != text:
+                return self.bad(sample.where, f"image {sample.path} is labelled {first_text!r} at {first} and "
+                                              f"{text!r} here; keep one label per image")
+            self.report.duplicates.append((sample.where, first))  # same image, same label: used once
+            return None
         if not os.path.isfile(sample.path):
             return self.bad(sample.where, f"image {sample.path} does not exist; fix the path (paths are relative to the label file)")
         if self.verify:
@@ -162,14 +219,17 @@ class _Collector:
                 return self.bad(sample.where, str(e))
         sample.text = text
         self.samples.append(sample)
+        self.seen[key] = (sample.where, text)
         self.report.kept += 1
 
     def finish(self) -> tuple[list[Sample], ReadReport]:
-        if self.report.skipped:
+        if self.report.skipped or self.report.duplicates:
             print(f"warning: {self.report.summary()}", file=sys.stderr)
         if not self.samples:
-            raise DataError(f"{self.report.source}: no usable samples"
-                            + (f" ({len(self.report.skipped)} skipped as bad)" if self.report.skipped else ""))
+            if self.report.skipped:
+                raise DataError(f"{self.report.source}: no usable samples ({len(self.report.skipped)} skipped as "
+                                f"bad, first: {self.report.skipped[0][0]}: {self.report.skipped[0][1]})")
+            raise DataError(f"{self.report.source}: no samples (only a header?); add one row per labelled image")
         return self.samples, self.report
 
 
@@ -326,3 +386,155 @@ def read_samples(source: str, fmt: PlateFormat, skip_bad=False, verify_images=Tr
     if layout == "filenames":
         return read_filenames(source, fmt, skip_bad, verify_images)
     raise DataError(f"unknown layout '{layout}'; use auto, csv, list, ccpd or filenames")
+
+
+# ---------------------------------------------------------------------------------------------
+# raw scanning, for the dataset tools (lprnet-data): every row as written, no label or image checks
+LAYOUTS = ("auto", "csv", "list", "ccpd", "filenames")
+
+
+def detect_layout(source: str, layout: str = "auto") -> tuple[str, str]:
+    """Resolve ``(source, layout)`` the way :func:`read_samples` does: a folder holding
+    ``labels.csv`` means that CSV; a folder of images is CCPD when its names decode as CCPD, else a
+    label-in-file-name folder; a file is a CSV by its ``.csv`` extension, else a list file."""
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown layout '{layout}'; use one of {', '.join(LAYOUTS)}")
+    if not os.path.exists(source):
+        raise DataError(f"{source}: no such file or folder; pass a labels.csv, a list file or an image folder")
+    if layout == "csv" and os.path.isdir(source):
+        source = os.path.join(source, "labels.csv")
+    if layout == "auto":
+        if os.path.isdir(source):
+            if os.path.isfile(os.path.join(source, "labels.csv")):
+                return os.path.join(source, "labels.csv"), "csv"
+            files = _image_files(source)
+            if not files:
+                raise DataError(f"{source}: folder has no labels.csv and no images")
+            return source, ("ccpd" if _looks_ccpd(files) else "filenames")
+        return source, ("csv" if source.lower().endswith(".csv") else "list")
+    if layout in ("ccpd", "filenames") and not os.path.isdir(source):
+        raise DataError(f"{source}: layout '{layout}' needs a folder of images")
+    if layout in ("csv", "list") and not os.path.isfile(source):
+        raise DataError(f"{source}: layout '{layout}' needs a label file")
+    return source, layout
+
+
+@dataclasses.dataclass
+class RawRow:
+    """One row of a label source as written.
+
+    ``fields``: the CSV columns (or ``path``/``text`` for the other layouts) exactly as written;
+    ``sample``: the :class:`Sample` the row describes (image path resolved, box for CCPD, text NOT
+    normalized), or None when the row cannot be parsed, and then ``problem`` says why.
+    """
+
+    where: str
+    fields: dict
+    sample: Sample | None
+    problem: str = ""
+
+
+@dataclasses.dataclass
+class RawScan:
+    """Every row of a label source (:func:`scan_rows`)."""
+
+    source: str  # the resolved label file or image folder
+    layout: str
+    columns: list  # CSV header, or ["path", "text"]
+    rows: list  # RawRow
+
+    @property
+    def root(self) -> str:
+        """The folder image paths are relative to."""
+        return self.source if os.path.isdir(self.source) else os.path.dirname(os.path.abspath(self.source))
+
+
+def scan_rows(source: str, layout: str = "auto") -> RawScan:
+    """Parse a label source of any layout into :class:`RawRow` s without checking labels or images
+    (those checks are :func:`read_samples`' and ``lprnet-data validate``'s). A file-level problem
+    (empty CSV, missing ``path,text`` header, unreadable file) raises DataError."""
+    source, layout = detect_layout(source, layout)
+    rows: list[RawRow] = []
+    if layout == "csv":
+        root = os.path.dirname(os.path.abspath(source))
+        text = _read_text(source)
+        if not text.strip():
+            raise DataError(f"{source}: the CSV is empty; it needs a header 'path,text' and one row per image")
+        reader = csv.DictReader(io.StringIO(text))
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        reader.fieldnames = cols
+        missing = [c for c in ("path", "text") if c not in cols]
+        if missing:
+            raise DataError(f"{source}: missing column(s) {missing}; found {cols}. The first line must be a "
+                            f"header with at least 'path,text'")
+        for i, row in enumerate(reader, start=2):
+            where = f"{source}:{i}"
+            if None in row or any(row.get(c) is None for c in ("path", "text")):
+                fields = {k: (v or "") for k, v in row.items() if k is not None}
+                rows.append(RawRow(where, fields, None,
+                                   f"row does not have the {len(cols)} fields of the header {cols}; fix the row"))
+                continue
+            fields = {k: (v if v is not None else "") for k, v in row.items()}
+            extra = {k: v for k, v in fields.items() if k not in ("path", "text", "split", "group")}
+            sample = Sample(path=os.path.join(root, fields["path"].strip()), text=fields["text"],
+                            split=fields.get("split", "") or "", group=fields.get("group", "") or "",
+                            where=where, extra=extra)
+            rows.append(RawRow(where, fields, sample))
+        return RawScan(source, layout, cols, rows)
+    if layout == "list":
+        root = os.path.dirname(os.path.abspath(source))
+        lines = _read_text(source).splitlines()
+        if not any(line.strip() for line in lines):
+            raise DataError(f"{source}: the list file is empty; write one 'path LABEL' per line")
+        for i, line in enumerate(lines, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            where = f"{source}:{i}"
+            parts = line.strip().rsplit(None, 1)
+            if len(parts) != 2:
+                rows.append(RawRow(where, {"path": line.strip(), "text": ""}, None,
+                                   f"expected 'path LABEL', got {line.strip()!r}"))
+                continue
+            rows.append(RawRow(where, {"path": parts[0], "text": parts[1]},
+                               Sample(path=os.path.join(root, parts[0]), text=parts[1], where=where)))
+        return RawScan(source, layout, ["path", "text"], rows)
+    for f in _image_files(source):
+        where = os.path.join(source, f)
+        if layout == "ccpd":
+            try:
+                text, box = parse_ccpd_name(f)
+            except (ValueError, IndexError) as e:
+                rows.append(RawRow(where, {"path": f, "text": ""}, None, f"cannot decode CCPD file name ({e})"))
+                continue
+        else:
+            text, box = os.path.splitext(f)[0].split("_")[0], None
+        rows.append(RawRow(where, {"path": f, "text": text}, Sample(path=where, text=text, box=box, where=where)))
+    if not rows:
+        raise DataError(f"{source}: folder has no images")
+    return RawScan(source, layout, ["path", "text"], rows)
+
+
+def image_size(path: str, box: tuple | None = None) -> tuple[int, int]:
+    """``(width, height)`` of an image file (of its ``box`` crop when given), read from the file header
+    (:func:`check_header_size`) when it says, else by decoding. Raises DataError naming the file when it
+    cannot be read. Unlike :func:`load_image` it does not prove the whole file decodes."""
+    try:
+        head = np.fromfile(path, dtype=np.uint8, count=1 << 16)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read image file ({e.strerror}); check the path") from None
+    if head.size == 0:
+        raise DataError(f"{path}: image file is empty (0 bytes); re-export or remove it")
+    w, h = check_header_size(head, path)
+    if not (w and h):
+        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise DataError(f"{path}: not a decodable image (truncated or not JPEG/PNG/BMP/WebP); "
+                            f"re-export or remove it")
+        h, w = img.shape[:2]
+    if box is not None:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            raise DataError(f"{path}: box {box} lies outside the {w}x{h} image; fix the box")
+        return x2 - x1, y2 - y1
+    return w, h
