@@ -78,12 +78,13 @@ def _from_dict(cls, d, where: str):
     if d is None:
         d = {}
     if not isinstance(d, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+        raise ConfigError(f"{where or 'the file'}: expected a mapping, got {type(d).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(d) - set(fields))
+    unknown = sorted(set(d) - set(fields), key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+        raise ConfigError(f"unknown key(s) {unknown} {'in section ' + repr(where) if where else 'at the top level'}; "
+                          f"allowed: {sorted(fields)} (check the spelling)")
     kw = {}
     for k, v in d.items():
         t = hints[k]
@@ -128,7 +129,9 @@ def load_config(path: str, overrides: typing.Sequence[str] = (), schedule: str |
     """Load and validate an experiment YAML, then apply a named schedule and ``key=value`` overrides."""
     raw = read_yaml(path, ConfigError, "shipped experiments are in configs/experiments/")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: an experiment config must be a mapping")
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise ConfigError(f"{path}: an experiment config must be a mapping, got {got}; start from one in "
+                          f"configs/experiments/")
     return config_from_dict(raw, overrides, schedule, where=path)
 
 
@@ -143,7 +146,10 @@ def config_from_dict(raw: dict, overrides=(), schedule: str | None = None, where
     for item in overrides:
         k, v = parse_override(item)
         _set_dotted(raw, k, v, where)
-    cfg = _from_dict(ExperimentConfig, raw, "")
+    try:
+        cfg = _from_dict(ExperimentConfig, raw, "")
+    except ConfigError as e:  # name the file (the messages above name the key)
+        raise ConfigError(f"{where}: {e}") from None
     _check_values(cfg, where)
     return cfg
 
@@ -163,6 +169,15 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: data.augment must be none, light or full, got '{cfg.data.augment}'")
     if cfg.data.workers < 0:
         raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
+    from lprnet_tf.models import MODELS  # light: the builders import keras only when they build
+    from lprnet_tf.vocab import PlateFormatError, load_plate_format
+
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"{where}: model.name: unknown model '{cfg.model.name}'; registered models: {sorted(MODELS)}")
+    try:
+        load_plate_format(cfg.plate_format)
+    except PlateFormatError as e:
+        raise ConfigError(f"{where}: plate_format: {e}") from None
 
 
 def save_config(cfg: ExperimentConfig, path: str):

@@ -1,14 +1,20 @@
 """Saving, loading and locating models.
 
 A model travels as a ``.keras`` file with ``plate_format.yaml`` beside it (a run directory, a
-pretrained folder, or any folder). Writes are atomic (temp file + rename), so a crash never
-leaves a half-written checkpoint in place; loads of a truncated or foreign file raise
-:class:`ModelFileError` with the file name and the fix. Loading never uses ``safe_mode=False``.
+pretrained folder, or any folder). Writes are atomic (:func:`atomic_write`: a hidden temp file
+``.tmp-NAME`` in the same folder, flushed to disk, then renamed over the target), so a crash or a
+full disk never leaves a half-written file under the real name and never damages the previous
+version; a failed write removes its temp file and raises :class:`ModelFileError` naming the file,
+the OS reason and the fix. Loads of a truncated or foreign file raise :class:`ModelFileError` with
+the file name and the fix. Loading never uses ``safe_mode=False``.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import shutil
 import zipfile
 
 import keras
@@ -20,7 +26,87 @@ FORMAT_FILE = "plate_format.yaml"
 
 
 class ModelFileError(ValueError):
-    """A model file is missing, truncated, corrupt or does not fit the plate format."""
+    """A model file is missing, truncated, corrupt, does not fit the plate format, or cannot be written."""
+
+
+TMP_PREFIX = ".tmp-"  # temp files are hidden and never match the names they stand in for (step_*.keras)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def temp_path(path: str) -> str:
+    """The temp name :func:`atomic_write` uses for ``path`` (same folder, so the rename is atomic)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, TMP_PREFIX + base)
+
+
+def _fsync_dir(folder: str):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported on this platform/file system: the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, write) -> str:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temp file, which is fsynced and renamed.
+
+    On any failure the temp file is removed and ``path`` keeps its previous content (or stays
+    absent). An ``OSError`` (disk full, permissions, ...) becomes a :class:`ModelFileError` that
+    names the file and the fix; other exceptions propagate unchanged.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = temp_path(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        write(tmp)
+        with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    except BaseException as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise write_error(path, e, "could not be written", "the previous version of the file, if any, "
+                              "is unchanged") from None
+        raise
+    return path
+
+
+def write_error(path: str, e: OSError, what: str, kept: str) -> ModelFileError:
+    """A ModelFileError for a failed write: the file, the OS reason, what is intact, and the fix."""
+    fix = ("the disk is full: free space and retry" if e.errno in _DISK_FULL else
+           "check the folder exists and is writable, then retry")
+    return ModelFileError(f"{path}: {what} ({e.strerror or e}); {kept}; {fix} "
+                          f"(a training run: then continue it with --resume)")
+
+
+def copy_atomic(src: str, dst: str) -> str:
+    """Copy ``src`` to ``dst`` with :func:`atomic_write`."""
+    return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete temp files left in ``folder`` by a killed writer; returns their paths.
+
+    Only for folders a single writer owns (a run directory while its run is not running).
+    """
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        p = os.path.join(folder, name)
+        if name.startswith(TMP_PREFIX) and os.path.isfile(p):
+            os.remove(p)
+            removed.append(p)
+    return removed
 
 
 def _register_custom_objects():
@@ -31,16 +117,13 @@ def _register_custom_objects():
 
 def save_model(model: keras.Model, path: str, fmt: PlateFormat | None = None) -> str:
     """Save ``model`` to ``path`` atomically; also write ``plate_format.yaml`` beside it."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = path + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    if not path.endswith(".keras"):
+        raise ModelFileError(f"{path}: a model file name must end with .keras")
+    atomic_write(path, model.save)  # the temp name ends with .keras too, as model.save requires
     if fmt is not None:
         fpath = os.path.join(os.path.dirname(os.path.abspath(path)), FORMAT_FILE)
         if not os.path.isfile(fpath):
-            ftmp = fpath + ".tmp"
-            fmt.save(ftmp)
-            os.replace(ftmp, fpath)
+            atomic_write(fpath, fmt.save)
     return path
 
 
@@ -52,12 +135,60 @@ def load_model(path: str, compile: bool = False) -> keras.Model:
     if os.path.getsize(path) == 0 or not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a .keras archive (truncated or corrupt); use an earlier checkpoint "
                              f"from the run's checkpoints/ folder or re-export the model")
+    unsafe = unsafe_objects(path)
+    if unsafe:
+        raise ModelFileError(f"{path}: refused: unsafe model file: its config holds {', '.join(unsafe)} (Python "
+                             f"code that loading would run); only models made of Keras and lprnet_tf layers are "
+                             f"loaded (safe mode). Rebuild it without Lambda layers or foreign modules")
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as e:  # keras raises many types for corrupt/foreign archives
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        if "safe_mode" in str(e) or "arbitrary code" in str(e):
+            raise ModelFileError(f"{path}: refused: unsafe model file ({msg[:160]}); safe mode never runs code from "
+                                 f"a model file. Rebuild it without Lambda layers") from None
         raise ModelFileError(f"{path}: cannot load model ({msg}); the file is corrupt or was written by "
                              f"another model/version: use an earlier checkpoint or re-export it") from None
+
+
+SAFE_MODULES = ("keras", "lprnet_tf")  # the only Python packages a model's config may name
+_UNSAFE_CLASSES = ("Lambda", "__lambda__")  # Python code (bytecode or a function reference) in the config
+_MAX_CONFIG_BYTES = 64 << 20
+
+
+def unsafe_objects(path: str) -> list[str]:
+    """What in a ``.keras`` archive's ``config.json`` safe loading refuses: Lambda layers / Python
+    lambdas and objects from modules outside :data:`SAFE_MODULES` (``builtins``, ``os``, ``__main__``,
+    another package). Checked before Keras reads the file, on top of Keras' own ``safe_mode=True``.
+    A corrupt archive raises ModelFileError."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo("config.json") if "config.json" in z.namelist() else None
+            if info is None:
+                raise ModelFileError(f"{path}: not a Keras model archive (no config.json inside); pass a .keras "
+                                     f"file written by model.save / lprnet-train")
+            if info.file_size > _MAX_CONFIG_BYTES:
+                raise ModelFileError(f"{path}: config.json inside is {info.file_size} bytes, not a model config")
+            config = json.loads(z.read(info).decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: corrupt .keras archive ({e}); use an earlier checkpoint or re-export "
+                             f"the model") from None
+    found = set()
+    stack = [config]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            cls, mod = o.get("class_name"), o.get("module")
+            if cls in _UNSAFE_CLASSES:
+                found.add(f"a {'Lambda layer' if cls == 'Lambda' else 'Python lambda'}")
+            if isinstance(mod, str) and mod.split(".")[0] not in SAFE_MODULES:
+                found.add(f"'{cls}' from module '{mod}'")
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+    return sorted(found)
 
 
 def pretrained_names() -> list[str]:
@@ -100,7 +231,30 @@ def load_for_inference(spec: str, fmt=None) -> tuple[keras.Model, PlateFormat, s
     path, pf = resolve_model(spec, fmt)
     model = load_model(path)
     check_model_format(model, pf, path)
+    saved = os.path.join(os.path.dirname(os.path.abspath(path)), FORMAT_FILE)
+    if fmt is not None and os.path.isfile(saved):  # same class count is not enough: the characters must match
+        trained = load_plate_format(saved)
+        if trained.alphabet != pf.alphabet:
+            raise ModelFileError(f"{path}: trained with plate format '{trained.name}' ({saved}), whose alphabet "
+                                 f"differs from the given format '{pf.name}': class ids would decode as the wrong "
+                                 f"characters; drop --format or pass one with the same alphabet")
     return model, pf, path
+
+
+def check_architecture(model: keras.Model, expected: keras.Model, path: str, fix: str, shapes: bool = True):
+    """Refuse a loaded ``model`` that is not the architecture of ``expected`` (a freshly built model
+    from the config): another model name, or (``shapes``) layers missing or with other weight shapes."""
+    if model.name != expected.name:
+        raise ModelFileError(f"{path}: holds a {model.name} model but the config's model.name is {expected.name}; "
+                             f"{fix}")
+    if not shapes:
+        return
+    got = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in model.layers}
+    want = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in expected.layers}
+    diff = sorted(n for n in set(got) | set(want) if got.get(n) != want.get(n) and (got.get(n) or want.get(n)))
+    if diff:
+        raise ModelFileError(f"{path}: its {model.name} differs from the configured one in layer(s) {diff[:6]} "
+                             f"(another alphabet or other model.options?); {fix}")
 
 
 def check_model_format(model: keras.Model, fmt: PlateFormat, where: str = "model"):

@@ -163,7 +163,9 @@ def read_yaml(path: str, error: type[ValueError], missing_hint: str = ""):
 def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
     """Validate a plate-format mapping: unknown keys, missing fields and wrong types are errors."""
     if not isinstance(d, dict):
-        raise PlateFormatError(f"{source}: a plate format must be a YAML mapping, got {type(d).__name__}")
+        got = "an empty file" if d is None else type(d).__name__
+        raise PlateFormatError(f"{source}: a plate format must be a YAML mapping, got {got}; it needs at least "
+                               f"{', '.join(_REQUIRED)}")
     unknown = sorted(set(d) - set(_ALLOWED_KEYS), key=str)
     if unknown:
         raise PlateFormatError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(_ALLOWED_KEYS)}")
@@ -182,7 +184,10 @@ def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
                 raise PlateFormatError(f"{source}: every entry of '{k}' must be a string")
             v = tuple(v)
         kw[k] = v
-    return PlateFormat(**kw)
+    try:
+        return PlateFormat(**kw)
+    except PlateFormatError as e:  # name the file (the checks in PlateFormat name the format)
+        raise (type(e)(f"{source}: {e}") if source != "<dict>" else e) from None
 
 
 def available_formats() -> list[str]:

@@ -78,7 +78,8 @@ def test_image_loading_conversions(tmp_path):
 
 def test_list_reader(tmp_path, br):
     write_image(str(tmp_path / "a.jpg"))
-    (tmp_path / "list.txt").write_text("a.jpg ABC1234\n\na.jpg BRA2E19\n", encoding="utf-8")
+    write_image(str(tmp_path / "b.jpg"))
+    (tmp_path / "list.txt").write_text("a.jpg ABC1234\n\nb.jpg BRA2E19\n", encoding="utf-8")
     samples, _ = read_samples(str(tmp_path / "list.txt"), br)
     assert [s.text for s in samples] == ["ABC1234", "BRA2E19"]
     (tmp_path / "bad.txt").write_text("a.jpg\n", encoding="utf-8")

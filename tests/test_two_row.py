@@ -109,7 +109,7 @@ def test_format_base_inheritance(tmp_path):
     (tmp_path / "c.yaml").write_text("base: nowhere\nname: c\n", encoding="utf-8")
     with pytest.raises(PlateFormatError, match="unknown plate format 'nowhere'"):
         load_plate_format(str(tmp_path / "c.yaml"))
-    onerow = load_plate_format(os.path.join(REPO, "configs", "experiments", "plate_cn2_onerow.yaml"))
+    onerow = load_plate_format(os.path.join(REPO, "configs", "variants", "cn2_onerow.yaml"))
     assert onerow.rows == 1 and onerow.name == "cn2_onerow"
 
 

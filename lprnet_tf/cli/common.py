@@ -7,15 +7,19 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Errors users can fix: printed as one line ("error: ...") with exit code 2, no traceback.
-# (lprnet-export exits 3 when the exported files fail the parity check; lprnet-recognize exits 1
-# when no input could be read.)
-EXIT_USER_ERROR = 2
+# Exit codes every command keeps (docs/bad_input.md):
+EXIT_OK = 0
+EXIT_NOTHING_READ = 1  # lprnet-recognize: no input image could be read
+EXIT_USER_ERROR = 2  # bad flag, config, data, model file...: one "error: ..." line, no traceback
+EXIT_PARITY = 3  # lprnet-export: the exported files disagree with the Keras model
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+# Anything else (a Python traceback, exit 1 from the interpreter) is a bug: please report it.
 
 
 _USER_ERRORS = {
     "lprnet_tf.config": ("ConfigError", "UsageError"),
     "lprnet_tf.data.readers": ("DataError",),
+    "lprnet_tf.export": ("ExportError",),
     "lprnet_tf.modelio": ("ModelFileError",),
     "lprnet_tf.runtime": ("RuntimeModelError",),
     "lprnet_tf.vocab": ("LabelError", "PlateFormatError"),
@@ -38,8 +42,32 @@ def run_guarded(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def one_line(message: str) -> str:
+    """A message on one line (scripts read the first ``error:`` line)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+_HELP_FLAGS = ("--help", "-help", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull", "--helpxml", "-helpxml")
+
+
+def parse_flags(argv):
+    """absl ``flags_parser`` for ``app.run``: a bad flag is a user error (one ``error:`` line, exit 2,
+    where absl's default exits 1, the code lprnet-recognize uses for "nothing read"); ``--help`` exits 0."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {one_line(str(e))} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except SystemExit as e:  # absl's --help/--helpfull print the usage, then exit 1
+        if e.code == 1 and any(a.split("=")[0] in _HELP_FLAGS for a in argv[1:]):
+            sys.exit(EXIT_OK)
+        raise

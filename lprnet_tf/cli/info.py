@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.cli.common import parse_flags, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("format", "cn", "Plate format (sets classes and input size).")
@@ -34,7 +34,7 @@ def _main(argv):
 
 
 def main():
-    app.run(lambda argv: run_guarded(_main, argv))
+    app.run(lambda argv: run_guarded(_main, argv), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

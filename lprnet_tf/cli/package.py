@@ -16,7 +16,7 @@ import shutil
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.cli.common import parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -54,7 +54,7 @@ def _main(argv):
 
 
 def main():
-    app.run(lambda argv: run_guarded(_main, argv))
+    app.run(lambda argv: run_guarded(_main, argv), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

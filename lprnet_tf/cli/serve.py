@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.cli.common import parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -21,6 +21,8 @@ flags.DEFINE_string("name", None, "Model name in URLs (default: the base folder'
 flags.DEFINE_integer("max_batch", 64, "Most images per request.")
 flags.DEFINE_float("max_body_mb", 8.0, "Largest request body in MB.")
 flags.DEFINE_integer("max_image_pixels", 4_000_000, "Largest image (width x height) accepted.")
+flags.DEFINE_float("read_timeout", 30.0, "Seconds a connection may stay silent (idle keep-alive, or a body slower "
+                   "than its Content-Length) before it is closed (408 for a late body).")
 
 
 def _main(argv):
@@ -29,7 +31,9 @@ def _main(argv):
 
     if not FLAGS.model:
         raise UsageError("--model is required (see --help)")
-    limits = Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.max_batch, FLAGS.max_image_pixels)
+    if FLAGS.read_timeout <= 0:
+        raise UsageError(f"--read_timeout must be > 0 seconds, got {FLAGS.read_timeout}")
+    limits = Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.max_batch, FLAGS.max_image_pixels, FLAGS.read_timeout)
     server = make_server(FLAGS.model, FLAGS.host, FLAGS.port, FLAGS.name, limits)
     b = server.backend
     print(f"serving '{b.name}' version {b.version} from {b.path} on http://{FLAGS.host}:{FLAGS.port}"
@@ -43,7 +47,7 @@ def _main(argv):
 
 
 def main():
-    app.run(lambda argv: run_guarded(_main, argv))
+    app.run(lambda argv: run_guarded(_main, argv), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

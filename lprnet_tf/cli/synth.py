@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from absl import app, flags
 
-from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.cli.common import parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 from lprnet_tf.data.readers import DataError, load_image, read_samples
 from lprnet_tf.synth.contact import contact_sheet
@@ -99,7 +99,7 @@ def _main(argv):
 
 def main():
     """Console entry point ``lprnet-synth``."""
-    app.run(lambda argv: run_guarded(_main, argv))
+    app.run(lambda argv: run_guarded(_main, argv), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
