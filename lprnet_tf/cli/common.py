@@ -57,11 +57,33 @@ def one_line(message: str) -> str:
 _HELP_FLAGS = ("--help", "-help", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull", "--helpxml", "-helpxml")
 
 
+def _adopt_command_help(flag_values, argv) -> None:
+    """Installed as a console script (``lprnet-recognize``), ``__main__`` is pip's wrapper: absl's
+    ``--help`` would show neither the command's docstring nor its flags (it looks both up under
+    ``sys.argv[0]``). Register the command module's flags under the script name and lend it the
+    docstring, so ``--help`` reads the same as ``python -m lprnet_tf.cli.<command> --help``."""
+    script = argv[0] if argv else sys.argv[0]
+    by_module = flag_values.flags_by_module_dict()
+    if script in by_module:
+        return
+    main = sys.modules.get("__main__")
+    for name, module_flags in list(by_module.items()):
+        if not name.startswith("lprnet_tf.cli.") or name == __name__:
+            continue
+        for flag in module_flags:
+            flag_values.register_flag_by_module(script, flag)
+            flag_values.register_key_flag_for_module(script, flag)
+        doc = getattr(sys.modules.get(name), "__doc__", None)
+        if main is not None and doc and not getattr(main, "__doc__", None):
+            main.__doc__ = doc
+
+
 def parse_flags(argv):
     """absl ``flags_parser`` for ``app.run``: a bad flag is a user error (one ``error:`` line, exit 2,
     where absl's default exits 1, the code lprnet-recognize uses for "nothing read"); ``--help`` exits 0."""
     from absl import flags
 
+    _adopt_command_help(flags.FLAGS, argv)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
