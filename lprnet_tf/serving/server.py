@@ -12,7 +12,10 @@ Clients written for ``tensorflow_model_server --rest_api_port`` work against it 
 It serves a SavedModel written by :func:`lprnet_tf.export.export_savedmodel` (``DIR/NAME/VERSION``,
 the highest version is loaded, or a version folder itself). Limits on body size, batch size and
 image size reject a request with 413/400 before it reaches TensorFlow; malformed input never
-crashes the server. It binds 127.0.0.1 unless told otherwise.
+crashes the server. Every error is a JSON ``{"error": ...}`` with a 4xx status (unknown methods
+405, a body that does not arrive within ``Limits.read_timeout_s`` 408); 500 is kept for a server
+bug and is never caused by input. It binds 127.0.0.1 unless told otherwise.
+``docs/reliability.md`` lists the limits; ``benchmarks/serving_load.py`` loads and fuzzes it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import binascii
 import json
 import os
 import re
+import socket
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -77,7 +83,7 @@ class SavedModelBackend:
         try:
             with self.lock:
                 res = fn(**feed)
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, ValueError, TypeError) as e:
             msg = getattr(e, "message", str(e)).strip().splitlines()[0][:300]
             raise RequestError(400, f"the model rejected the input: {msg}") from None
         return {k: v.numpy() for k, v in res.items()}
@@ -96,8 +102,12 @@ def resolve_version_dir(model_dir: str) -> tuple[str, str]:
 
 
 class Limits:
-    def __init__(self, max_body_bytes=8 << 20, max_batch=64, max_image_pixels=4_000_000):
+    """Request limits. ``read_timeout_s``: the longest a connection may stay silent (idle between
+    keep-alive requests, or a body slower than declared) before it is closed."""
+
+    def __init__(self, max_body_bytes=8 << 20, max_batch=64, max_image_pixels=4_000_000, read_timeout_s=30.0):
         self.max_body_bytes, self.max_batch, self.max_image_pixels = max_body_bytes, max_batch, max_image_pixels
+        self.read_timeout_s = read_timeout_s
 
 
 def _jsonable(v):
@@ -139,7 +149,7 @@ def parse_predict(body: dict, backend: SavedModelBackend, limits: Limits) -> tup
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object with 'instances' or 'inputs'")
     sig = body.get("signature_name", "serving_default")
-    if sig not in backend.signatures:
+    if not isinstance(sig, str) or sig not in backend.signatures:
         raise RequestError(400, f"unknown signature_name '{sig}'; available: {sorted(backend.signatures)}")
     spec = backend.signatures[sig].structured_input_signature[1]
     (in_name, in_spec), = spec.items()
@@ -165,27 +175,74 @@ def parse_predict(body: dict, backend: SavedModelBackend, limits: Limits) -> tup
             arr = np.asarray(items, dtype=np.float64)
         except (ValueError, TypeError):
             raise RequestError(400, f"'{in_name}' must be a list of {h}x{w}x3 uint8 arrays") from None
-        if arr.shape[1:] != (h, w, 3) or arr.min() < 0 or arr.max() > 255:
+        if arr.shape[1:] != (h, w, 3) or not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
             raise RequestError(400, f"'{in_name}' must be a list of {h}x{w}x3 arrays of 0..255, got shape {arr.shape}")
         arr = arr.astype(np.uint8)
     return sig, {in_name: arr}, row
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def make_handler(backend: SavedModelBackend, limits: Limits):
     class Handler(BaseHTTPRequestHandler):
         server_version = "lprnet-serve"
         protocol_version = "HTTP/1.1"
+        timeout = limits.read_timeout_s  # socket timeout: a silent client cannot hold a thread for ever
+        disable_nagle_algorithm = True  # headers and body go out in two writes: Nagle + delayed ACK = +40 ms
 
         def log_message(self, fmt, *args):  # quiet by default; errors are answered, not logged
             pass
 
         def _send(self, status: int, obj: dict):
             data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            except OSError:  # the client went away (reset, broken pipe, timeout): nothing to answer
+                self.close_connection = True
+
+        def send_error(self, code, message=None, explain=None):
+            """Protocol-level errors (bad request line, oversized headers...) as JSON too; the stock
+            5xx of a malformed request (505 for an unknown HTTP version) is a client error: 400."""
+            self.close_connection = True
+            if code >= 500:
+                code = 400
+            if getattr(self, "command", None) is None:
+                self.command = ""
+            if getattr(self, "request_version", "HTTP/0.9") in ("HTTP/0.9", ""):
+                self.request_version = "HTTP/1.1"  # a malformed request line still gets a status line
+            self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+        def handle_expect_100(self):
+            # "Expect: 100-continue": refuse an oversized body before the client sends it
+            try:
+                n = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                n = 0
+            if n > limits.max_body_bytes:
+                self.close_connection = True
+                self._send(413, {"error": f"body of {n} bytes exceeds the limit of {limits.max_body_bytes}"})
+                return False
+            return super().handle_expect_100()
+
+        def __getattr__(self, name):
+            # any method without a do_X (PUT, DELETE, HEAD, made-up ones) -> 405 JSON, not the stock 501
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
+
+        def _not_allowed(self):
+            self.close_connection = True
+            self._send(405, {"error": f"method {self.command} not allowed; use GET for status/metadata "
+                                      f"and POST for :predict"})
 
         def _route(self):
             m = _PATH.match(self.path.split("?")[0])
@@ -209,23 +266,40 @@ def make_handler(backend: SavedModelBackend, limits: Limits):
                 self._send(200, {"model_version_status": [{"version": backend.version, "state": "AVAILABLE",
                                                            "status": {"error_code": "OK", "error_message": ""}}]})
             except RequestError as e:
+                self.close_connection = True
                 self._send(e.status, {"error": str(e)})
+            except Exception as e:  # never let one request take the server down
+                self.close_connection = True
+                self._send(500, {"error": f"internal error: {type(e).__name__}"})
 
         def do_POST(self):
             try:
                 if self._route() != ":predict":
                     raise RequestError(405, "only :predict accepts POST")
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    raise RequestError(411, "chunked bodies are not accepted; send a Content-Length header")
+                if len(set(self.headers.get_all("Content-Length") or [])) > 1:
+                    raise RequestError(400, "conflicting Content-Length headers")
                 try:
                     n = int(self.headers.get("Content-Length", ""))
                 except ValueError:
-                    raise RequestError(411, "Content-Length header required") from None
+                    raise RequestError(411, "Content-Length header required (a decimal byte count)") from None
+                if n < 0:
+                    raise RequestError(400, f"Content-Length must not be negative, got {n}")
                 if n > limits.max_body_bytes:
                     raise RequestError(413, f"body of {n} bytes exceeds the limit of {limits.max_body_bytes}")
-                raw = self.rfile.read(n)
                 try:
-                    body = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                    raise RequestError(400, f"body is not valid JSON ({e})") from None
+                    raw = self.rfile.read(n)
+                except TimeoutError:
+                    raise RequestError(408, f"the {n}-byte body did not arrive within "
+                                            f"{limits.read_timeout_s:g} s") from None
+                if len(raw) < n:
+                    raise RequestError(400, f"body ended after {len(raw)} of the {n} bytes Content-Length declares")
+                try:
+                    body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+                except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON syntax, huge ints
+                    msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                    raise RequestError(400, f"body is not valid JSON ({msg})") from None
                 sig, inputs, row = parse_predict(body, backend, limits)
                 out = backend.run(sig, inputs)
                 if row:
@@ -243,11 +317,41 @@ def make_handler(backend: SavedModelBackend, limits: Limits):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # listen backlog (socketserver's default 5 drops SYNs when many clients connect at once)
+    linger_bytes = 64 << 20  # after the answer, read and drop at most this much unread input...
+    linger_seconds = 2.0  # ...for at most this long
+
+    def shutdown_request(self, request):
+        """Lingering close: a request refused before its body was read (413, 411, 400) leaves that
+        body unread, and closing a socket with unread input resets the connection, which can destroy
+        the error answer before the client reads it. So: stop sending, drain (bounded), then close."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + self.linger_seconds
+            left = self.linger_bytes
+            while left > 0:
+                request.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = request.recv(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
+
+    def handle_error(self, request, client_address):
+        # a client that vanished mid-request is routine under load; anything else is a bug to show
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handle_error(request, client_address)
+
+
 def make_server(model_dir: str, host: str = "127.0.0.1", port: int = 8501, name: str | None = None,
                 limits: Limits | None = None) -> ThreadingHTTPServer:
     """Load the model and return a ready (not yet serving) HTTP server."""
     backend = SavedModelBackend(model_dir, name)
-    server = ThreadingHTTPServer((host, port), make_handler(backend, limits or Limits()))
-    server.daemon_threads = True
+    server = _Server((host, port), make_handler(backend, limits or Limits()))
     server.backend = backend
     return server
