@@ -26,6 +26,9 @@ class NoisyAdam(keras.optimizers.Adam):
         if self._noise_gen is not None:
             t = ops.cast(self.iterations, "float32")
             std = ops.sqrt(self.noise_eta / ops.power(1.0 + t, self.noise_gamma))
+            # Under tf.distribute each of the N replicas draws the same noise (same seed state) and
+            # adds it before the gradients are summed: add 1/N of it so the sum carries it once.
+            std = std / _replicas_in_sync()
             grads = [g if g is None else g + ops.cast(std, g.dtype) * keras.random.normal(
                 ops.shape(g), dtype=g.dtype, seed=self._noise_gen) for g in grads]
         return super().apply(grads, trainable_variables)
@@ -33,6 +36,16 @@ class NoisyAdam(keras.optimizers.Adam):
     def get_config(self):
         return {**super().get_config(), "noise_eta": self.noise_eta, "noise_gamma": self.noise_gamma,
                 "noise_seed": self.noise_seed}
+
+
+def _replicas_in_sync() -> int:
+    """Replicas whose gradients the optimizer sums (tf.distribute); 1 outside a strategy."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    return ctx.num_replicas_in_sync if ctx is not None else 1
 
 
 def make_optimizer(train_cfg) -> NoisyAdam:

@@ -5,16 +5,22 @@ A run directory holds the resolved ``config.yaml``, ``plate_format.yaml``, ``che
 match), ``metrics.jsonl`` (one line per evaluation) and TensorBoard logs in ``logs/``.
 
 Steps are grouped in "epochs" of ``train.eval_every`` steps; after each, validation runs and
-checkpoints are written. ``resume=True`` reloads ``last.keras`` (or the newest intact checkpoint),
-and continues at the same step with the same optimizer state, LocNet gate and data order (sample g
-of the run depends only on (seed, g)).
+checkpoints are written. ``resume=True`` reloads the newest intact of ``last.keras`` and
+``checkpoints/step_*.keras`` and continues at the same step with the same optimizer state, LocNet
+gate and data order (sample g of the run depends only on (seed, g)).
+
+Crash safety (``docs/reliability.md``): every file is written atomically (:func:`modelio.atomic_write`);
+an epoch's bookkeeping runs metrics line -> checkpoint -> best.keras -> last.keras -> state.json, and
+a resume first removes temp files left by a killed writer, drops ``metrics.jsonl`` lines past the
+resumed step (the epoch they describe is trained again) and recomputes the best-model record from
+the kept lines, so after any number of kills ``metrics.jsonl`` holds exactly one line per epoch.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -25,8 +31,10 @@ from lprnet_tf.data.pipeline import SynthSource, build_dataset, make_batch_seque
 from lprnet_tf.evaluation import predict_logits, score
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
 from lprnet_tf.losses import CTCLoss
-from lprnet_tf.modelio import ModelFileError, load_model, resolve_model, save_model, transfer_weights
+from lprnet_tf.modelio import (ModelFileError, atomic_write, copy_atomic, load_model, remove_stale_temps,
+                                resolve_model, save_model, transfer_weights, write_error)
 from lprnet_tf.models import build_model
+from lprnet_tf.modelio import check_architecture, check_model_format
 from lprnet_tf.optim import make_optimizer
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import load_plate_format
@@ -136,47 +144,145 @@ class RunKeeper(keras.callbacks.Callback):
         return self._val_texts
 
     def _save(self, step: int, rec: dict):
-        # the metrics line goes first: a crash before the checkpoint only repeats this epoch (the
-        # line appears twice), a crash after it never loses the epoch's record
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
+        # Order matters for kill -9: the metrics line goes first (a kill before the checkpoint makes
+        # the resume train this epoch again and drop the line, see trim_metrics); the checkpoint
+        # before best/last; last.keras, the usual resume point, is a copy of an intact checkpoint.
+        # Every write is atomic; a failed one (disk full) raises ModelFileError and stops the run
+        # with the earlier files intact.
+        _append_metrics(os.path.join(self.run_dir, "metrics.jsonl"), rec)
         ck_dir = os.path.join(self.run_dir, "checkpoints")
-        os.makedirs(ck_dir, exist_ok=True)
         ck = save_model(self.model, os.path.join(ck_dir, f"step_{step:08d}.keras"))
-        for old in sorted(glob.glob(os.path.join(ck_dir, "step_*.keras")))[: -self.cfg.train.keep_checkpoints]:
+        for _, old in checkpoint_files(self.run_dir)[: -self.cfg.train.keep_checkpoints]:
             os.remove(old)
         acc = rec.get("val_accuracy")
         if acc is not None and acc >= self.state.get("best_val_accuracy", -1.0):
+            copy_atomic(ck, os.path.join(self.run_dir, "best.keras"))
             self.state.update(best_val_accuracy=acc, best_step=step)
-            save_model(self.model, os.path.join(self.run_dir, "best.keras"))
-        # last.keras is written last: it is the resume point, and it always points at an intact file
-        tmp = os.path.join(self.run_dir, "last.keras.tmp.keras")
-        with open(ck, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.read())
-        os.replace(tmp, os.path.join(self.run_dir, "last.keras"))
+        copy_atomic(ck, os.path.join(self.run_dir, "last.keras"))
         self.state["step"] = step
         _write_json(os.path.join(self.run_dir, "state.json"), self.state)
 
 
+def _append_metrics(path: str, rec: dict):
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+    except OSError as e:
+        raise write_error(path, e, f"could not append the step {rec.get('step')} record",
+                          "the run's checkpoints are intact") from None
+
+
 def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2)
+
+    atomic_write(path, write)
+
+
+_CHECKPOINT = re.compile(r"^step_(\d+)\.keras$")
+
+
+def checkpoint_files(run_dir: str) -> list[tuple[int, str]]:
+    """``[(step, path)]`` of ``run_dir/checkpoints/step_*.keras``, oldest first (temp files excluded)."""
+    ck_dir = os.path.join(run_dir, "checkpoints")
+    if not os.path.isdir(ck_dir):
+        return []
+    found = [(int(m[1]), os.path.join(ck_dir, n)) for n in os.listdir(ck_dir) if (m := _CHECKPOINT.match(n))]
+    return sorted(found)
+
+
+def _try_load(path: str):
+    try:
+        return load_model(path, compile=True)
+    except ModelFileError as e:
+        log(f"warning: {e}; falling back to an older checkpoint (the broken file is left in place)")
+        return None
 
 
 def _load_resume_point(run_dir: str):
-    """Newest loadable of last.keras and checkpoints/step_*.keras; broken files are reported and kept."""
-    candidates = [os.path.join(run_dir, "last.keras")] + sorted(
-        glob.glob(os.path.join(run_dir, "checkpoints", "step_*.keras")), reverse=True)
-    for path in candidates:
-        if not os.path.isfile(path):
-            continue
+    """The newest intact model of last.keras and checkpoints/step_*.keras -> (model, path).
+
+    last.keras is tried first; a checkpoint with a higher step (a kill between writing it and
+    updating last.keras) wins over it. Broken files are reported with a warning and kept.
+    """
+    last_path = os.path.join(run_dir, "last.keras")
+    last = _try_load(last_path) if os.path.isfile(last_path) else None
+    floor = current_step(last) if last is not None else -1
+    for step, path in reversed(checkpoint_files(run_dir)):
+        if step <= floor:
+            break
+        model = _try_load(path)
+        if model is not None:
+            return model, path
+    return (last, last_path) if last is not None else (None, None)
+
+
+def _parse_metrics(text: str) -> list[dict]:
+    recs = []
+    for line in text.splitlines():
         try:
-            return load_model(path, compile=True), path
-        except ModelFileError as e:
-            log(f"warning: {e}; trying an older checkpoint (the broken file is left in place)")
-    return None, None
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            recs.append(rec)
+    return recs
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The records of a ``metrics.jsonl``; a torn or foreign line (a kill mid-append) is skipped."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return _parse_metrics(f.read())
+
+
+def trim_metrics(run_dir: str, step: int) -> list[dict]:
+    """Make ``metrics.jsonl`` one line per epoch up to ``step`` (the step training continues from).
+
+    Drops torn lines and lines past ``step`` (written for an epoch whose checkpoint a kill
+    prevented; that epoch is trained again) and keeps the last line of any repeated step.
+    Rewritten atomically only when something changes. Returns the kept records.
+    """
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    n_lines = sum(1 for line in text.splitlines() if line.strip())
+    by_step = {rec["step"]: rec for rec in _parse_metrics(text) if rec["step"] <= step}
+    kept = [by_step[k] for k in sorted(by_step)]
+    if len(kept) != n_lines or (text and not text.endswith("\n")):
+        def write(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r) + "\n" for r in kept)
+
+        atomic_write(path, write)
+        log(f"{path}: kept {len(kept)} of {n_lines} lines (dropped torn, repeated or past-step-{step} lines)")
+    return kept
+
+
+def _recover_state(run_dir: str, state: dict, step: int, resume_path: str | None, kept: list[dict]) -> dict:
+    """Bring state.json in line with the resume point (a kill can leave it one epoch behind)."""
+    state = dict(state, step=step)
+    scored = [r for r in kept if r.get("val_accuracy") is not None]
+    state.pop("best_val_accuracy", None)
+    state.pop("best_step", None)
+    for r in scored:  # same rule as RunKeeper: the latest epoch with the highest accuracy
+        if r["val_accuracy"] >= state.get("best_val_accuracy", -1.0):
+            state.update(best_val_accuracy=r["val_accuracy"], best_step=r["step"])
+    best_path = os.path.join(run_dir, "best.keras")
+    if resume_path and state.get("best_step") == step and not _same_file(resume_path, best_path):
+        copy_atomic(resume_path, best_path)  # the kill came before best.keras was updated
+    return state
+
+
+def _same_file(a: str, b: str) -> bool:
+    if not (os.path.isfile(a) and os.path.isfile(b)) or os.path.getsize(a) != os.path.getsize(b):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
 
 
 def build_training_model(cfg: ExperimentConfig, fmt):
@@ -186,7 +292,11 @@ def build_training_model(cfg: ExperimentConfig, fmt):
     if cfg.train.init_from:
         path, _ = resolve_model(cfg.train.init_from, fmt)
         src = load_model(path)
+        fix = (f"initialise from a {model.name} model (train.init_from) or set model.name: {src.name}")
+        check_architecture(src, model, path, fix, shapes=False)  # the head may differ (another alphabet)
         copied, skipped = transfer_weights(src, model)
+        if not copied:
+            raise ModelFileError(f"{path}: no layer of it fits the configured {model.name} (train.init_from); {fix}")
         log(f"init_from {path}: copied {copied} layers" + (f", re-initialised {skipped}" if skipped else ""))
     return model
 
@@ -197,34 +307,59 @@ def compile_model(model, cfg: ExperimentConfig):
     return model
 
 
-def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int | None = None,
-          verbose: bool = True) -> dict:
-    """Train (or resume) a run; returns the final ``state.json`` contents."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    fmt = load_plate_format(cfg.plate_format)
-    total = int(steps or cfg.train.steps)
+def open_run(cfg: ExperimentConfig, fmt, run_dir: str, resume: bool):
+    """Open ``run_dir`` to (re)start training -> (compiled model at its resume step, state dict).
+
+    Shared by :func:`train` and :mod:`lprnet_tf.distributed`: refuses to overwrite a run without
+    ``resume``, removes stale temp files, loads and checks the resume point, writes the resolved
+    config and plate format, and trims ``metrics.jsonl`` / recovers ``state.json`` to that step.
+    """
     os.makedirs(run_dir, exist_ok=True)
     state_path = os.path.join(run_dir, "state.json")
-    model = None
+    model = path = None
+    if not resume and os.path.isfile(os.path.join(run_dir, "last.keras")):
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run_dir")
+    for folder in (run_dir, os.path.join(run_dir, "checkpoints")):
+        for p in remove_stale_temps(folder):
+            log(f"removed {p} (a temp file left by an interrupted write)")
     if resume:
         model, path = _load_resume_point(run_dir)
         if model is None:
             log(f"{run_dir}: nothing to resume from; starting a new run")
         else:
             log(f"resuming from {path}")
-    elif os.path.isfile(os.path.join(run_dir, "last.keras")):
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run_dir")
+            fix = (f"resume with the config the run was started with ({os.path.join(run_dir, 'config.yaml')}) "
+                   f"or choose a new --run_dir")
+            check_model_format(model, fmt, path)
+            check_architecture(model, build_model(cfg.model.name, fmt, **cfg.model.options), path, fix)
     if model is None:
         model = compile_model(build_training_model(cfg, fmt), cfg)
         state = {"name": cfg.name, "step": 0}
     else:
         state = {"name": cfg.name}
         if os.path.isfile(state_path):
-            with open(state_path, encoding="utf-8") as f:
-                state = json.load(f)
-    save_config(cfg, os.path.join(run_dir, "config.yaml"))
-    fmt.save(os.path.join(run_dir, "plate_format.yaml"))
+            try:
+                with open(state_path, encoding="utf-8") as f:
+                    state = dict(json.load(f))
+            except (ValueError, TypeError):  # rebuilt from metrics.jsonl by _recover_state below
+                log(f"warning: {state_path} is unreadable; rebuilding it from metrics.jsonl")
+    atomic_write(os.path.join(run_dir, "config.yaml"), lambda tmp: save_config(cfg, tmp))
+    atomic_write(os.path.join(run_dir, "plate_format.yaml"), fmt.save)
 
+    kept = trim_metrics(run_dir, current_step(model))
+    if path is not None:
+        state = _recover_state(run_dir, state, current_step(model), path, kept)
+    return model, state
+
+
+def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int | None = None,
+          verbose: bool = True) -> dict:
+    """Train (or resume) a run; returns the final ``state.json`` contents."""
+    keras.utils.set_random_seed(cfg.train.seed)
+    fmt = load_plate_format(cfg.plate_format)
+    total = int(steps or cfg.train.steps)
+    state_path = os.path.join(run_dir, "state.json")
+    model, state = open_run(cfg, fmt, run_dir, resume)
     start_step = current_step(model)
     e = cfg.train.eval_every
     if start_step >= total:

@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_NOTHING_READ = 1  # lprnet-recognize: no input image could be read
 EXIT_USER_ERROR = 2  # bad flag, config, data, model file...: one "error: ..." line, no traceback
 EXIT_PARITY = 3  # lprnet-export: the exported files disagree with the Keras model
+EXIT_PEER_LOST = 4  # lprnet-train --strategy multiworker: another worker died; restart all with --resume
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 # Anything else (a Python traceback, exit 1 from the interpreter) is a bug: please report it.
 

@@ -2,13 +2,19 @@
 
   lprnet-train --config configs/experiments/lprnet_cn_basic.yaml --run_dir runs/cn_basic \
       [--schedule cpu] [--steps N] [--resume] [--set train.batch_size=64 --set data.train=DIR]
+
+  Several GPUs of one host, or several hosts (TF_CONFIG): add --strategy mirrored|multiworker
+  (a custom tf.distribute loop, docs/distributed.md).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 from absl import app, flags
 
-from lprnet_tf.cli.common import run_guarded
+from lprnet_tf.cli.common import EXIT_PEER_LOST, one_line, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -23,23 +29,64 @@ flags.DEFINE_bool("resume", False, "Continue the run in --run_dir from last.kera
 flags.DEFINE_multi_string("set", [], "Override a config value: key=value with a dotted key, e.g. "
                           "--set train.batch_size=64 (repeatable).")
 flags.DEFINE_bool("quiet", False, "No progress bar.")
+flags.DEFINE_enum("strategy", "none", ["none", "mirrored", "multiworker"],
+                  "none: model.fit on one device (default). mirrored: tf.distribute.MirroredStrategy, one "
+                  "replica per GPU of this host. multiworker: MultiWorkerMirroredStrategy across the hosts "
+                  "in the TF_CONFIG environment variable (run the same command on every host). Both use "
+                  "a custom training loop with the same recipe, run directory and --resume (docs/distributed.md).")
+flags.DEFINE_integer("cpu_replicas", 0, "With --strategy mirrored: split the CPU into this many logical "
+                     "devices, one replica each (to try the mirrored path on a machine without GPUs).")
+flags.DEFINE_bool("deterministic", False, "Bitwise-reproducible runs: TensorFlow deterministic ops (XLA "
+                  "deterministic ops under JAX); same seed and config give the same losses. Slower on GPU.")
+
+
+def _enable_determinism():
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def _main(argv):
     del argv
     from lprnet_tf.config import load_config
-    from lprnet_tf.training import train
 
     if not FLAGS.config or not FLAGS.run_dir:
         raise UsageError("--config and --run_dir are required (see --help)")
+    if FLAGS.cpu_replicas and FLAGS.strategy != "mirrored":
+        raise UsageError("--cpu_replicas needs --strategy mirrored")
     cfg = load_config(FLAGS.config, FLAGS.set, FLAGS.schedule)
-    state = train(cfg, FLAGS.run_dir, resume=FLAGS.resume, steps=FLAGS.steps, verbose=not FLAGS.quiet)
+    if FLAGS.strategy == "none":
+        from lprnet_tf.training import train
+
+        if FLAGS.deterministic:
+            _enable_determinism()
+        state = train(cfg, FLAGS.run_dir, resume=FLAGS.resume, steps=FLAGS.steps, verbose=not FLAGS.quiet)
+    else:
+        from lprnet_tf.distributed import ClusterError, make_strategy, train_distributed
+
+        strategy = make_strategy(FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas)  # before TF starts
+        if FLAGS.deterministic:
+            _enable_determinism()
+        try:
+            state = train_distributed(cfg, FLAGS.run_dir, strategy, resume=FLAGS.resume, steps=FLAGS.steps,
+                                      verbose=not FLAGS.quiet)
+        except ClusterError as e:
+            print(f"error: {one_line(str(e))}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_PEER_LOST)  # TensorFlow's cluster threads would keep a normal exit waiting forever
+        if state.get("chief") is False:
+            print(f"done: step {state.get('step')} ({state.get('task')}; the chief writes the run directory)")
+            return
     print(f"done: step {state.get('step')} best val accuracy {state.get('best_val_accuracy')} "
           f"(step {state.get('best_step')}) -> {FLAGS.run_dir}")
 
 
 def main():
-    app.run(lambda argv: run_guarded(_main, argv))
+    app.run(lambda argv: run_guarded(_main, argv), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ def process_batches(payload: bytes, spans: Iterator[tuple[int, int]], workers: i
 
 def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
-                  drop_remainder: bool = False, parallel: int | None = None, workers: int = 0):
+                  drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
+                  slices: tuple[int, int, int] | None = None):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -188,6 +189,10 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     ``workers`` = 0 computes batches in tf.data's threads (``parallel`` of them, default autotuned);
     ``workers`` > 0 computes them in that many worker processes (:func:`process_batches`), started
     anew for every iterator over the dataset. The batches are the same either way.
+    ``slices=(first, count, parts)`` cuts every batch into ``parts`` equal slices and yields only
+    slices ``first .. first+count-1`` of each, one element per slice (with ``repeat`` or
+    ``drop_remainder``): a tf.distribute worker's share of every global batch, one slice per local
+    replica (:mod:`lprnet_tf.distributed`). A slice is augmented as a batch of its own.
     """
     import tensorflow as tf
 
@@ -197,10 +202,21 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
-    def span(b):
-        """Batch ``b`` -> (global index of its first sample, its size)."""
-        first = start + int(b) * batch_size
-        return first, min(batch_size, start + n - first)
+    first_slice, count, size = 0, 1, batch_size  # without slices: one element per whole batch
+    if slices is not None:
+        first_slice, count, parts = (int(v) for v in slices)
+        if batch_size % parts or not 0 <= first_slice < first_slice + count <= parts or not (repeat or drop_remainder):
+            raise ValueError(f"slices={slices}: need parts dividing batch_size={batch_size}, "
+                             f"0 <= first < first+count <= parts, and repeat or drop_remainder")
+        size = batch_size // parts
+        n_batches *= count
+
+    def span(e):
+        """Element ``e`` (slice ``first_slice + e % count`` of batch ``e // count``) -> (global index
+        of its first sample, its size)."""
+        b, k = divmod(int(e), count)
+        first = start + b * batch_size + (first_slice + k) * size
+        return first, min(size, start + n - first)
 
     options = tf.data.Options()
     options.deterministic = True
