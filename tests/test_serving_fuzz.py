@@ -68,6 +68,8 @@ def test_bounded_fuzz_zero_5xx_and_alive(served):
     (http_request("BREW", "/v1/models/lpr"), 405, b"not allowed"),
     (b"GET / HTTP/9.9\r\n\r\n", 400, b"version"),  # the stdlib's stock answer was 505
     (b"GARBAGE\r\n\r\n", 400, b"error"),
+    # excess base64 padding after a whole quad: b64decode(validate=True) accepted it (a 2xx in the fuzz)
+    (http_request("POST", "/v1/models/lpr:predict", b'{"instances": [{"b64": "/9j/4AAQ==="}]}'), 400, b"base64"),
 ])
 def test_regressions(served, data, status, match):
     server, _, _ = served

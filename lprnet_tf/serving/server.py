@@ -129,6 +129,9 @@ def _decode_b64(value, limits: Limits, where: str) -> bytes:
         raise RequestError(400, f"{where}: expected {{\"b64\": \"<base64 image>\"}}")
     try:
         data = base64.b64decode(value["b64"], validate=True)
+        # strict: only the canonical encoding (no excess '=' padding, which b64decode lets through)
+        if base64.b64encode(data) != value["b64"].encode("ascii"):
+            raise ValueError("not canonical")
     except (binascii.Error, ValueError):
         raise RequestError(400, f"{where}: not valid base64") from None
     if not data:
