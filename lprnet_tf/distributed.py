@@ -46,7 +46,7 @@ from lprnet_tf.data.pipeline import SynthSource, build_dataset, open_source
 from lprnet_tf.losses import CTCLoss
 from lprnet_tf.modelio import ModelFileError, atomic_write, save_model
 from lprnet_tf.training import (LocNetGate, ProgressCallback, RunKeeper, _write_json, build_training_model,
-                                compile_model, current_step, log, open_run)
+                                compile_model, current_step, log, open_run, steps_left)
 from lprnet_tf.vocab import load_plate_format
 
 STRATEGIES = ("mirrored", "multiworker")
@@ -321,11 +321,8 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         state = {"name": cfg.name, "task": info.name, "step": start_step, "chief": False}
 
     e = cfg.train.eval_every
-    if start_step >= total:
-        log(f"run already at step {start_step} >= {total}; nothing to do")
+    if not steps_left(start_step, total, e):
         return state
-    if start_step % e:
-        log(f"warning: resume step {start_step} is not a multiple of eval_every={e}")
 
     d = cfg.data
     train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad)

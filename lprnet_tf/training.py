@@ -30,10 +30,10 @@ from lprnet_tf.config import ConfigError, ExperimentConfig, save_config
 from lprnet_tf.data.pipeline import SynthSource, build_dataset, make_batch_sequence, open_source
 from lprnet_tf.evaluation import predict_logits, score
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
-from lprnet_tf.losses import CTCLoss
+from lprnet_tf.losses import loss_for_kind
 from lprnet_tf.modelio import (ModelFileError, atomic_write, copy_atomic, load_model, remove_stale_temps,
                                 resolve_model, save_model, transfer_weights, write_error)
-from lprnet_tf.models import build_model
+from lprnet_tf.models import build_model, model_kind
 from lprnet_tf.modelio import check_architecture, check_model_format
 from lprnet_tf.optim import make_optimizer
 from lprnet_tf.progress import Progress
@@ -123,7 +123,7 @@ class RunKeeper(keras.callbacks.Callback):
                "locnet": locnet_enabled(self.model), "time": time.time()}
         if self.val is not None:
             logits = predict_logits(self.model, self.val, self.fmt, batch_size=128)
-            m, _, _ = score(logits, self.val_texts, self.fmt, "greedy")
+            m, _, _ = score(logits, self.val_texts, self.fmt, "greedy", kind=model_kind(self.model))
             rec.update({f"val_{k}": m[k] for k in ("accuracy", "acc1", "char_accuracy", "accuracy_no_first")})
         self._save(step, rec)
         if self.writer is not None:
@@ -285,6 +285,17 @@ def _same_file(a: str, b: str) -> bool:
         return fa.read() == fb.read()
 
 
+def steps_left(start_step: int, total: int, eval_every: int) -> bool:
+    """False (and says so) when a resumed run is already at its target; warns when it resumes off the
+    evaluation grid."""
+    if start_step >= total:
+        log(f"run already at step {start_step} >= {total}; nothing to do")
+        return False
+    if start_step % eval_every:
+        log(f"warning: resume step {start_step} is not a multiple of eval_every={eval_every}")
+    return True
+
+
 def build_training_model(cfg: ExperimentConfig, fmt):
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -302,7 +313,8 @@ def build_training_model(cfg: ExperimentConfig, fmt):
 
 
 def compile_model(model, cfg: ExperimentConfig):
-    model.compile(optimizer=make_optimizer(cfg.train), loss=CTCLoss(), jit_compile=False,
+    loss = loss_for_kind(model_kind(model), model.name)  # CTC, or per-slot cross-entropy for slot models
+    model.compile(optimizer=make_optimizer(cfg.train), loss=loss, jit_compile=False,
                   steps_per_execution=cfg.train.steps_per_execution)
     return model
 
@@ -362,11 +374,8 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     model, state = open_run(cfg, fmt, run_dir, resume)
     start_step = current_step(model)
     e = cfg.train.eval_every
-    if start_step >= total:
-        log(f"run already at step {start_step} >= {total}; nothing to do")
+    if not steps_left(start_step, total, e):
         return state
-    if start_step % e:
-        log(f"warning: resume step {start_step} is not a multiple of eval_every={e}")
     initial_epoch, epochs = start_step // e, -(-total // e)
     bs = cfg.train.batch_size
 
@@ -380,11 +389,12 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     start_sample = start_step * bs
     if keras.backend.backend() == "tensorflow":
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
-                             start=start_sample, repeat=True, drop_remainder=True, workers=d.workers)
+                             start=start_sample, repeat=True, drop_remainder=True, workers=d.workers,
+                             permute=d.permute)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
-                                   workers=cfg.train.backend_workers)
+                                   workers=cfg.train.backend_workers, permute=d.permute)
     prog = ProgressCallback(total, start_step, bs)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

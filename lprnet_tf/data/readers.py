@@ -244,10 +244,9 @@ def _read_text(path: str) -> str:
         raise DataError(f"{path}: cannot open ({e.strerror})") from None
 
 
-def read_csv(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True, split=None):
-    """Read ``labels.csv`` (``path,text[,split,group,...]``; UTF-8, BOM and CRLF accepted)."""
-    col = _Collector(path, fmt, skip_bad, verify_images)
-    root = os.path.dirname(os.path.abspath(path))
+def _open_labels_csv(path: str) -> tuple:
+    """A ``labels.csv`` as a DictReader with stripped header names, and the names; an empty file or
+    a header without ``path,text`` raises DataError."""
     text = _read_text(path)
     if not text.strip():
         raise DataError(f"{path}: the CSV is empty; it needs a header 'path,text' and one row per image")
@@ -258,6 +257,14 @@ def read_csv(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True, sp
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {cols}. The first line must be a header "
                         f"with at least 'path,text'")
+    return reader, cols
+
+
+def read_csv(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True, split=None):
+    """Read ``labels.csv`` (``path,text[,split,group,...]``; UTF-8, BOM and CRLF accepted)."""
+    col = _Collector(path, fmt, skip_bad, verify_images)
+    root = os.path.dirname(os.path.abspath(path))
+    reader, cols = _open_labels_csv(path)
     n = 0
     for i, row in enumerate(reader, start=2):
         where = f"{path}:{i}"
@@ -457,16 +464,7 @@ def scan_rows(source: str, layout: str = "auto") -> RawScan:
     rows: list[RawRow] = []
     if layout == "csv":
         root = os.path.dirname(os.path.abspath(source))
-        text = _read_text(source)
-        if not text.strip():
-            raise DataError(f"{source}: the CSV is empty; it needs a header 'path,text' and one row per image")
-        reader = csv.DictReader(io.StringIO(text))
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        reader.fieldnames = cols
-        missing = [c for c in ("path", "text") if c not in cols]
-        if missing:
-            raise DataError(f"{source}: missing column(s) {missing}; found {cols}. The first line must be a "
-                            f"header with at least 'path,text'")
+        reader, cols = _open_labels_csv(source)
         for i, row in enumerate(reader, start=2):
             where = f"{source}:{i}"
             if None in row or any(row.get(c) is None for c in ("path", "text")):
