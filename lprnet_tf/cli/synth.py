@@ -2,10 +2,15 @@
 
     lprnet-synth --format cn --count 1000 --out data/synth_cn --seed 0
     lprnet-synth --format br --count 200 --out /tmp/br --compare_real data/br_openalpr_crops
+    lprnet-synth --format cn --count 500 --tracklets 5 --out data/synth_cn_tracks   # 500 tracks x 5 frames
 
 With ``--compare_real DIR`` it also writes ``compare.png``: the first 32 crops of the real set
 ``DIR`` (read from ``DIR/labels.csv``) beside the first 32 synthetic ones, all resized to the
 same size, for a visual check of the renderer against real data.
+
+With ``--tracklets K`` it writes ``--count`` tracklets of K frames of one plate each
+(:mod:`lprnet_tf.synth.tracklets`): ``labels.csv`` with ``track,frame,quality,degradation,…`` columns
+(read back by :func:`lprnet_tf.data.tracklets.read_tracklets`) and a contact sheet with one row per track.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from lprnet_tf.vocab import load_plate_format
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("format", None, "Plate format: a shipped name (cn, us, eu, br, uz, tw, ar) or a YAML path.")
-flags.DEFINE_integer("count", 1000, "Number of samples to write (positive).")
+flags.DEFINE_integer("count", 1000, "Number of samples (with --tracklets: of tracks) to write (positive).")
 flags.DEFINE_string("out", None, "Output directory (images/, labels.csv and contact_sheet.png go there).")
 flags.DEFINE_integer("seed", 0, "Run seed: sample i is numpy.random.default_rng([seed, i]).")
 flags.DEFINE_bool("no_degrade", False, "Write clean, upright, sharp plates (no camera degradations).")
@@ -37,6 +42,9 @@ flags.DEFINE_string("split", "train", "Value of the split column of labels.csv."
 flags.DEFINE_string("compare_real", None, "A real data set directory with labels.csv (path column): also write "
                     "compare.png with its first 32 crops beside 32 synthetic ones.")
 flags.DEFINE_bool("progress", True, "Print progress to stderr about every 10%.")
+flags.DEFINE_integer("tracklets", 0, "Write tracklets of this many frames (K) instead of single plates: "
+                     "--count tracks, each K frames of one plate with smoothly varying pose, blur, exposure, "
+                     "occlusion..., a no-reference quality score per frame (0 = single plates).")
 
 COMPARE_COUNT = 32
 _CELL_H = 48
@@ -88,6 +96,17 @@ def _main(argv):
     if FLAGS.style is not None:
         spec.style(FLAGS.style)
     degrade = not FLAGS.no_degrade
+    if FLAGS.tracklets < 0:
+        raise UsageError(f"--tracklets must be 0 (single plates) or a frame count K >= 1, got {FLAGS.tracklets}")
+    if FLAGS.tracklets:
+        if FLAGS.no_degrade or FLAGS.compare_real:
+            raise UsageError("--tracklets cannot be combined with --no_degrade or --compare_real")
+        from lprnet_tf.synth.tracklets import write_tracklet_set
+
+        labels = write_tracklet_set(fmt, FLAGS.out, FLAGS.count, FLAGS.tracklets, FLAGS.seed,
+                                    progress=FLAGS.progress, split=FLAGS.split, style=FLAGS.style)
+        print(f"wrote {FLAGS.count} {fmt.name} tracklets x {FLAGS.tracklets} frames: {labels}")
+        return
     labels = write_synthetic_set(fmt, FLAGS.out, FLAGS.count, FLAGS.seed, degrade=degrade,
                                  progress=FLAGS.progress, split=FLAGS.split, style=FLAGS.style)
     print(f"wrote {FLAGS.count} {fmt.name} samples: {labels}")

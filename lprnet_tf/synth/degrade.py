@@ -12,8 +12,10 @@ saturation) -> brightness/contrast -> optical blur (Gaussian, motion or defocus)
 resolution (downscale) -> sensor noise -> JPEG -> upscale back to the crop size.
 
 The scalar ``degradation`` in [0, 1] is ``1 - prod(1 - s_i)`` over per-effect severities
-``s_i`` in [0, 1] (blur, low resolution, noise, JPEG, contrast, exposure, tilt, shadow, glare); 0 is a
-clean, upright, sharp plate, values near 1 are barely legible.
+``s_i`` in [0, 1] (blur, low resolution, noise, JPEG, contrast, exposure, tilt, shadow, glare, and
+occlusion for tracklet frames); 0 is a clean, upright, sharp plate, values near 1 are barely legible.
+Any parameter can be fixed by the caller (``controls``), which tracklets use to vary them smoothly
+from frame to frame; without ``controls`` the random draws are exactly those of earlier versions.
 
 Every field of :class:`DegradeConfig` can be overridden per plate format with the ``degrade:``
 mapping of its ``synth:`` section (e.g. ``grayscale_p: 0.5`` for a format whose real crops are
@@ -180,20 +182,69 @@ def place_clean(rgba: np.ndarray, out_h: int = 64) -> tuple:
     return img, {"degradation": 0.0}
 
 
-def place_and_degrade(rgba: np.ndarray, rng: np.random.Generator, cfg: DegradeConfig) -> tuple:
-    """Geometry, background and camera effects; returns (uint8 RGB crop, params)."""
-    d = float(rng.beta(cfg.difficulty_a, cfg.difficulty_b))
+_UPSCALE = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
+
+
+def _occlude(img: np.ndarray, alpha: np.ndarray, occ: dict) -> float:
+    """Paint an occluder (pole, mud, another car's edge...) into the float RGB ``img`` in place.
+
+    ``occ``: ``x``, ``y`` centre and ``w``, ``h`` size as fractions of the crop, ``angle`` (degrees),
+    ``color`` (RGB grey levels), ``shape`` ``rect`` or ``ellipse``. Returns the fraction of the
+    plate (``alpha`` > 0.5) it covers.
+    """
+    h, w = img.shape[:2]
+    centre = (float(occ["x"]) * w, float(occ["y"]) * h)
+    size = (max(1.0, float(occ["w"]) * w), max(1.0, float(occ["h"]) * h))
+    mask = np.zeros((h, w), np.float32)
+    if occ.get("shape", "rect") == "ellipse":
+        cv2.ellipse(mask, (centre, size, float(occ.get("angle", 0.0))), 1.0, -1, cv2.LINE_AA)
+    else:
+        pts = cv2.boxPoints((centre, size, float(occ.get("angle", 0.0))))
+        cv2.fillPoly(mask, [np.round(pts * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+    colour = np.asarray(occ.get("color", (40, 40, 40)), np.float32)
+    img *= 1.0 - mask[..., None]
+    img += mask[..., None] * colour
+    plate = alpha > 127
+    return float(mask[plate].mean()) if plate.any() else 0.0
+
+
+def place_and_degrade(rgba: np.ndarray, rng: np.random.Generator, cfg: DegradeConfig,
+                      controls: dict | None = None) -> tuple:
+    """Geometry, background and camera effects; returns (uint8 RGB crop, params).
+
+    ``controls`` (optional) fixes parameters instead of drawing them from ``rng``; tracklets
+    (:mod:`lprnet_tf.synth.tracklets`) use it to vary them smoothly along a track. Its keys are the
+    keys of the returned params, with the same meaning: ``difficulty``, ``rotate_deg``, ``yaw``,
+    ``pitch``, ``shear``, ``out_h``, ``margins``; ``light``, ``light_dir``; ``shadow`` (strength, or
+    None for no shadow), ``shadow_edge``, ``shadow_dir``; ``glare`` (amplitude or None), ``glare_r``
+    (pixels); ``colour`` (rgb, gray or tint), ``gains``, ``saturation``; ``contrast``, ``brightness``;
+    ``blur`` (gaussian, motion, defocus or None), ``blur_sigma``, ``motion_len``, ``motion_angle``,
+    ``defocus_r``; ``lowres`` (1.0 = none); ``noise`` (sigma or None); ``jpeg`` (quality or None);
+    ``upscale`` (linear, cubic, nearest). Control-only keys: ``background_seed`` (the same car body
+    behind every frame of a track), ``shadow_soft``, ``glare_x``/``glare_y`` (fractions of the crop),
+    ``tint`` (3 channel factors), ``exposure`` (a gain on the scene light before the camera; > 1
+    over-exposes) and ``occlusion`` (a dict for :func:`_occlude`; adds an ``occlusion`` severity =
+    2 x the fraction of the plate covered). A key left out is drawn as usual; without
+    ``controls`` the draws, and so every sample, are exactly those of earlier versions.
+    """
+    c = controls or {}
+    d = float(c["difficulty"]) if "difficulty" in c else float(rng.beta(cfg.difficulty_a, cfg.difficulty_b))
     p: dict = {"difficulty": _r(d)}
     sev: dict = {}
 
     # -- geometry: one homography does perspective, shear, rotation, scale and crop margins
-    angle = float(np.clip(rng.normal(0, cfg.rotate_std * (0.4 + d)), -cfg.rotate_max, cfg.rotate_max))
-    yaw = float(np.clip(rng.normal(0, cfg.perspective_std * (0.4 + d)), -0.3, 0.3))
-    pitch = float(np.clip(rng.normal(0, cfg.perspective_std * 0.6 * (0.4 + d)), -0.2, 0.2))
-    shear = float(np.clip(rng.normal(0, cfg.shear_std * (0.4 + d)), -0.15, 0.15))
-    out_h = int(rng.integers(cfg.out_h[0], cfg.out_h[1] + 1))
-    margins = (rng.uniform(*cfg.margin_x), rng.uniform(*cfg.margin_y),
-               rng.uniform(*cfg.margin_x), rng.uniform(*cfg.margin_y))
+    angle = float(c["rotate_deg"]) if "rotate_deg" in c else \
+        float(np.clip(rng.normal(0, cfg.rotate_std * (0.4 + d)), -cfg.rotate_max, cfg.rotate_max))
+    yaw = float(c["yaw"]) if "yaw" in c else float(np.clip(rng.normal(0, cfg.perspective_std * (0.4 + d)), -0.3, 0.3))
+    pitch = float(c["pitch"]) if "pitch" in c else \
+        float(np.clip(rng.normal(0, cfg.perspective_std * 0.6 * (0.4 + d)), -0.2, 0.2))
+    shear = float(c["shear"]) if "shear" in c else float(np.clip(rng.normal(0, cfg.shear_std * (0.4 + d)), -0.15, 0.15))
+    out_h = int(c["out_h"]) if "out_h" in c else int(rng.integers(cfg.out_h[0], cfg.out_h[1] + 1))
+    if "margins" in c:
+        margins = tuple(float(m) for m in c["margins"])
+    else:
+        margins = (rng.uniform(*cfg.margin_x), rng.uniform(*cfg.margin_y),
+                   rng.uniform(*cfg.margin_x), rng.uniform(*cfg.margin_y))
     quad = _plate_quad(rgba.shape[1], rgba.shape[0], angle, yaw, pitch, shear)
     warped, plate_px = _warp_into_crop(rgba, quad, out_h, margins)
     h, w = warped.shape[:2]
@@ -202,30 +253,34 @@ def place_and_degrade(rgba: np.ndarray, rng: np.random.Generator, cfg: DegradeCo
     sev["tilt"] = min(1.0, abs(angle) / 40 + (abs(yaw) + abs(pitch) + abs(shear)) / 1.5)
 
     # -- background clutter, then the plate over it (warped RGB is premultiplied by alpha)
-    bg, kind = _background(rng, h, w)
+    bg, kind = _background(np.random.default_rng(c["background_seed"]) if "background_seed" in c else rng, h, w)
     img = warped[..., :3].astype(np.float32)
     img += bg * (1.0 - warped[..., 3:4].astype(np.float32) * (1.0 / 255.0))
     p["background"] = kind
 
     # -- lighting: a gradient across the crop, maybe a hard-edged shadow and a glare spot
-    light = rng.uniform(0, cfg.light_max * (0.3 + d))
-    light_dir = rng.uniform(0, 2 * math.pi)
+    light = float(c["light"]) if "light" in c else rng.uniform(0, cfg.light_max * (0.3 + d))
+    light_dir = float(c["light_dir"]) if "light_dir" in c else rng.uniform(0, 2 * math.pi)
     gain = 1.0 + light * _ramp(h, w, light_dir)
     p.update(light=_r(light), light_dir=_r(light_dir))
-    if rng.random() < cfg.shadow_p * (0.3 + d):
-        strength = rng.uniform(0.25, 0.7)
-        edge = rng.uniform(-0.6, 0.6)
-        sdir = rng.uniform(0, 2 * math.pi)
-        soft = rng.uniform(0.02, 0.2)
+    if bool(c["shadow"]) if "shadow" in c else rng.random() < cfg.shadow_p * (0.3 + d):
+        strength = float(c["shadow"]) if "shadow" in c else rng.uniform(0.25, 0.7)
+        edge = float(c["shadow_edge"]) if "shadow_edge" in c else rng.uniform(-0.6, 0.6)
+        sdir = float(c["shadow_dir"]) if "shadow_dir" in c else rng.uniform(0, 2 * math.pi)
+        soft = float(c["shadow_soft"]) if "shadow_soft" in c else rng.uniform(0.02, 0.2)
         mask = np.clip((_ramp(h, w, sdir) - edge) / soft + 0.5, 0, 1)
         gain *= 1.0 - strength * mask
         p.update(shadow=_r(strength), shadow_edge=_r(edge), shadow_dir=_r(sdir))
         sev["shadow"] = strength * 0.5
+    if "exposure" in c:
+        gain = gain * np.float32(c["exposure"])
+        p["exposure"] = _r(c["exposure"])
     img *= gain
-    if rng.random() < cfg.glare_p * (0.3 + d):
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        rad = rng.uniform(0.2, 0.7) * h
-        amp = rng.uniform(40, 160)
+    if bool(c["glare"]) if "glare" in c else rng.random() < cfg.glare_p * (0.3 + d):
+        cx = float(c["glare_x"]) * w if "glare_x" in c else rng.uniform(0, w)
+        cy = float(c["glare_y"]) * h if "glare_y" in c else rng.uniform(0, h)
+        rad = float(c["glare_r"]) if "glare_r" in c else rng.uniform(0.2, 0.7) * h
+        amp = float(c["glare"]) if "glare" in c else rng.uniform(40, 160)
         ys, xs = np.ogrid[:h, :w]
         blob = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * rad * rad)).astype(np.float32)
         img += amp * blob[..., None]
@@ -234,74 +289,103 @@ def place_and_degrade(rgba: np.ndarray, rng: np.random.Generator, cfg: DegradeCo
 
     # -- colour, contrast and brightness: one affine colour transform out = M @ [r, g, b, 1].
     # Colour is an infrared-like monochrome tint, greyscale, or channel gains with saturation.
-    if rng.random() < cfg.tint_p:
-        tint = np.array([0.55, 1.0, 0.6] if rng.random() < 0.6 else [1.0, 0.8, 0.55])
+    if "colour" in c:
+        ckind = c["colour"]
+    elif rng.random() < cfg.tint_p:
+        ckind = "tint"
+    elif rng.random() < cfg.grayscale_p:
+        ckind = "gray"
+    else:
+        ckind = "rgb"
+    if ckind == "tint":
+        if "tint" in c:
+            tint = np.asarray(c["tint"], np.float64)
+        else:
+            tint = np.array([0.55, 1.0, 0.6] if rng.random() < 0.6 else [1.0, 0.8, 0.55])
         colour = np.outer(tint, _LUMA)
         p["colour"] = "tint"
-    elif rng.random() < cfg.grayscale_p:
+    elif ckind == "gray":
         colour = np.outer(np.ones(3), _LUMA)
         p["colour"] = "gray"
-    else:
-        gains = rng.normal(1.0, cfg.gain_std * (0.5 + d), 3)
-        sat = rng.uniform(*cfg.saturation)
+    elif ckind == "rgb":
+        gains = np.asarray(c["gains"], np.float64) if "gains" in c else rng.normal(1.0, cfg.gain_std * (0.5 + d), 3)
+        sat = float(c["saturation"]) if "saturation" in c else rng.uniform(*cfg.saturation)
         colour = np.diag(gains) @ (sat * np.eye(3) + (1.0 - sat) * np.outer(np.ones(3), _LUMA))
         p.update(colour="rgb", gains=[_r(g) for g in gains], saturation=_r(sat))
-    contrast = rng.uniform(1.0 - (1.0 - cfg.contrast_min) * d, 1.1)
-    brightness = rng.normal(0, cfg.brightness_std * (0.3 + d))
+    else:
+        raise ValueError(f"controls['colour'] must be rgb, gray or tint, got {ckind!r}")
+    contrast = float(c["contrast"]) if "contrast" in c else rng.uniform(1.0 - (1.0 - cfg.contrast_min) * d, 1.1)
+    brightness = float(c["brightness"]) if "brightness" in c else rng.normal(0, cfg.brightness_std * (0.3 + d))
     m = np.hstack([contrast * colour, np.full((3, 1), 128.0 * (1.0 - contrast) + brightness)])
     img = cv2.transform(img, m.astype(np.float32))
     np.clip(img, 0, 255, out=img)
     p.update(contrast=_r(contrast), brightness=_r(brightness))
     sev["contrast"] = max(0.0, (1.0 - contrast) / 0.8)
+    if c.get("occlusion"):
+        covered = _occlude(img, warped[..., 3], c["occlusion"])
+        p["occlusion"] = _r(covered)
+        sev["occlusion"] = min(1.0, 2.0 * covered)
     mean = float(img.mean())
     sev["exposure"] = max(0.0, (70 - mean) / 100, (mean - 215) / 60)
 
     # -- optical blur: one of Gaussian, motion and defocus
-    if rng.random() < cfg.blur_p * (0.35 + 0.65 * d):
+    if "blur" in c:
+        kind = c["blur"]
+    elif rng.random() < cfg.blur_p * (0.35 + 0.65 * d):
         kind = ("gaussian", "motion", "defocus")[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
-        if kind == "gaussian":
-            sigma = rng.uniform(0.3, 0.4 + (cfg.blur_sigma_max - 0.4) * d)
-            img = cv2.GaussianBlur(img, (0, 0), sigma)
-            p.update(blur="gaussian", blur_sigma=_r(sigma))
-            sev["blur"] = sigma / 3.0
-        elif kind == "motion":
-            length = int(rng.integers(3, 4 + int((cfg.motion_max - 3) * d)))
-            mangle = rng.uniform(0, math.pi)
-            img = cv2.filter2D(img, -1, _motion_kernel(length, mangle))
-            p.update(blur="motion", motion_len=length, motion_angle=_r(mangle))
-            sev["blur"] = (length - 1) / 16
-        else:
-            radius = rng.uniform(1.0, 1.0 + (cfg.defocus_max - 1.0) * d)
-            img = cv2.filter2D(img, -1, _disk_kernel(radius))
-            p.update(blur="defocus", defocus_r=_r(radius))
-            sev["blur"] = radius / 4.5
+    else:
+        kind = None
+    if kind == "gaussian":
+        sigma = float(c["blur_sigma"]) if "blur_sigma" in c else rng.uniform(0.3, 0.4 + (cfg.blur_sigma_max - 0.4) * d)
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+        p.update(blur="gaussian", blur_sigma=_r(sigma))
+        sev["blur"] = sigma / 3.0
+    elif kind == "motion":
+        length = int(c["motion_len"]) if "motion_len" in c else int(rng.integers(3, 4 + int((cfg.motion_max - 3) * d)))
+        mangle = float(c["motion_angle"]) if "motion_angle" in c else rng.uniform(0, math.pi)
+        img = cv2.filter2D(img, -1, _motion_kernel(length, mangle))
+        p.update(blur="motion", motion_len=length, motion_angle=_r(mangle))
+        sev["blur"] = (length - 1) / 16
+    elif kind == "defocus":
+        radius = float(c["defocus_r"]) if "defocus_r" in c else rng.uniform(1.0, 1.0 + (cfg.defocus_max - 1.0) * d)
+        img = cv2.filter2D(img, -1, _disk_kernel(radius))
+        p.update(blur="defocus", defocus_r=_r(radius))
+        sev["blur"] = radius / 4.5
+    elif kind is not None:
+        raise ValueError(f"controls['blur'] must be gaussian, motion, defocus or None, got {kind!r}")
 
     # -- sensor resolution: everything below happens at the camera's resolution
-    scale = 1.0
-    if rng.random() < cfg.lowres_p * (0.4 + 0.6 * d):
-        scale = rng.uniform(max(cfg.lowres_min, 1.0 - 0.9 * d), 1.0)
+    if "lowres" in c:
+        scale = float(c["lowres"])
+    else:
+        scale = 1.0
+        if rng.random() < cfg.lowres_p * (0.4 + 0.6 * d):
+            scale = rng.uniform(max(cfg.lowres_min, 1.0 - 0.9 * d), 1.0)
     small_w, small_h = max(8, int(round(w * scale))), max(6, int(round(h * scale)))
     if scale < 1.0:
         img = cv2.resize(img, (small_w, small_h), interpolation=cv2.INTER_AREA)
     p["lowres"] = _r(scale)
     sev["lowres"] = float(np.clip((30.0 - plate_px * scale) / 20.0, 0, 1))
 
-    if rng.random() < cfg.noise_p * (0.4 + 0.6 * d):
-        sigma = rng.uniform(1.0, 2.0 + (cfg.noise_max - 2.0) * d)
+    if bool(c["noise"]) if "noise" in c else rng.random() < cfg.noise_p * (0.4 + 0.6 * d):
+        sigma = float(c["noise"]) if "noise" in c else rng.uniform(1.0, 2.0 + (cfg.noise_max - 2.0) * d)
         img = img + rng.standard_normal(img.shape, dtype=np.float32) * sigma
         p["noise"] = _r(sigma)
         sev["noise"] = sigma / 40
     img = np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
-    if rng.random() < cfg.jpeg_p * (0.4 + 0.6 * d):
-        q = int(rng.integers(max(cfg.jpeg_min, int(95 - 75 * d)), 96))
+    if bool(c["jpeg"]) if "jpeg" in c else rng.random() < cfg.jpeg_p * (0.4 + 0.6 * d):
+        q = int(c["jpeg"]) if "jpeg" in c else int(rng.integers(max(cfg.jpeg_min, int(95 - 75 * d)), 96))
         ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
         p["jpeg"] = q
         sev["jpeg"] = max(0.0, (85 - q) / 110)
 
     if scale < 1.0:
-        interp = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_NEAREST)[int(rng.choice(3, p=[0.6, 0.3, 0.1]))]
+        if "upscale" in c:
+            interp = _UPSCALE[c["upscale"]]
+        else:
+            interp = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_NEAREST)[int(rng.choice(3, p=[0.6, 0.3, 0.1]))]
         img = cv2.resize(img, (w, h), interpolation=interp)
         p["upscale"] = {cv2.INTER_LINEAR: "linear", cv2.INTER_CUBIC: "cubic", cv2.INTER_NEAREST: "nearest"}[interp]
 
