@@ -37,6 +37,7 @@ class DataConfig:
     val: str = "synth:1000003:512"  # held-apart synthetic set (another seed) or a path
     val_split: str = ""
     augment: str = "full"  # none | light | full
+    permute: float = 0.0  # probability of a character-permuted sample (multitask-lowres-lpr.md §2.2)
     skip_bad: bool = False
     workers: int = 0  # training batches made in this many worker processes (TF backend); 0 = threads
 
@@ -167,6 +168,8 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: train.learning_rate must be > 0, got {t.learning_rate}")
     if cfg.data.augment not in ("none", "light", "full"):
         raise ConfigError(f"{where}: data.augment must be none, light or full, got '{cfg.data.augment}'")
+    if not 0.0 <= cfg.data.permute <= 1.0:
+        raise ConfigError(f"{where}: data.permute is a probability in [0, 1], got {cfg.data.permute}")
     if cfg.data.workers < 0:
         raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
     from lprnet_tf.models import MODELS  # light: the builders import keras only when they build

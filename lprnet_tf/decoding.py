@@ -10,6 +10,10 @@ TFLite uses the same code.
 Every decoder returns ``(text, confidence)`` per sample. Greedy confidence is the smallest of the
 emitted characters' max probabilities; beam confidence is the share of the total beam mass held by
 the returned sequence.
+
+Slot models (``kind="slot"``, ``multitask-lowres-lpr.md``: logits ``(B, S, C)``, one class per character
+slot, class 0 = no character) decode with :func:`slot_decode`: arg-max per slot, pad slots dropped;
+confidence = the smallest max probability over all slots (pad decisions included).
 """
 
 from __future__ import annotations
@@ -95,15 +99,33 @@ def beam_search(logp: np.ndarray, beam_width: int = 10, prune: float = -12.0) ->
     return [(k, _logadd(*v)) for k, v in sorted(beams.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)]
 
 
+def slot_decode(logits: np.ndarray, fmt: PlateFormat) -> tuple[list[str], np.ndarray]:
+    """Slot logits ``(B, S, C)`` -> (texts, confidences): arg-max per slot, pad class 0 dropped."""
+    logp = log_softmax(logits)
+    best = logp.argmax(-1)  # (B, S)
+    conf = np.exp(logp.max(-1)).min(-1) if logp.shape[1] else np.zeros(len(logp))  # (B,)
+    return [fmt.decode(row) for row in best], conf.astype(np.float32)
+
+
 def decode(logits: np.ndarray, fmt: PlateFormat, method: str = "greedy", beam_width: int = 10,
-           top_n: int | None = None) -> tuple[list[str], np.ndarray]:
-    """Decode ``(B, T, C)`` logits with ``method`` -> (texts, confidences)."""
+           top_n: int | None = None, kind: str = "ctc") -> tuple[list[str], np.ndarray]:
+    """Decode ``(B, T, C)`` logits with ``method`` -> (texts, confidences).
+
+    ``kind="slot"``: slot logits ``(B, S, C)``, decoded by :func:`slot_decode` (only ``greedy``).
+    """
     if method not in DECODERS:
         raise ValueError(f"unknown decoder '{method}'; choose one of {DECODERS}")
     logits = np.asarray(logits)
     if logits.ndim != 3 or logits.shape[-1] != fmt.num_classes:
         raise ValueError(f"expected logits (B, T, {fmt.num_classes}) for plate format '{fmt.name}', "
                          f"got {logits.shape}; is the model trained for this format?")
+    if kind == "slot":
+        if method != "greedy":
+            raise ValueError(f"decoder '{method}' is for CTC models; a slot model decodes by arg-max per slot "
+                             f"(decoder greedy)")
+        return slot_decode(logits, fmt)
+    if kind != "ctc":
+        raise ValueError(f"cannot decode the output of a {kind!r} model as plate text")
     if method == "greedy":
         ids, conf = greedy_ids(logits)
         return [fmt.decode(i) for i in ids], conf

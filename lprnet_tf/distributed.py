@@ -43,7 +43,6 @@ import keras
 
 from lprnet_tf.config import ConfigError, ExperimentConfig, UsageError
 from lprnet_tf.data.pipeline import SynthSource, build_dataset, open_source
-from lprnet_tf.losses import CTCLoss
 from lprnet_tf.modelio import ModelFileError, atomic_write, save_model
 from lprnet_tf.training import (LocNetGate, ProgressCallback, RunKeeper, _write_json, build_training_model,
                                 compile_model, current_step, log, open_run, steps_left)
@@ -227,7 +226,7 @@ def _fresh_model(cfg: ExperimentConfig, fmt, init: bool):
 def _make_step(strategy, model, global_batch: int):
     import tensorflow as tf
 
-    per_sample_ctc = CTCLoss().call
+    per_sample_ctc = model.loss.call  # CTC, or per-slot cross-entropy: compile_model picks it by model kind
     optimizer = model.optimizer
 
     def step_fn(x, y):
@@ -336,7 +335,7 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         local = replicas // ctx.num_input_pipelines  # this worker's replicas take consecutive slices
         return build_dataset(train_src, fmt, gb, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_step * gb, repeat=True, drop_remainder=True, workers=d.workers,
-                             slices=(ctx.input_pipeline_id * local, local, replicas))
+                             slices=(ctx.input_pipeline_id * local, local, replicas), permute=d.permute)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     train_steps = _make_step(strategy, model, gb)

@@ -60,9 +60,10 @@ def predict_logits(model, source: SampleSource, fmt: PlateFormat, batch_size: in
     return np.concatenate(out, axis=0)
 
 
-def score(logits: np.ndarray, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None):
-    """Decode and score -> (metrics dict, predictions, confidences)."""
-    preds, conf = decode(logits, fmt, decoder)
+def score(logits: np.ndarray, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None, kind: str = "ctc"):
+    """Decode and score -> (metrics dict, predictions, confidences). ``kind``: the model's output kind
+    (:func:`lprnet_tf.models.model_kind`: ``ctc`` sequence logits or ``slot`` per-slot logits)."""
+    preds, conf = decode(logits, fmt, decoder, kind=kind)
     m = plate_metrics(texts, preds, merges=merges, max_positions=fmt.max_length)
     m["decoder"] = decoder
     m["plate_format"] = fmt.name
@@ -76,10 +77,17 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
 
     Returns the metrics dict, or ``(metrics, predictions, confidences)`` with ``return_predictions``.
     """
+    from lprnet_tf.config import UsageError
+    from lprnet_tf.models import model_kind
+
+    kind = model_kind(model)
+    if kind == "slot" and decoder != "greedy":
+        raise UsageError(f"{model.name} is a slot model (one class per character position): it decodes by arg-max "
+                         f"per slot; use --decoder greedy, not {decoder}")
     os.makedirs(out_dir, exist_ok=True)
     texts = source.texts()
     logits = predict_logits(model, source, fmt, batch_size, progress=progress, desc="evaluate")
-    m, preds, conf = score(logits, texts, fmt, decoder, merges)
+    m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind)
     if extra:
         m.update(extra)
     mm = merge_map_from(merges)

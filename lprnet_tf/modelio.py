@@ -113,6 +113,7 @@ def _register_custom_objects():
     import lprnet_tf.layers  # noqa: F401  (registers the custom layers)
     import lprnet_tf.losses  # noqa: F401
     import lprnet_tf.optim  # noqa: F401
+    import lprnet_tf.models.mtgan  # noqa: F401  (the MTGAN model class is registered serializable)
 
 
 def save_model(model: keras.Model, path: str, fmt: PlateFormat | None = None) -> str:

@@ -224,9 +224,10 @@ class Recognizer:
     """
 
     def __init__(self, path: str | None = None, fmt: PlateFormat | str | None = None,
-                 num_threads: int | None = None, backend=None):
+                 num_threads: int | None = None, backend=None, kind: str = "ctc"):
         self.path = path
         self.sidecar: dict = {}
+        self.kind = kind  # "ctc" (sequence logits) or "slot" (one class per character slot)
         if backend is not None:
             self.backend = backend
         elif path is None:
@@ -255,7 +256,9 @@ class Recognizer:
 
     @classmethod
     def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64) -> "Recognizer":
-        return cls(fmt=fmt, backend=KerasBackend(model, batch_size))
+        from lprnet_tf.models.registry import model_kind  # light: no keras import
+
+        return cls(fmt=fmt, backend=KerasBackend(model, batch_size), kind=model_kind(model))
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return preprocess(image, self.fmt)
@@ -270,9 +273,12 @@ class Recognizer:
     def decode(self, logits: np.ndarray, decoder: str = "greedy") -> list[Plate]:
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder '{decoder}'; choose one of {DECODERS}")
+        if self.kind == "slot" and decoder != "greedy":
+            raise RuntimeModelError(f"a slot model (one class per character position) decodes by arg-max per "
+                                    f"slot: use the greedy decoder, not {decoder}")
         if not len(logits):
             return []
-        texts, conf = decode(logits, self.fmt, decoder)
+        texts, conf = decode(logits, self.fmt, decoder, kind=self.kind)
         return [Plate(t, float(c), self.fmt.matches_template(t)) for t, c in zip(texts, conf)]
 
     def recognize(self, images: Sequence[np.ndarray], decoder: str = "greedy") -> list[Plate]:

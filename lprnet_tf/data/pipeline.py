@@ -106,11 +106,14 @@ def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
 
 class ExampleMaker:
     """Global sample indices -> batches for one source; numpy/cv2 only, shared by the tf.data and
-    PyDataset paths. With ``shuffle`` a finite source is visited in a new permutation every pass."""
+    PyDataset paths. With ``shuffle`` a finite source is visited in a new permutation every pass.
+    With ``permute`` > 0 each sample is, with that probability, replaced by a character-permuted
+    version of itself (:mod:`lprnet_tf.data.permute`), decided by (seed, global index) only."""
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
-                 shuffle: bool = False):
+                 shuffle: bool = False, permute: float = 0.0):
         self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
+        self.permute = float(permute)
         self.augment = Augmenter(augment)
         self.n = len(source)
         self._perm_cache: dict[int, np.ndarray] = {}
@@ -129,7 +132,12 @@ class ExampleMaker:
         """Samples ``start .. start+size-1`` -> (x (n, H, W, 3) float32 in [0, 1], y (n, L) int32)."""
         images, labels = [], []
         for g in range(int(start), int(start) + int(size)):
-            image, text = self.source.get(self.index(g))
+            if self.permute > 0:
+                from lprnet_tf.data.permute import maybe_permute
+
+                image, text = maybe_permute(self.source, self.index(g), self.fmt, self.permute, self.seed, g)
+            else:
+                image, text = self.source.get(self.index(g))
             images.append(to_model_input(image, self.fmt))
             labels.append(self.fmt.pad(self.fmt.encode(text)))
         images = self.augment(images, seed=self.seed * 1_000_003 + int(start))
@@ -181,7 +189,7 @@ def process_batches(payload: bytes, spans: Iterator[tuple[int, int]], workers: i
 def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
                   drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
-                  slices: tuple[int, int, int] | None = None):
+                  slices: tuple[int, int, int] | None = None, permute: float = 0.0):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -193,12 +201,13 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     slices ``first .. first+count-1`` of each, one element per slice (with ``repeat`` or
     ``drop_remainder``): a tf.distribute worker's share of every global batch, one slice per local
     replica (:mod:`lprnet_tf.distributed`). A slice is augmented as a batch of its own.
+    ``permute``: character-permutation probability (:class:`ExampleMaker`).
     """
     import tensorflow as tf
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
@@ -245,11 +254,11 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
 
 def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
-                        workers: int = 1):
+                        workers: int = 1, permute: float = 0.0):
     """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend)."""
     import keras
 
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute)
 
     class BatchSequence(keras.utils.PyDataset):
         def __len__(self):

@@ -4,3 +4,7 @@ from lprnet_tf.layers.spatial_transformer import LocNet, affine_grid_sample, loc
 
 __all__ = ["ChannelMaxPool", "GlobalContext", "SmallBasicBlock", "conv_bn_relu", "LocNet",
            "affine_grid_sample", "locnet_enabled", "set_locnet_enabled"]
+
+from lprnet_tf.layers.lowres import ResidualBlock, SlotDense  # noqa: E402  (multitask CNN, MTGAN)
+
+__all__ += ["ResidualBlock", "SlotDense"]

@@ -11,13 +11,30 @@ from typing import Callable
 from lprnet_tf.config import ConfigError
 
 MODELS: dict[str, Callable] = {}
+# What a model outputs, which decides its loss and decoder: "ctc" (logits (B, T, C), CTC loss and
+# decoders), "slot" (one class per character slot (B, S, C), class 0 = no character; per-slot
+# cross-entropy, arg-max per slot), "image" (an image-to-image model), "gan" (a model with its own
+# adversarial train_step).
+MODEL_KINDS: dict[str, str] = {}
+KINDS = ("ctc", "slot", "image", "gan")
 
 
-def register_model(name: str):
+def register_model(name: str, kind: str = "ctc"):
+    if kind not in KINDS:
+        raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
+
     def deco(fn):
         MODELS[name] = fn
+        MODEL_KINDS[name] = kind
         return fn
     return deco
+
+
+def model_kind(model_or_name) -> str:
+    """The kind of a registered model name or of a built/loaded model (looked up by its name, which
+    is the registered name); unregistered names are CTC models."""
+    name = model_or_name if isinstance(model_or_name, str) else getattr(model_or_name, "name", "")
+    return MODEL_KINDS.get(name, "ctc")
 
 
 def build_model(name: str, fmt, **options):
@@ -40,3 +57,37 @@ def _lprnet_builder(variant: str):
 
 for _variant in ("basic", "reduced", "baseline"):  # lprnet.md Table 4
     register_model(f"lprnet_{_variant}")(_lprnet_builder(_variant))
+
+
+def _options_error(name: str, e: Exception):
+    return ConfigError(f"model '{name}': {e}; check the model: section of the config")
+
+
+@register_model("multitask_cnn", kind="slot")
+def _multitask_cnn(fmt, **kw):
+    """multitask-lowres-lpr.md Table 1: one slot per character of ``max_length``, input from the format."""
+    from lprnet_tf.models.multitask_cnn import build_multitask_cnn
+
+    return build_multitask_cnn(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, **kw)
+
+
+@register_model("dgm", kind="image")
+def _dgm(fmt, **kw):
+    """multitask-lowres-lpr.md Fig. 2: HR -> LR autoencoder at the format's input size."""
+    from lprnet_tf.models.dgm import build_dgm
+
+    try:
+        return build_dgm(fmt.height, fmt.width, **kw)
+    except ValueError as e:
+        raise _options_error("dgm", e) from None
+
+
+@register_model("mtgan", kind="gan")
+def _mtgan(fmt, **kw):
+    """mtgan.md: HR = the format's H x W, LR = half of it; recognition head with ``max_length`` slots."""
+    from lprnet_tf.models.mtgan import MTGAN
+
+    try:
+        return MTGAN(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, name="mtgan", **kw)
+    except ValueError as e:
+        raise _options_error("mtgan", e) from None
