@@ -24,13 +24,15 @@ def _main(argv):
     from lprnet_tf.vocab import load_plate_format
 
     fmt = load_plate_format(FLAGS.format)
-    print("| model | input | classes | params | GFLOPs | paper GFLOPs (Table 4) |")
-    print("|---|---|---|---|---|---|")
+    print("| model | input | classes | output steps | params | GFLOPs | paper GFLOPs (Table 4) |")
+    print("|---|---|---|---|---|---|---|")
     for name in FLAGS.models:
         opts = {"locnet": True} if FLAGS.locnet else {}
-        s = summarize(build_model(name, fmt, **opts))
+        model = build_model(name, fmt, **opts)
+        s = summarize(model)
+        steps = model.output_shape[1]  # CTC time steps T (slot models: character slots)
         print(f"| {name}{' +LocNet' if FLAGS.locnet else ''} | {fmt.height}x{fmt.width} | {fmt.num_classes} | "
-              f"{s['params']:,} | {s['gflops']:.3f} | {PAPER_GFLOPS.get(name, '-')} |")
+              f"{steps} | {s['params']:,} | {s['gflops']:.3f} | {PAPER_GFLOPS.get(name, '-')} |")
 
 
 def main():
