@@ -19,14 +19,16 @@ from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
 
 # The real sets of ../shared/data that shipped models are reported on: folder -> (plate format, the
-# split that may be reported; never a split anything was trained on).
+# split that may be reported; never a split anything was trained on, and for a test-only set that a
+# model was fine-tuned on, the derived split it was not trained on: lprnet-data split's arguments).
 REFERENCE_SETS = {
-    "cn_ccpd_like_1000": ("cn", "test"),
-    "br_openalpr_crops": ("br", "val"),
-    "uz_plates": ("uz", "val"),
-    "tw_plates": ("tw", "val"),
-    "us_openalpr_crops": ("us", "test"),
-    "ar_plates": ("ar", "test"),
+    "cn_ccpd_like_1000": ("cn", "test", None),
+    "br_openalpr_crops": ("br", "val", None),
+    "uz_plates": ("uz", "val", None),
+    "tw_plates": ("tw", "val", None),
+    # us_lprnet_basic trains on the train side of `lprnet-data split --val 0.4 --seed 0` of this set
+    "us_openalpr_crops": ("us", "val", {"val": 0.4, "seed": 0}),
+    "ar_plates": ("ar", "test", None),
 }
 HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
 
@@ -35,13 +37,23 @@ def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000) ->
     """The sets a model of format ``fmt`` is reported on: ``(label, source, merges)`` for the held-apart
     synthetic set and each real set of that format found under ``data_root`` (real sets carry the
     format's scoring merges, e.g. US labels write the letter O as the digit 0)."""
-    from lprnet_tf.data.pipeline import SynthSource, open_source
+    from lprnet_tf.data.pipeline import FileSource, SynthSource, open_source
+    from lprnet_tf.data.readers import read_samples
 
     sets = [(f"synthetic held-out ({synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, synth_count), [])]
-    for name, (fmt_name, split) in REFERENCE_SETS.items():
+    for name, (fmt_name, split, derived) in REFERENCE_SETS.items():
         folder = os.path.join(data_root, name)
-        if fmt_name == fmt.name and os.path.isdir(folder):
+        if fmt_name != fmt.name or not os.path.isdir(folder):
+            continue
+        if derived is None:
             sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), list(fmt.merges)))
+            continue
+        from lprnet_tf.datatools.split import split_of_paths
+
+        side = split_of_paths(folder, **derived)
+        samples = [s for s in read_samples(folder, fmt)[0] if side.get(os.path.abspath(s.path)) == split]
+        label = f"{name} ({split} of split --val {derived['val']} --seed {derived['seed']})"
+        sets.append((label, FileSource(samples), list(fmt.merges)))
     return sets
 
 

@@ -98,12 +98,8 @@ def assign(keys: list, val: float, test: float, seed: int) -> list:
     return [side[k] for k in keys]
 
 
-def split_file(data: str, out: str, val: float = 0.1, test: float = 0.0, seed: int = 0, by: str = "auto",
-               layout: str = "auto", overwrite: bool = False) -> dict:
-    """Write ``data``'s rows with a ``split`` column to ``out`` (all other columns kept, image paths
-    relative to ``out``). Returns ``{split: {"rows": n, "units": n}}``."""
-    scan = scan_rows(data, layout)
-    check_output_file(out, "--out", overwrite, inputs=(scan.source,))
+def _assign_rows(scan, val: float, test: float, seed: int, by: str) -> tuple:
+    """(unit key, split) per scanned row; malformed rows and CCPD boxes are errors."""
     bad = [r for r in scan.rows if r.sample is None]
     if bad:
         raise DataError(f"{bad[0].where}: {bad[0].problem} ({len(bad)} malformed row(s) in all; "
@@ -114,7 +110,25 @@ def split_file(data: str, out: str, val: float = 0.1, test: float = 0.0, seed: i
     texts = [normalize(r.sample.text) for r in scan.rows]
     groups = [r.sample.group for r in scan.rows]
     keys = units(texts, groups, by)
-    sides = assign(keys, val, test, seed)
+    return keys, assign(keys, val, test, seed)
+
+
+def split_of_paths(data: str, val: float = 0.1, test: float = 0.0, seed: int = 0, by: str = "auto",
+                   layout: str = "auto") -> dict:
+    """``{absolute image path: split}`` exactly as :func:`split_file` would write it (for code that
+    needs a derived split without writing a file, e.g. reporting a model on the val side)."""
+    scan = scan_rows(data, layout)
+    _, sides = _assign_rows(scan, val, test, seed, by)
+    return {os.path.abspath(r.sample.path): side for r, side in zip(scan.rows, sides)}
+
+
+def split_file(data: str, out: str, val: float = 0.1, test: float = 0.0, seed: int = 0, by: str = "auto",
+               layout: str = "auto", overwrite: bool = False) -> dict:
+    """Write ``data``'s rows with a ``split`` column to ``out`` (all other columns kept, image paths
+    relative to ``out``). Returns ``{split: {"rows": n, "units": n}}``."""
+    scan = scan_rows(data, layout)
+    check_output_file(out, "--out", overwrite, inputs=(scan.source,))
+    keys, sides = _assign_rows(scan, val, test, seed, by)
     folder = os.path.dirname(os.path.abspath(out))
     rows = []
     for r, s in zip(scan.rows, sides):
