@@ -137,7 +137,7 @@ def standard_sets(data_root: str, synth_count: int = 1000) -> list[tuple[str, st
 
     sets = []
     for folder, name in (("cn_ccpd_like_1000", "cn_val"), ("br_openalpr_crops", "br_val")):
-        fmt_name, split = REFERENCE_SETS[folder]
+        fmt_name, split, _ = REFERENCE_SETS[folder]
         sets.append((name, os.path.join(data_root, folder), fmt_name, split))
     for fmt_name in ("cn", "br"):
         sets.append((f"synth_{fmt_name}", f"synth:{HELD_OUT_SYNTH_SEED}:{synth_count}", fmt_name, None))
