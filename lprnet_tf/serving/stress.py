@@ -168,6 +168,17 @@ def _parse_response(buf: bytes) -> tuple[int | None, bytes, bool]:
 
 # ------------------------------------------------------------------------------------------------
 # load
+def _run_clients(fn, concurrency: int) -> float:
+    """Run ``fn(i)`` in ``concurrency`` threads until all return; the wall-clock seconds taken."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=fn, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def run_load(host: str, port: int, model: str, jpegs: list[bytes], concurrency: int, seconds: float,
              batch: int = 1, timeout: float = 60.0, rss_pid: int | None = None) -> dict:
     """``concurrency`` keep-alive clients POST predict requests of ``batch`` plates for ``seconds``."""
@@ -220,13 +231,7 @@ def run_load(host: str, port: int, model: str, jpegs: list[bytes], concurrency: 
                 counts[k] += v
 
     rss0 = server_rss_mb(rss_pid) if rss_pid else None
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = _run_clients(client, concurrency)
     rss1 = server_rss_mb(rss_pid) if rss_pid else None
     n = sum(counts.values())
     return {"concurrency": concurrency, "batch": batch, "seconds": wall, "requests": n, "ok": len(lat),
@@ -596,13 +601,7 @@ def run_fuzz(host: str, port: int, ctx: FuzzContext, seconds: float | None = Non
     mon = threading.Thread(target=monitor, daemon=True) if rss_pid else None
     if mon:
         mon.start()
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = _run_clients(worker, concurrency)
     done.set()
     if mon:
         mon.join()

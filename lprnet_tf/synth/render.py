@@ -187,11 +187,11 @@ def _row_jitter(rng: np.random.Generator) -> tuple:
 
 
 def _draw_row(img: np.ndarray, text: str, groups: list, box: tuple, cw: float, ch: float, gap: float,
-              sep_w: float, ink: dict) -> float:
+              sep_w: float, j: tuple, ink: dict) -> float:
     """Draw one row of characters centred in ``box`` (plate pixels), with ``gap`` between neighbours
-    and ``sep_w`` (and the separator) at group boundaries; returns the horizontal squeeze applied."""
+    and ``sep_w`` (and the separator) at group boundaries, laid out with the row's draws ``j`` (see
+    :func:`_row_jitter`); returns the horizontal squeeze applied."""
     bx0, by0, bx1, by1 = box
-    j = ink["jitter"].pop(0)  # this row's six layout draws (see _row_jitter)
     cw, ch, gap, sep_w = cw * j[0], ch * j[1], gap * j[2], sep_w * j[3]
     n = len(text)
     total = n * cw + (n - len(groups)) * gap + (len(groups) - 1) * sep_w
@@ -235,17 +235,17 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     accent = np.asarray(st.accent, np.float32) if st.accent is not None else fg
     plain_one = st.plain_one > 0 and rng.random() < st.plain_one  # "1" as a bare stroke (CN plate font)
     ink = dict(font=font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars, plain_one=plain_one,
-               sep=sep, plate_h=h, jitter=jitter)
+               sep=sep, plate_h=h)
     if st.two_row is not None:  # square plate: the first top_chars characters on a smaller top row
         n_top, top_box, top_char, top_gap = st.two_row
         top_box = tuple(v * ppm for v in top_box)
         _draw_row(img, text[:n_top], [n_top], top_box, top_char[0] * ppm, top_char[1] * ppm, top_gap * ppm,
-                  0.0, ink)
+                  0.0, jitter[0], ink)
         squeeze = _draw_row(img, text[n_top:], [len(text) - n_top], tuple(v * ppm for v in st.text_box_mm),
-                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, 0.0, ink)
+                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, 0.0, jitter[1], ink)
     else:
         squeeze = _draw_row(img, text, _groups(st, text), tuple(v * ppm for v in st.text_box_mm),
-                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, st.sep_mm * ppm, ink)
+                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, st.sep_mm * ppm, jitter[0], ink)
 
     mask = _outline(w, h, int(round(st.corner_mm * ppm)))
     rgba = cv2.merge([*cv2.split(cv2.multiply(img, mask, scale=1.0 / 255.0)), mask[..., 0]])
