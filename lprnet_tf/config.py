@@ -40,6 +40,8 @@ class DataConfig:
     permute: float = 0.0  # probability of a character-permuted sample (multitask-lowres-lpr.md §2.2)
     skip_bad: bool = False
     workers: int = 0  # training batches made in this many worker processes (TF backend); 0 = threads
+    frames: int = 0  # K > 0: the sources are tracklets of K frames (multi-frame models, e.g. iq_stan)
+    track_policy: str = "error"  # tracks shorter than K: error | skip | repeat | pad_last
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +172,12 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: data.augment must be none, light or full, got '{cfg.data.augment}'")
     if not 0.0 <= cfg.data.permute <= 1.0:
         raise ConfigError(f"{where}: data.permute is a probability in [0, 1], got {cfg.data.permute}")
+    if cfg.data.frames < 0:
+        raise ConfigError(f"{where}: data.frames is the number of frames K of a tracklet (0 = single crops), "
+                          f"got {cfg.data.frames}")
+    if cfg.data.track_policy not in ("error", "skip", "repeat", "pad_last"):
+        raise ConfigError(f"{where}: data.track_policy must be error, skip, repeat or pad_last, "
+                          f"got '{cfg.data.track_policy}'")
     if cfg.data.workers < 0:
         raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
     from lprnet_tf.models import MODELS  # light: the builders import keras only when they build

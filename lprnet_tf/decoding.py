@@ -107,11 +107,35 @@ def slot_decode(logits: np.ndarray, fmt: PlateFormat) -> tuple[list[str], np.nda
     return [fmt.decode(row) for row in best], conf.astype(np.float32)
 
 
+def attention_decode(logits: np.ndarray, fmt: PlateFormat) -> tuple[list[str], np.ndarray]:
+    """Attention-decoder logits ``(B, S, C)`` (class 0 = end of plate) -> (texts, confidences).
+
+    The decoder fed its own arg-max back at every step (greedy), so its output is read off the same
+    way: arg-max per step up to the first end class, at most ``fmt.max_length`` characters (a decoder
+    that never chose the end class is cut there). Confidence: the probability of the read sequence,
+    end class included (the product of the chosen steps' probabilities and of the end class at the
+    step after the last character, where the logits have that step)."""
+    logp = log_softmax(logits)
+    best = logp.argmax(-1)  # (B, S)
+    s = best.shape[1]
+    texts, conf = [], np.zeros(len(logp), np.float32)
+    for b in range(len(logp)):
+        ends = np.flatnonzero(best[b] == 0)
+        n = min(int(ends[0]) if len(ends) else s, fmt.max_length)  # characters read
+        texts.append(fmt.decode(best[b, :n]))
+        lp = float(logp[b, np.arange(n), best[b, :n]].sum())
+        if n < s:
+            lp += float(logp[b, n, 0])  # the end of the plate
+        conf[b] = math.exp(lp)
+    return texts, conf
+
+
 def decode(logits: np.ndarray, fmt: PlateFormat, method: str = "greedy", beam_width: int = 10,
            top_n: int | None = None, kind: str = "ctc") -> tuple[list[str], np.ndarray]:
     """Decode ``(B, T, C)`` logits with ``method`` -> (texts, confidences).
 
-    ``kind="slot"``: slot logits ``(B, S, C)``, decoded by :func:`slot_decode` (only ``greedy``).
+    ``kind="slot"``: slot logits ``(B, S, C)``, decoded by :func:`slot_decode` (only ``greedy``);
+    ``kind="attn"``: attention-decoder logits, :func:`attention_decode` (only ``greedy``).
     """
     if method not in DECODERS:
         raise ValueError(f"unknown decoder '{method}'; choose one of {DECODERS}")
@@ -124,6 +148,11 @@ def decode(logits: np.ndarray, fmt: PlateFormat, method: str = "greedy", beam_wi
             raise ValueError(f"decoder '{method}' is for CTC models; a slot model decodes by arg-max per slot "
                              f"(decoder greedy)")
         return slot_decode(logits, fmt)
+    if kind == "attn":
+        if method != "greedy":
+            raise ValueError(f"decoder '{method}' is for CTC models; an attention decoder reads its own greedy "
+                             f"steps (decoder greedy)")
+        return attention_decode(logits, fmt)
     if kind != "ctc":
         raise ValueError(f"cannot decode the output of a {kind!r} model as plate text")
     if method == "greedy":

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from lprnet_tf.data.pipeline import ExampleMaker, SampleSource, to_model_input
+from lprnet_tf.data.pipeline import ExampleMaker, SampleSource
 from lprnet_tf.decoding import decode
 from lprnet_tf.metrics import apply_merges, merge_map_from, plate_metrics
 from lprnet_tf.progress import Progress
@@ -57,19 +57,59 @@ def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000) ->
     return sets
 
 
+def predict_outputs(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 64,
+                    progress: bool = False, desc: str = "predict") -> dict:
+    """Every output of ``model`` for every sample of ``source`` in order (no augmentation) -> dict of
+    arrays: ``logits`` ``(N, T, C)``, plus the other outputs of a dict-output model (IQ-STAN's
+    ``quality (N, M)`` and ``frame_weights (N, K)``); ``targets``: the labels/quality targets."""
+    maker = ExampleMaker(source, fmt)
+    n = len(source)
+    bar = Progress(n, desc, "tracklet" if maker.frames else "img", enabled=progress)
+    out: dict = {}
+    for start in range(0, n, batch_size):
+        x, y = maker.batch(start, min(batch_size, n - start))
+        pred = model.predict_on_batch(x)
+        pred = dict(pred) if isinstance(pred, dict) else {"logits": pred}
+        pred["targets"] = y
+        for k, v in pred.items():
+            out.setdefault(k, []).append(np.asarray(v))
+        bar.update(len(x))
+    bar.close()
+    return {k: np.concatenate(v, axis=0) for k, v in out.items()}
+
+
 def predict_logits(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 64,
                    progress: bool = False, desc: str = "predict") -> np.ndarray:
     """Logits ``(N, T, C)`` for every sample of ``source`` in order (no augmentation)."""
-    maker = ExampleMaker(source, fmt)
-    n = len(source)
-    bar = Progress(n, desc, "img", enabled=progress)
-    out = []
-    for start in range(0, n, batch_size):
-        x, _ = maker.batch(start, min(batch_size, n - start))
-        out.append(np.asarray(model.predict_on_batch(x)))
-        bar.update(len(x))
-    bar.close()
-    return np.concatenate(out, axis=0)
+    return predict_outputs(model, source, fmt, batch_size, progress, desc)["logits"]
+
+
+def sample_path(source: SampleSource, i: int) -> str:
+    """Where sample ``i`` of ``source`` comes from, for error reports: its file, the files of a
+    tracklet's frames (``;``-separated), or ``synthetic:i``."""
+    samples = getattr(source, "samples", None)
+    if samples:
+        return samples[i].path
+    tracklets = getattr(source, "tracklets", None)
+    if tracklets:
+        paths = [f for f in tracklets[i].frames if isinstance(f, str)]
+        return ";".join(paths) if paths else f"track {tracklets[i].track}"
+    return f"synthetic:{i}"
+
+
+def quality_metrics(outputs: dict, fmt: PlateFormat) -> dict:
+    """LCC/SROCC of a multi-frame model's predicted quality against the targets (iq-stan.md Table 2):
+    per patch (M per tracklet) and per frame (the mean of its patches, eq. 6); {} without a quality output."""
+    from lprnet_tf.metrics import lcc, srocc
+
+    if "quality" not in outputs:
+        return {}
+    pred = outputs["quality"]  # (N, M)
+    true = outputs["targets"][:, fmt.max_length:].astype(np.float32)  # (N, M)
+    k = outputs["frame_weights"].shape[1]
+    pf, tf_ = pred.reshape(len(pred), k, -1).mean(-1), true.reshape(len(true), k, -1).mean(-1)
+    return {"quality_lcc_patch": lcc(pred.ravel(), true.ravel()), "quality_srocc_patch": srocc(pred.ravel(), true.ravel()),
+            "quality_lcc_frame": lcc(pf.ravel(), tf_.ravel()), "quality_srocc_frame": srocc(pf.ravel(), tf_.ravel())}
 
 
 def score(logits: np.ndarray, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None, kind: str = "ctc"):
@@ -96,10 +136,16 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
     if kind == "slot" and decoder != "greedy":
         raise UsageError(f"{model.name} is a slot model (one class per character position): it decodes by arg-max "
                          f"per slot; use --decoder greedy, not {decoder}")
+    if kind == "attn" and decoder != "greedy":
+        raise UsageError(f"{model.name} has an attention decoder that reads its own greedy steps; use --decoder "
+                         f"greedy, not {decoder}")
     os.makedirs(out_dir, exist_ok=True)
     texts = source.texts()
-    logits = predict_logits(model, source, fmt, batch_size, progress=progress, desc="evaluate")
-    m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind)
+    outputs = predict_outputs(model, source, fmt, batch_size, progress=progress, desc="evaluate")
+    m, preds, conf = score(outputs["logits"], texts, fmt, decoder, merges, kind=kind)
+    m.update(quality_metrics(outputs, fmt))
+    if "frame_weights" in outputs:
+        m["frame_weights_mean"] = [round(float(v), 4) for v in outputs["frame_weights"].mean(0)]
     if extra:
         m.update(extra)
     mm = merge_map_from(merges)
@@ -108,13 +154,12 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
         w = csv.writer(f)
         w.writerow(["index", "path", "truth", "prediction", "confidence"])
         for i in errors:
-            path = getattr(source, "samples", None)
-            w.writerow([i, path[i].path if path else f"synthetic:{i}", texts[i], preds[i], f"{conf[i]:.4f}"])
+            w.writerow([i, sample_path(source, i), texts[i], preds[i], f"{conf[i]:.4f}"])
     if errors:
         from lprnet_tf.synth.contact import save_contact_sheet
 
         idx = errors[:gallery_size]
-        images = [to_model_input(source.get(i)[0], fmt) for i in idx]
+        images = [ExampleMaker(source, fmt).input_image(i) for i in idx]
         labels = [f"{texts[i]}\n{preds[i] or '-'} {conf[i]:.2f}" for i in idx]
         save_contact_sheet(os.path.join(out_dir, "error_gallery.png"), images, labels, cols=6)
     tmp = os.path.join(out_dir, "metrics.json.tmp")
@@ -122,3 +167,19 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
         json.dump(m, f, indent=2, ensure_ascii=False)
     os.replace(tmp, os.path.join(out_dir, "metrics.json"))
     return (m, preds, conf) if return_predictions else m
+
+
+def evaluate_quality_net(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 128) -> dict:
+    """An EQ-LPR quality network (:mod:`lprnet_tf.models.eq_lpr`) against its recognizer's α on every
+    crop of ``source``: mean absolute error, LCC and SROCC (eq-lpr.md §3; ``count``, means too)."""
+    from lprnet_tf.metrics import lcc, srocc
+
+    maker = ExampleMaker(source, fmt)
+    pred, alpha = [], []
+    for start in range(0, len(source), batch_size):
+        x, _ = maker.batch(start, min(batch_size, len(source) - start))
+        pred.append(np.asarray(model.predict_on_batch(x)["quality"], np.float32))
+        alpha.append(np.asarray(model.targets(x)[0], np.float32))
+    pred, alpha = np.concatenate(pred), np.concatenate(alpha)
+    return {"count": int(len(pred)), "mae": float(np.abs(pred - alpha).mean()), "lcc": lcc(pred, alpha),
+            "srocc": srocc(pred, alpha), "alpha_mean": float(alpha.mean()), "quality_mean": float(pred.mean())}

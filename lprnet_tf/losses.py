@@ -55,8 +55,12 @@ LOSSES_BY_KIND = {"ctc": CTCLoss, "slot": SlotCrossEntropy}
 
 def loss_for_kind(kind: str, model_name: str = "") -> keras.losses.Loss:
     """The training loss of a model kind (``lprnet_tf.models.registry.model_kind``): CTC for sequence
-    models, per-slot cross-entropy for slot models. Other kinds (image-to-image models, GANs) have no
+    models, per-slot cross-entropy for slot models, None for attention and quality models (they
+    compute their own loss: :meth:`lprnet_tf.models.iq_stan.IQSTAN.compute_loss`,
+    :meth:`lprnet_tf.models.eq_lpr.QualityNet.compute_loss`). Other kinds (image-to-image models, GANs) have no
     ``lprnet-train`` recipe and raise ConfigError."""
+    if kind in ("attn", "quality"):
+        return None  # the model's own compute_loss (IQ-STAN: eq. 4 of iq-stan.md; EQ-LPR: eq. 4-5 of eq-lpr.md)
     if kind not in LOSSES_BY_KIND:
         from lprnet_tf.config import ConfigError
 

@@ -114,6 +114,8 @@ def _register_custom_objects():
     import lprnet_tf.losses  # noqa: F401
     import lprnet_tf.optim  # noqa: F401
     import lprnet_tf.models.mtgan  # noqa: F401  (the MTGAN model class is registered serializable)
+    import lprnet_tf.models.iq_stan  # noqa: F401  (the IQSTAN model class is registered serializable)
+    import lprnet_tf.models.eq_lpr  # noqa: F401  (the EQ-LPR QualityNet class is registered serializable)
 
 
 def save_model(model: keras.Model, path: str, fmt: PlateFormat | None = None) -> str:
@@ -258,15 +260,34 @@ def check_architecture(model: keras.Model, expected: keras.Model, path: str, fix
                              f"(another alphabet or other model.options?); {fix}")
 
 
+def input_shape_of(model: keras.Model) -> tuple:
+    """``(H, W, channels)`` of one input sample: a multi-frame model (IQ-STAN) reads its K frames side
+    by side ``(H, K * W, 3)``; a model wrapping a functional ``net`` (EQ-LPR quality networks) reads
+    that net's input."""
+    if hasattr(model, "input_size"):
+        return (*model.input_size, 3)
+    net = getattr(model, "net", None)
+    return tuple((net if net is not None else model).input_shape[1:])
+
+
+def model_io(model: keras.Model) -> tuple[tuple, int]:
+    """``((H, W) of one crop, number of classes)`` of a recognizer; a multi-frame model (IQ-STAN)
+    reads K crops of that size side by side; a quality network has no classes (None)."""
+    if hasattr(model, "frame_height"):
+        return (model.frame_height, model.frame_width), model.num_classes
+    if hasattr(model, "net"):  # an EQ-LPR quality network: one score per crop, no classes
+        return input_shape_of(model)[:2], None
+    return tuple(model.input_shape[1:3]), model.output_shape[-1]
+
+
 def check_model_format(model: keras.Model, fmt: PlateFormat, where: str = "model"):
-    out = model.output_shape
-    in_shape = model.input_shape
-    if out[-1] != fmt.num_classes:
-        raise ModelFileError(f"{where}: model outputs {out[-1]} classes but plate format '{fmt.name}' has "
+    in_hw, classes = model_io(model)
+    if classes is not None and classes != fmt.num_classes:
+        raise ModelFileError(f"{where}: model outputs {classes} classes but plate format '{fmt.name}' has "
                              f"{fmt.num_classes} (alphabet {len(fmt.alphabet)} + blank); use the format it was "
                              f"trained with")
-    if tuple(in_shape[1:3]) != (fmt.height, fmt.width):
-        raise ModelFileError(f"{where}: model input is {in_shape[1:3]} but plate format '{fmt.name}' says "
+    if in_hw != (fmt.height, fmt.width):
+        raise ModelFileError(f"{where}: model input is {in_hw} but plate format '{fmt.name}' says "
                              f"{(fmt.height, fmt.width)}")
 
 

@@ -121,7 +121,12 @@ class RunKeeper(keras.callbacks.Callback):
                "samples_per_s": round(self.cfg.train.eval_every * self.cfg.train.batch_size / max(dt, 1e-9), 2),
                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                "locnet": locnet_enabled(self.model), "time": time.time()}
-        if self.val is not None:
+        if self.val is not None and model_kind(self.model) == "quality":
+            from lprnet_tf.evaluation import evaluate_quality_net
+
+            m = evaluate_quality_net(self.model, self.val, self.fmt)
+            rec.update({f"val_{k}": m[k] for k in ("mae", "lcc", "srocc")})
+        elif self.val is not None:
             logits = predict_logits(self.model, self.val, self.fmt, batch_size=128)
             m, _, _ = score(logits, self.val_texts, self.fmt, "greedy", kind=model_kind(self.model))
             rec.update({f"val_{k}": m[k] for k in ("accuracy", "acc1", "char_accuracy", "accuracy_no_first")})
@@ -154,7 +159,7 @@ class RunKeeper(keras.callbacks.Callback):
         ck = save_model(self.model, os.path.join(ck_dir, f"step_{step:08d}.keras"))
         for _, old in checkpoint_files(self.run_dir)[: -self.cfg.train.keep_checkpoints]:
             os.remove(old)
-        acc = rec.get("val_accuracy")
+        acc = rec.get("val_accuracy", rec.get("val_srocc"))  # quality networks: the best rank correlation
         if acc is not None and acc >= self.state.get("best_val_accuracy", -1.0):
             copy_atomic(ck, os.path.join(self.run_dir, "best.keras"))
             self.state.update(best_val_accuracy=acc, best_step=step)
@@ -266,12 +271,12 @@ def trim_metrics(run_dir: str, step: int) -> list[dict]:
 def _recover_state(run_dir: str, state: dict, step: int, resume_path: str | None, kept: list[dict]) -> dict:
     """Bring state.json in line with the resume point (a kill can leave it one epoch behind)."""
     state = dict(state, step=step)
-    scored = [r for r in kept if r.get("val_accuracy") is not None]
+    scored = [(r.get("val_accuracy", r.get("val_srocc")), r["step"]) for r in kept]
     state.pop("best_val_accuracy", None)
     state.pop("best_step", None)
-    for r in scored:  # same rule as RunKeeper: the latest epoch with the highest accuracy
-        if r["val_accuracy"] >= state.get("best_val_accuracy", -1.0):
-            state.update(best_val_accuracy=r["val_accuracy"], best_step=r["step"])
+    for acc, step_ in scored:  # same rule as RunKeeper: the latest epoch with the highest accuracy
+        if acc is not None and acc >= state.get("best_val_accuracy", -1.0):
+            state.update(best_val_accuracy=acc, best_step=step_)
     best_path = os.path.join(run_dir, "best.keras")
     if resume_path and state.get("best_step") == step and not _same_file(resume_path, best_path):
         copy_atomic(resume_path, best_path)  # the kill came before best.keras was updated
@@ -294,6 +299,14 @@ def steps_left(start_step: int, total: int, eval_every: int) -> bool:
     if start_step % eval_every:
         log(f"warning: resume step {start_step} is not a multiple of eval_every={eval_every}")
     return True
+
+
+def check_frames(model, frames: int):
+    """A multi-frame model needs ``data.frames`` = its K; a single-crop model needs 0."""
+    k = getattr(model, "frames", 0)
+    if k != frames:
+        raise ConfigError(f"model {model.name} reads {k or 'single'} frame(s) but data.frames is {frames}; "
+                          f"set data.frames: {k}" + (f" (and model.options.frames: {frames})" if k else ""))
 
 
 def build_training_model(cfg: ExperimentConfig, fmt):
@@ -380,8 +393,10 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     bs = cfg.train.batch_size
 
     d = cfg.data
-    train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad)
-    val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad) if d.val else None
+    check_frames(model, d.frames)
+    tracks = {"frames": d.frames, "track_policy": d.track_policy}
+    train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad, **tracks)
+    val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad, **tracks) if d.val else None
     if isinstance(val_src, SynthSource) and val_src.size is None:
         raise ConfigError("data.val: a synthetic validation set needs a count, e.g. synth:1000003:512")
     log(f"train data: {d.train} ({'stream' if isinstance(train_src, SynthSource) and train_src.size is None else len(train_src)}), "
@@ -411,7 +426,9 @@ def summarize(model) -> dict:
     """Parameter count and forward GFLOPs for one image (TensorFlow graph profiler; TF backend)."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec((1,) + tuple(model.input_shape[1:]), tf.float32)
+    from lprnet_tf.modelio import input_shape_of
+
+    spec = tf.TensorSpec((1,) + input_shape_of(model), tf.float32)
     concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     opts["output"] = "none"

@@ -27,6 +27,9 @@ flags.DEFINE_list("merge", [], "Class merges for scoring, e.g. O0,I1 (O and 0 co
 flags.DEFINE_string("split", None, "Only rows of this split (CSV with a split column).")
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
 flags.DEFINE_integer("batch_size", 64, "Batch size for inference.")
+flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last"], "Multi-frame models: what to "
+                  "do with a track shorter than the model's K frames (error, skip it, cycle its frames, repeat its "
+                  "last frame).")
 flags.DEFINE_bool("skip_bad", False, "Count and skip bad rows/images instead of stopping at the first.")
 
 
@@ -39,11 +42,14 @@ def _main(argv):
     if not FLAGS.model or not FLAGS.data or not FLAGS.out:
         raise UsageError("--model, --data and --out are required (see --help)")
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
-    source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad)
+    frames = getattr(model, "frames", 0)  # a multi-frame model (IQ-STAN) reads tracklets of K frames
+    source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad, frames=frames,
+                         track_policy=FLAGS.track_policy)
     m = evaluate_model(model, source, fmt, FLAGS.out, decoder=FLAGS.decoder, merges=FLAGS.merge,
                        batch_size=FLAGS.batch_size, extra={"model": path, "data": FLAGS.data, "split": FLAGS.split})
-    keys = ("count", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first")
-    print(json.dumps({k: m[k] for k in keys}, indent=2))
+    keys = ("count", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first",
+            "quality_lcc_frame", "quality_srocc_frame", "frame_weights_mean")
+    print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, ensure_ascii=False))
     print(f"wrote {FLAGS.out}/metrics.json, errors.csv" + (", error_gallery.png" if m["accuracy"] < 1 else ""))
 
 

@@ -13,6 +13,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("format", "cn", "Plate format (sets classes and input size).")
 flags.DEFINE_list("models", ["lprnet_basic", "lprnet_reduced", "lprnet_baseline"], "Registered model names.")
 flags.DEFINE_bool("locnet", False, "Include the LocNet spatial transformer.")
+flags.DEFINE_list("set", [], "Model options as key=value (YAML values), e.g. recognizer=cn_lprnet_basic for the "
+                  "eq_lpr_* quality networks, frames=5 for iq_stan.")
 
 PAPER_GFLOPS = {"lprnet_basic": 0.34, "lprnet_reduced": 0.163, "lprnet_baseline": 0.71}
 
@@ -27,11 +29,28 @@ def _main(argv):
     print("| model | input | classes | output steps | params | GFLOPs | paper GFLOPs (Table 4) |")
     print("|---|---|---|---|---|---|---|")
     for name in FLAGS.models:
+        import yaml
+
         opts = {"locnet": True} if FLAGS.locnet else {}
+        for item in FLAGS.set:
+            key, _, value = item.partition("=")
+            if not key or not _:
+                from lprnet_tf.config import UsageError
+
+                raise UsageError(f"--set {item!r}: use key=value, e.g. --set recognizer=cn_lprnet_basic")
+            opts[key.strip()] = yaml.safe_load(value)
         model = build_model(name, fmt, **opts)
         s = summarize(model)
-        steps = model.output_shape[1]  # CTC time steps T (slot models: character slots)
-        print(f"| {name}{' +LocNet' if FLAGS.locnet else ''} | {fmt.height}x{fmt.width} | {fmt.num_classes} | "
+        from lprnet_tf.modelio import input_shape_of
+
+        if hasattr(model, "steps"):  # IQ-STAN: attention decoder steps
+            steps = model.steps
+        elif hasattr(model, "net"):  # EQ-LPR quality network: one score
+            steps = 1
+        else:
+            steps = model.output_shape[1]  # CTC time steps T (slot models: character slots)
+        h, w = input_shape_of(model)[:2]
+        print(f"| {name}{' +LocNet' if FLAGS.locnet else ''} | {h}x{w} | {fmt.num_classes} | "
               f"{steps} | {s['params']:,} | {s['gflops']:.3f} | {PAPER_GFLOPS.get(name, '-')} |")
 
 

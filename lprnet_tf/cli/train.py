@@ -81,8 +81,8 @@ def _main(argv):
         if state.get("chief") is False:
             print(f"done: step {state.get('step')} ({state.get('task')}; the chief writes the run directory)")
             return
-    print(f"done: step {state.get('step')} best val accuracy {state.get('best_val_accuracy')} "
-          f"(step {state.get('best_step')}) -> {FLAGS.run_dir}")
+    print(f"done: step {state.get('step')} best val score {state.get('best_val_accuracy')} "
+          f"(step {state.get('best_step')}; exact match, SROCC for quality networks) -> {FLAGS.run_dir}")
 
 
 def main():

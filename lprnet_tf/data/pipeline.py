@@ -25,7 +25,7 @@ import numpy as np
 
 from lprnet_tf.data.augment import Augmenter
 from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
-from lprnet_tf.runtime import fit_crop  # the one preprocessing rule, shared with the runtime
+from lprnet_tf.runtime import fit_crop, tile_frames  # the one preprocessing rule, shared with the runtime
 from lprnet_tf.vocab import PlateFormat
 
 SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
@@ -61,6 +61,25 @@ class FileSource(SampleSource):
         return [s.text for s in self.samples]
 
 
+class ArraySource(SampleSource):
+    """Labelled crops already in memory (uint8 RGB arrays), e.g. the frames of tracklets read by a
+    single-frame model."""
+
+    def __init__(self, images: Sequence[np.ndarray], texts: Sequence[str]):
+        self.images, self._texts = list(images), list(texts)
+        if len(self.images) != len(self._texts):
+            raise ValueError(f"ArraySource: {len(self.images)} images but {len(self._texts)} texts")
+
+    def __len__(self):
+        return len(self.images)
+
+    def get(self, i):
+        return self.images[i], self._texts[i]
+
+    def texts(self):
+        return list(self._texts)
+
+
 class SynthSource(SampleSource):
     """Synthetic plates rendered on the fly: sample ``i`` depends only on (seed, i)."""
 
@@ -83,17 +102,106 @@ class SynthSource(SampleSource):
         return [self._text(self.fmt, self.seed, i) for i in range(self.size)]
 
 
+class TrackletSource(SampleSource):
+    """Tracklets of K frames (:mod:`lprnet_tf.data.tracklets`) for multi-frame models: ``get(i)`` gives
+    ``(list of K uint8 RGB frames, text, quality map (K * 7,) float32)``. The quality map is the
+    per-strip no-reference score (:mod:`lprnet_tf.quality`, 7 strips per frame: IQ-STAN's M = 35
+    patches for K = 5): the ``quality_map`` column of a synthetic tracklet CSV, else the frame's
+    ``quality`` column repeated over its strips, else computed from the pixels (and cached)."""
+
+    def __init__(self, tracklets: Sequence, frames: int):
+        self.tracklets, self.frames = list(tracklets), int(frames)
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self):
+        return len(self.tracklets)
+
+    def _quality(self, i: int, images: list) -> np.ndarray:
+        from lprnet_tf.quality import PATCHES, quality_map
+
+        q = self._maps.get(i)
+        if q is None:
+            t, rows = self.tracklets[i], []
+            for f, image in enumerate(images):
+                p = t.params[f] if f < len(t.params) else {}
+                qm = p.get("quality_map") if isinstance(p, dict) else None
+                if isinstance(qm, str) and qm.strip():
+                    qm = [float(v) for v in qm.split()]
+                if qm is not None and len(qm) == PATCHES:
+                    rows.append(np.asarray(qm, np.float32))
+                elif t.quality and f < len(t.quality) and t.quality[f] is not None:
+                    rows.append(np.full(PATCHES, float(t.quality[f]), np.float32))
+                else:
+                    rows.append(quality_map(image).astype(np.float32))
+            q = self._maps[i] = np.concatenate(rows)
+        return q
+
+    def get(self, i):
+        images = self.tracklets[i].images()
+        return images, self.tracklets[i].text, self._quality(i, images)
+
+    def texts(self):
+        return [t.text for t in self.tracklets]
+
+
+class SynthTrackletSource(TrackletSource):
+    """Synthetic tracklets rendered on the fly (:func:`lprnet_tf.synth.tracklets.generate_tracklet`):
+    track ``i`` depends only on (seed, i). About 20 tracks/s per core with the quality maps: for
+    training, pre-render them (``lprnet-synth --tracklets K``)."""
+
+    def __init__(self, fmt: PlateFormat, seed: int, size: int, frames: int):
+        super().__init__([], frames)
+        self.fmt, self.seed, self.size = fmt, int(seed), int(size)
+
+    def __len__(self):
+        return self.size
+
+    def get(self, i):
+        from lprnet_tf.synth.tracklets import generate_tracklet
+
+        images, text, params = generate_tracklet(self.fmt, self.seed, int(i), self.frames)
+        return images, text, np.concatenate([np.asarray(p["quality_map"], np.float32) for p in params])
+
+    def texts(self):
+        from lprnet_tf.synth.render import sample_text
+
+        return [sample_text(self.fmt, self.seed, i) for i in range(self.size)]
+
+
+def _synth_spec(spec: str) -> tuple[int, int | None]:
+    parts = spec.split(":")
+    try:
+        seed = int(parts[1]) if len(parts) > 1 and parts[1] else 0
+        count = int(parts[2]) if len(parts) > 2 and parts[2] else None
+    except ValueError:
+        raise DataError(f"bad synthetic data spec '{spec}'; use synth, synth:SEED or synth:SEED:COUNT") from None
+    return seed, count
+
+
 def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad: bool = False,
-                verify_images: bool = True) -> SampleSource:
-    """Open a data spec: ``synth[:SEED[:COUNT]]`` or a path any reader understands."""
+                verify_images: bool = True, frames: int = 0, track_policy: str = "error") -> SampleSource:
+    """Open a data spec: ``synth[:SEED[:COUNT]]`` or a path any reader understands.
+
+    ``frames`` = K > 0 opens tracklets of K frames instead (:class:`TrackletSource`; a path in any
+    layout of :func:`lprnet_tf.data.tracklets.read_tracklets`, short tracks handled by
+    ``track_policy``), or ``synth:SEED:COUNT`` synthetic tracklets rendered on the fly."""
+    if frames:
+        if spec.startswith("synth"):
+            seed, count = _synth_spec(spec)
+            if count is None:
+                raise DataError(f"'{spec}': synthetic tracklets need a count (synth:SEED:COUNT); for training "
+                                f"pre-render them with lprnet-synth --tracklets {frames}")
+            return SynthTrackletSource(fmt, seed, count, frames)
+        from lprnet_tf.data.tracklets import read_tracklets
+
+        tracks, report = read_tracklets(spec, fmt, k=frames, policy=track_policy, split=split, skip_bad=skip_bad,
+                                        verify_images=verify_images)
+        if not tracks:
+            raise DataError(f"{spec}: no tracklet of {frames} frames ({report.summary()}); lower K or use "
+                            f"track_policy repeat/pad_last")
+        return TrackletSource(tracks, frames)
     if spec.startswith("synth"):
-        parts = spec.split(":")
-        try:
-            seed = int(parts[1]) if len(parts) > 1 and parts[1] else 0
-            count = int(parts[2]) if len(parts) > 2 and parts[2] else None
-        except ValueError:
-            raise DataError(f"bad synthetic data spec '{spec}'; use synth, synth:SEED or synth:SEED:COUNT") from None
-        return SynthSource(fmt, seed, count)
+        return SynthSource(fmt, *_synth_spec(spec))
     samples, _ = read_samples(spec, fmt, skip_bad=skip_bad, verify_images=verify_images, split=split)
     return FileSource(samples)
 
@@ -128,8 +236,46 @@ class ExampleMaker:
             self._perm_cache = {epoch: perm}
         return int(perm[k])
 
+    @property
+    def frames(self) -> int:
+        """K for a tracklet source, 0 for single crops."""
+        return getattr(self.source, "frames", 0)
+
+    def signature(self) -> tuple:
+        """``((x shape, x dtype), (y shape, y dtype))`` of a batch, batch dimension None."""
+        k = self.frames
+        if not k:
+            return ((None, self.fmt.height, self.fmt.width, 3), "float32"), ((None, self.fmt.max_length), "int32")
+        from lprnet_tf.quality import PATCHES
+
+        return (((None, self.fmt.height, k * self.fmt.width, 3), "float32"),
+                ((None, self.fmt.max_length + k * PATCHES), "float32"))
+
+    def input_image(self, i: int) -> np.ndarray:
+        """Sample ``i`` laid out as the model reads it (uint8; K frames side by side for tracklets)."""
+        item = self.source.get(i)
+        return tile_frames(item[0], self.fmt) if self.frames else to_model_input(item[0], self.fmt)
+
+    def _tracklet_batch(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tracklets -> (x (n, H, K*W, 3) float32, y (n, L + K*7) float32: class ids then quality map).
+        Augmentation is applied to every frame on its own."""
+        k = self.frames
+        frames, ys = [], []
+        for g in range(int(start), int(start) + int(size)):
+            images, text, qmap = self.source.get(self.index(g))
+            if len(images) != k:
+                raise DataError(f"tracklet {self.index(g)} has {len(images)} frames, the model reads {k}")
+            frames.extend(to_model_input(im, self.fmt) for im in images)
+            ys.append(np.concatenate([self.fmt.pad(self.fmt.encode(text)), qmap]).astype(np.float32))
+        frames = self.augment(frames, seed=self.seed * 1_000_003 + int(start))
+        x = np.stack([np.concatenate(frames[j:j + k], axis=1) for j in range(0, len(frames), k)])
+        return x.astype(np.float32) * (1.0 / 255.0), np.stack(ys)
+
     def batch(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Samples ``start .. start+size-1`` -> (x (n, H, W, 3) float32 in [0, 1], y (n, L) int32)."""
+        """Samples ``start .. start+size-1`` -> (x (n, H, W, 3) float32 in [0, 1], y (n, L) int32).
+        Tracklet sources: see :meth:`_tracklet_batch`."""
+        if self.frames:
+            return self._tracklet_batch(start, size)
         images, labels = [], []
         for g in range(int(start), int(start) + int(size)):
             if self.permute > 0:
@@ -231,8 +377,7 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     options.deterministic = True
     if workers:
         payload = pickle.dumps(maker)  # fail here, not in a worker, if the source cannot be pickled
-        signature = (tf.TensorSpec((None, fmt.height, fmt.width, 3), tf.float32),
-                     tf.TensorSpec((None, fmt.max_length), tf.int32))
+        signature = tuple(tf.TensorSpec(shape, dtype) for shape, dtype in maker.signature())
         ds = tf.data.Dataset.from_generator(
             lambda: process_batches(payload, map(span, range(n_batches)), workers), output_signature=signature)
         # No prefetch, neither ours nor the one tf.data injects by default: the workers already read
@@ -241,10 +386,12 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
         options.experimental_optimization.inject_prefetch = False
         return ds.with_options(options)
 
+    (x_shape, x_dtype), (y_shape, y_dtype) = maker.signature()
+
     def mapped(b):
-        x, y = tf.numpy_function(lambda b: maker.batch(*span(b)), [b], [tf.float32, tf.int32], stateful=False)
-        x.set_shape((None, fmt.height, fmt.width, 3))
-        y.set_shape((None, fmt.max_length))
+        x, y = tf.numpy_function(lambda b: maker.batch(*span(b)), [b], [x_dtype, y_dtype], stateful=False)
+        x.set_shape(x_shape)
+        y.set_shape(y_shape)
         return x, y
 
     ds = tf.data.Dataset.range(n_batches).with_options(options)

@@ -8,3 +8,7 @@ __all__ = ["ChannelMaxPool", "GlobalContext", "SmallBasicBlock", "conv_bn_relu",
 from lprnet_tf.layers.lowres import ResidualBlock, SlotDense  # noqa: E402  (multitask CNN, MTGAN)
 
 __all__ += ["ResidualBlock", "SlotDense"]
+
+from lprnet_tf.layers.iq_stan import AttentionDecoder, IQDeconvAttention, PatchQuality  # noqa: E402  (IQ-STAN)
+
+__all__ += ["AttentionDecoder", "IQDeconvAttention", "PatchQuality"]

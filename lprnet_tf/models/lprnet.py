@@ -28,6 +28,27 @@ def _collapse_height(x, name):
     return layers.Reshape((t, c), name=name)(x)  # (B, T, C)
 
 
+BACKBONE_OUTPUT = "drop2"  # the layer whose output is the backbone's feature map (EQ-LPR's F_r)
+
+
+def lprnet_backbone(x, strided=(1, 2), dropout: float = 0.5):
+    """Table 3 of ``lprnet.md`` up to the wide 4x1 convolution: ``(B, H, W, ch)`` -> ``(B, H-8, T, 256)``
+    (shapes for the 24x94 basic model; ``strided`` = the (h, w) stride of the 2nd and 3rd pooling)."""
+    x = conv_bn_relu(64, 3, padding="valid", name="conv1")(x)  # (B, 22, 92, 64)
+    x = layers.MaxPooling2D(3, strides=1, name="pool1")(x)  # (B, 20, 90, 64)
+    x = SmallBasicBlock(128, name="sbb1")(x)  # (B, 20, 90, 128)
+    x = layers.MaxPooling2D(3, strides=strided, name="pool2")(x)  # (B, 18, 44, 128)
+    x = ChannelMaxPool(64, name="pool2_depth")(x)  # (B, 18, 44, 64)
+    x = SmallBasicBlock(256, name="sbb2")(x)  # (B, 18, 44, 256)
+    x = SmallBasicBlock(256, name="sbb3")(x)  # (B, 18, 44, 256)
+    x = layers.MaxPooling2D(3, strides=strided, name="pool3")(x)  # (B, 16, 21, 256)
+    x = ChannelMaxPool(64, name="pool3_depth")(x)  # (B, 16, 21, 64)
+    x = layers.Dropout(dropout, name="drop1")(x)
+    x = conv_bn_relu(256, (1, 4), padding="valid", name="conv_wide4")(x)  # (B, 16, 18, 256)  "4x1" is WxH
+    x = layers.Dropout(dropout, name=BACKBONE_OUTPUT)(x)  # (B, 16, 18, 256)
+    return x
+
+
 def build_lprnet(num_classes: int, height: int = 24, width: int = 94, variant: str = "basic",
                  locnet: bool = False, dropout: float = 0.5, context_units: int = 128,
                  lstm_units: int = 128, name: str | None = None) -> keras.Model:
@@ -40,19 +61,7 @@ def build_lprnet(num_classes: int, height: int = 24, width: int = 94, variant: s
     x = layers.Rescaling(2.0, offset=-1.0, name="normalize")(inputs)  # (B, 24, 94, 3) in [-1, 1]
     if locnet:
         x = LocNet(name="locnet")(x)  # (B, 24, 94, 3), identity until switched on
-    # Table 3, top to bottom (shapes for the 24x94 basic model).
-    x = conv_bn_relu(64, 3, padding="valid", name="conv1")(x)  # (B, 22, 92, 64)
-    x = layers.MaxPooling2D(3, strides=1, name="pool1")(x)  # (B, 20, 90, 64)
-    x = SmallBasicBlock(128, name="sbb1")(x)  # (B, 20, 90, 128)
-    x = layers.MaxPooling2D(3, strides=strided, name="pool2")(x)  # (B, 18, 44, 128)
-    x = ChannelMaxPool(64, name="pool2_depth")(x)  # (B, 18, 44, 64)
-    x = SmallBasicBlock(256, name="sbb2")(x)  # (B, 18, 44, 256)
-    x = SmallBasicBlock(256, name="sbb3")(x)  # (B, 18, 44, 256)
-    x = layers.MaxPooling2D(3, strides=strided, name="pool3")(x)  # (B, 16, 21, 256)
-    x = ChannelMaxPool(64, name="pool3_depth")(x)  # (B, 16, 21, 64)
-    x = layers.Dropout(dropout, name="drop1")(x)
-    x = conv_bn_relu(256, (1, 4), padding="valid", name="conv_wide4")(x)  # (B, 16, 18, 256)  "4x1" is WxH
-    x = layers.Dropout(dropout, name="drop2")(x)
+    x = lprnet_backbone(x, strided, dropout)  # (B, 16, 18, 256)
 
     if variant == "baseline":
         seq = _collapse_height(x, "collapse_h")  # (B, 18, 256)
@@ -65,3 +74,4 @@ def build_lprnet(num_classes: int, height: int = 24, width: int = 94, variant: s
         x = layers.Conv2D(num_classes, 1, name="classifier")(x)  # (B, 4, 18, C)
         logits = _collapse_height(x, "logits")  # (B, 18, C)
     return keras.Model(inputs, logits, name=name or f"lprnet_{variant}")
+

@@ -14,9 +14,11 @@ MODELS: dict[str, Callable] = {}
 # What a model outputs, which decides its loss and decoder: "ctc" (logits (B, T, C), CTC loss and
 # decoders), "slot" (one class per character slot (B, S, C), class 0 = no character; per-slot
 # cross-entropy, arg-max per slot), "image" (an image-to-image model), "gan" (a model with its own
-# adversarial train_step).
+# adversarial train_step), "attn" (a multi-frame attention-decoder model computing its own loss:
+# IQ-STAN; logits (B, S, C) with class 0 = end of plate), "quality" (a crop -> quality score network
+# learning a recognizer's confidence, computing its own loss: EQ-LPR).
 MODEL_KINDS: dict[str, str] = {}
-KINDS = ("ctc", "slot", "image", "gan")
+KINDS = ("ctc", "slot", "image", "gan", "attn", "quality")
 
 
 def register_model(name: str, kind: str = "ctc"):
@@ -91,3 +93,33 @@ def _mtgan(fmt, **kw):
         return MTGAN(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, name="mtgan", **kw)
     except ValueError as e:
         raise _options_error("mtgan", e) from None
+
+
+@register_model("iq_stan", kind="attn")
+def _iq_stan(fmt, **kw):
+    """iq-stan.md Fig. 2: K frames (option ``frames``, 5) of the format's H x W side by side."""
+    from lprnet_tf.models.iq_stan import build_iq_stan
+
+    try:
+        return build_iq_stan(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, **kw)
+    except ValueError as e:
+        raise _options_error("iq_stan", e) from None
+
+
+def _eq_lpr_builder(variant: str):
+    def build(fmt, recognizer: str = "", **kw):
+        """eq-lpr.md Fig. 2: quality network ``variant`` for ``recognizer`` (required), at the format's size."""
+        from lprnet_tf.models.eq_lpr import QualityNet
+
+        if not recognizer:
+            raise ConfigError(f"model 'eq_lpr_{variant}': set model.options.recognizer to the recognizer whose "
+                              f"confidence it learns (a shipped name such as cn_lprnet_basic, a run dir or .keras)")
+        try:
+            return QualityNet(variant, recognizer, fmt.height, fmt.width, name=f"eq_lpr_{variant}", **kw)
+        except ValueError as e:
+            raise _options_error(f"eq_lpr_{variant}", e) from None
+    return build
+
+
+for _variant in ("p", "s", "e"):  # eq-lpr.md Fig. 2 (a), (b), (c)
+    register_model(f"eq_lpr_{_variant}", kind="quality")(_eq_lpr_builder(_variant))
