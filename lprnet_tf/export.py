@@ -34,10 +34,25 @@ Two targets (``docs/deployment.md`` has the details and the commands):
 :func:`verify_export` reloads what was written and compares it with the Keras model on real or
 synthetic crops; :func:`export_all` runs everything and raises :class:`ExportParityError` with the
 figures when a check fails (a ``parity.json`` report is written either way).
+
+**Multi-frame models** (IQ-STAN, ``papers/iq-stan.md``; ``model.frames`` = K > 0, model kind ``attn``)
+read K crops of one plate, each laid out at the format's H x W and tiled side by side along the width
+(frame 0 left) -> ``(B, H, K*W, 3)`` (:func:`lprnet_tf.runtime.tile_frames`). Their SavedModel takes
+``image_bytes`` string ``[None, K]`` (``serving_default``: each frame decoded and resized in the graph
+as above) or ``images`` uint8 ``[None, K, H, W, 3]`` (``predict_images``: frames already resized with
+the cv2 rule), tiles them in the graph and returns ``plate``, ``confidence`` (the attention decode of
+:func:`lprnet_tf.decoding.attention_decode`: arg-max per step up to the first end class 0, at most
+``max_length`` characters; confidence = the product of the chosen steps' probabilities and of the end
+class after the last character), ``logits (B, S, C)``,
+``frame_weights (B, K)`` and ``quality (B, M)`` (with the IQ branch). Their TFLite file (f32 only)
+takes the tiled float32 ``[1 or -1, H, K*W, 3]`` and outputs ``logits``, ``frame_weights`` (and
+``quality``) by name; the encoder LSTM is traced unrolled (a ``while`` loop over a dynamic batch
+needs TensorList ops TFLite lacks). Parity is checked on tracklets (synthetic by default).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -61,6 +76,8 @@ LOGIT_ATOL = 1e-4  # float32 exports: max |logit diff| vs Keras <= LOGIT_ATOL + 
 LOGIT_RTOL = 1e-5  # float32 rounding grows with the logits' size (untrained LPRNets reach |logit| ~ 1e3)
 MIN_AGREEMENT = 0.99  # f16 / dynamic / int8 / bytes signature: share of crops with the Keras plate
 MAX_ACCURACY_DROP = 0.005  # f16 / dynamic / int8: |exact-match accuracy difference| (0.5 points)
+PARITY_TRACKLETS = 64  # multi-frame models: default number of synthetic tracklets (~50 ms each to render)
+MULTIFRAME_TFLITE_VARIANTS = ("f32",)  # quantized IQ-STAN files are not supported (not calibrated/verified)
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_REAL_CROPS = {"cn": os.path.join(_REPO_ROOT, os.pardir, "shared", "data", "cn_ccpd_like_1000")}
@@ -153,6 +170,70 @@ def greedy_decode_tf(logits: tf.Tensor, table) -> tuple[tf.Tensor, tf.Tensor]:
     return plate, conf
 
 
+def attention_decode_tf(logits: tf.Tensor, table, max_length: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """In-graph :func:`lprnet_tf.decoding.attention_decode` of ``(B, S, C)`` attention-decoder logits
+    (class 0 = end of plate) -> (plate string (B,), confidence (B,)): arg-max per step; the plate is
+    the steps before the first end class, at most ``max_length`` characters; confidence = the product
+    of those steps' probabilities and of the end class at the step after the last character (where
+    the logits have that step). ``table``: class id (int64) -> character, anything else -> ""."""
+    logp = tf.nn.log_softmax(logits, axis=-1)  # (B, S, C)
+    best = tf.argmax(logp, axis=-1, output_type=tf.int32)  # (B, S)
+    s = tf.shape(best)[1]
+    is_end = tf.equal(best, 0)
+    first_end = tf.argmax(tf.cast(is_end, tf.int32), axis=1, output_type=tf.int32)  # (B,) first 0 (or 0)
+    n = tf.minimum(tf.where(tf.reduce_any(is_end, axis=1), first_end, s), int(max_length))  # (B,) characters
+    steps = tf.range(s)[None, :]  # (1, S)
+    chosen = tf.reduce_max(logp, axis=-1)  # (B, S) log-probability of the arg-max
+    lp = tf.reduce_sum(tf.where(steps < n[:, None], chosen, tf.zeros_like(chosen)), axis=1)  # (B,)
+    end_lp = tf.gather(logp[:, :, 0], tf.minimum(n, s - 1), batch_dims=1)  # (B,) end class at step n
+    conf = tf.exp(lp + tf.where(n < s, end_lp, tf.zeros_like(end_lp)))
+    ids = tf.cast(tf.where(steps < n[:, None], best, -1), tf.int64)
+    plate = tf.strings.reduce_join(table.lookup(ids), axis=1)  # (B,)
+    return plate, conf
+
+
+def tile_frames_tf(frames: tf.Tensor) -> tf.Tensor:
+    """In-graph :func:`lprnet_tf.runtime.tile_frames`: ``(B, K, H, W, C)`` -> ``(B, H, K*W, C)``, frame 0
+    left (column ``k * W + w`` of the tiled image is column ``w`` of frame ``k``)."""
+    shape = tf.shape(frames)
+    x = tf.transpose(frames, [0, 2, 1, 3, 4])  # (B, H, K, W, C)
+    return tf.reshape(x, [shape[0], shape[2], shape[1] * shape[3], shape[4]])  # (B, H, K*W, C)
+
+
+def model_frames(model) -> int:
+    """K for a multi-frame model (IQ-STAN: ``model.frames``, model kind ``attn``), 0 for a single-crop one."""
+    k = int(getattr(model, "frames", 0) or 0)
+    if not k:
+        from lprnet_tf.models import model_kind
+
+        if model_kind(model) == "attn":
+            raise ExportError(f"model '{model.name}' is an attention-decoder model but has no 'frames' "
+                              f"attribute (K); rebuild it with lprnet_tf.models.build_model")
+    return k
+
+
+@contextlib.contextmanager
+def unrolled_rnns(model):
+    """Trace the model's Keras RNN layers (the IQ-STAN encoder LSTM) with ``unroll=True``.
+
+    A Keras RNN runs a ``while`` loop that accumulates its steps in a TensorList; with a dynamic
+    batch the TFLite converter cannot lower that list to builtin ops (it would need Flex). Unrolled,
+    the steps are plain builtin ops (the sequence length is static). Restores the flags on exit.
+    """
+    import keras
+
+    rnns = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.RNN)]
+    saved = [layer.unroll for layer in rnns]
+    try:
+        for layer in rnns:
+            layer.unroll = True
+        yield rnns
+    finally:
+        for layer, flag in zip(rnns, saved):
+            layer.unroll = flag
+
+
 class _Untracked:
     """Holds the Keras model without making it a tracked child of the tf.Module.
 
@@ -173,13 +254,18 @@ def _variables(model) -> list:
 
 
 class ServingModule(tf.Module):
-    """The served graph: Keras model + preprocessing + greedy decode + assets (see module doc)."""
+    """The served graph: Keras model + preprocessing + greedy decode + assets (see module doc).
+
+    Multi-frame models (``frames`` = K > 0): the signatures take K frames per plate and tile them in
+    the graph; the attention decode replaces the CTC one and ``frame_weights`` (+ ``quality``) are
+    returned too."""
 
     def __init__(self, model, fmt: PlateFormat, asset_dir: str):
         super().__init__(name="lprnet_serving")
         self._model = _Untracked(model)
         self.model_variables = _variables(model)
         self.height, self.width = int(fmt.height), int(fmt.width)
+        self.frames = model_frames(model)
         self.fmt = fmt
         self.alphabet_file = tf.saved_model.Asset(os.path.join(asset_dir, ALPHABET_FILE))
         self.format_file = tf.saved_model.Asset(os.path.join(asset_dir, FORMAT_FILE))
@@ -187,20 +273,38 @@ class ServingModule(tf.Module):
             self.alphabet_file, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
             value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
         self.table = tf.lookup.StaticHashTable(init, default_value="")
-        h, w = self.height, self.width
-        self.predict_images = tf.function(
-            self._predict_images, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
-        self.serve_bytes = tf.function(
-            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        h, w, k = self.height, self.width, self.frames
+        if k:  # K frames per plate
+            self.predict_images = tf.function(
+                self._predict_frames, input_signature=[tf.TensorSpec([None, k, h, w, 3], tf.uint8, name="images")])
+            self.serve_bytes = tf.function(
+                self._serve_frame_bytes, input_signature=[tf.TensorSpec([None, k], tf.string, name="image_bytes")])
+        else:
+            self.predict_images = tf.function(
+                self._predict_images, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
+            self.serve_bytes = tf.function(
+                self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
 
     def _run(self, images):
         x = tf.cast(images, tf.float32) * (1.0 / 255.0)  # (B, H, W, 3) in [0, 1], as the pipeline
-        logits = tf.cast(self._model.get()(x, training=False), tf.float32)  # (B, T, C)
+        out = self._model.get()(x, training=False)
+        if self.frames:  # IQ-STAN: dict of logits (B, S, C), frame_weights (B, K)[, quality (B, M)]
+            logits = tf.cast(out["logits"], tf.float32)
+            plate, conf = attention_decode_tf(logits, self.table, self.fmt.max_length)
+            res = {"plate": plate, "confidence": conf, "logits": logits,
+                   "frame_weights": tf.cast(out["frame_weights"], tf.float32)}
+            if "quality" in out:
+                res["quality"] = tf.cast(out["quality"], tf.float32)
+            return res
+        logits = tf.cast(out, tf.float32)  # (B, T, C)
         plate, conf = greedy_decode_tf(logits, self.table)
         return {"plate": plate, "confidence": conf, "logits": logits}
 
     def _predict_images(self, images):
         return self._run(images)
+
+    def _predict_frames(self, images):
+        return self._run(tile_frames_tf(images))  # (B, K, H, W, 3) -> (B, H, K*W, 3)
 
     def _decode_one(self, data):
         image = tf.cond(  # JPEG with the accurate IDCT: the same pixels as cv2/libjpeg's default
@@ -215,21 +319,33 @@ class ServingModule(tf.Module):
                            fn_output_signature=tf.TensorSpec([self.height, self.width, 3], tf.uint8))
         return self._run(images)
 
+    def _serve_frame_bytes(self, image_bytes):  # (B, K) encoded frames
+        flat = tf.reshape(image_bytes, [-1])  # (B*K,) plate-major
+        images = tf.map_fn(self._decode_one, flat,
+                           fn_output_signature=tf.TensorSpec([self.height, self.width, 3], tf.uint8))
+        images = tf.reshape(images, [-1, self.frames, self.height, self.width, 3])  # (B, K, H, W, 3)
+        return self._run(tile_frames_tf(images))
+
 
 class LogitsModule(tf.Module):
-    """Logits only, float32 in [0, 1]: the graph the TFLite files are converted from."""
+    """Logits only, float32 in [0, 1]: the graph the TFLite files are converted from. Multi-frame
+    models: input the tiled ``(B, H, K*W, 3)``, outputs ``logits``, ``frame_weights`` (+ ``quality``)."""
 
     def __init__(self, model, fmt: PlateFormat):
         super().__init__(name="lprnet_logits")
         self._model = _Untracked(model)
         self.model_variables = _variables(model)
-        shape = (fmt.height, fmt.width, 3)
+        self.frames = model_frames(model)
+        shape = (fmt.height, fmt.width * max(self.frames, 1), 3)
         self.batch1 = tf.function(self._logits, input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="image")])
         self.batched = tf.function(self._logits,
                                    input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="image")])
 
     def _logits(self, image):
-        return {"logits": tf.cast(self._model.get()(image, training=False), tf.float32)}
+        out = self._model.get()(image, training=False)
+        if self.frames:
+            return {k: tf.cast(out[k], tf.float32) for k in ("logits", "frame_weights", "quality") if k in out}
+        return {"logits": tf.cast(out, tf.float32)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,9 +429,10 @@ def _builtin_names() -> set:
 
 
 def _save_logits_model(model, fmt: PlateFormat, path: str) -> str:
-    module = LogitsModule(model, fmt)
-    tf.saved_model.save(module, path, signatures={"batch1": module.batch1.get_concrete_function(),
-                                                  "batched": module.batched.get_concrete_function()})
+    with unrolled_rnns(model) if model_frames(model) else contextlib.nullcontext():
+        module = LogitsModule(model, fmt)
+        tf.saved_model.save(module, path, signatures={"batch1": module.batch1.get_concrete_function(),
+                                                      "batched": module.batched.get_concrete_function()})
     return path
 
 
@@ -435,13 +552,21 @@ def _tensor_info(d: dict) -> dict:
 
 
 def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name: str = "",
-                   extra: dict | None = None) -> dict:
-    """The JSON written next to a ``.tflite`` file: everything a host needs to feed and decode it."""
+                   extra: dict | None = None, frames: int = 0) -> dict:
+    """The JSON written next to a ``.tflite`` file: everything a host needs to feed and decode it.
+
+    ``frames`` = K > 0 (multi-frame model): adds ``frames``, ``frame_size``, ``tiling``,
+    ``outputs`` (every named output) and the attention decoding rule (see :func:`_multiframe_sidecar`).
+    """
     from ai_edge_litert.interpreter import Interpreter
 
+    from lprnet_tf.runtime import output_details_by_name
+
     interp = Interpreter(model_path=tflite_path)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    return {
+    inp = interp.get_input_details()[0]
+    outs = output_details_by_name(interp)
+    out = outs.get("logits", interp.get_output_details()[0])
+    side = {
         "sidecar_version": SIDECAR_VERSION,
         "model": model_name,
         "variant": variant,
@@ -470,7 +595,41 @@ def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name:
         "max_length": fmt.max_length,
         "templates": list(fmt.templates),
         "format": _format_dict(fmt),
-        **(extra or {}),
+    }
+    if frames:
+        side.update(_multiframe_sidecar(fmt, frames, side["input"], out, outs))
+    side.update(extra or {})
+    return side
+
+
+def _multiframe_sidecar(fmt: PlateFormat, frames: int, inp: dict, logits: dict, outs: dict) -> dict:
+    """Sidecar keys of a multi-frame (IQ-STAN) file: K, the frame size, the tiling layout, every
+    output and the attention decoding rule (:func:`lprnet_tf.decoding.attention_decode`)."""
+    k, h, w = int(frames), int(fmt.height), int(fmt.width)
+    return {
+        "model_kind": "attn",
+        "frames": k,
+        "frame_size": {"height": h, "width": w},
+        "tiling": {"layout": "K frames side by side along the width, frame 0 left: input[:, :, k*W:(k+1)*W] "
+                             "is frame k (numpy: np.concatenate(frames, axis=1); lprnet_tf.runtime.tile_frames)",
+                   "frames": k, "frame_height": h, "frame_width": w, "input_width": k * w,
+                   "per_frame": "each frame decoded to RGB and laid out at the format's H x W by the input's "
+                                "resize rule (two-row formats: the row layout), like a single crop"},
+        "input": {**inp, "width": k * w, "frame_width": w, "frames": k},
+        "blank_index": None,
+        "end_index": 0,
+        "classes": ["<end>"] + list(fmt.alphabet),
+        "output": {**_tensor_info(logits), "layout": "(B, S, C) attention-decoder logits, S = max_length + 1 "
+                   "steps, class 0 = end of plate", "time_steps": int(logits["shape"][1])},
+        "outputs": {name: {**_tensor_info(d), "layout": {
+            "logits": "(B, S, C) attention-decoder logits, class 0 = end of plate",
+            "frame_weights": "(B, K) temporal attention per frame (sums to 1)",
+            "quality": "(B, M) patch quality scores in [0, 1], M = K * patches per frame"}.get(name, "")}
+            for name, d in sorted(outs.items())},
+        "decoder": {"default": "greedy", "greedy": "attention decode: argmax per step up to the first end class "
+                    "(0), at most max_length characters; classes 1.. map to the alphabet; confidence = product of "
+                    "the read steps' softmax probabilities times the end class probability at the step after the "
+                    "last character (when there is one) (lprnet_tf.decoding.attention_decode)"},
     }
 
 
@@ -485,11 +644,21 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
     SavedModel. ``int8_float``: layers kept float32 in the int8 files (kinds ``locnet``,
     ``global_context`` or layer names; empty = every op int8). ``representative``: uint8 RGB crops
     for int8 calibration (default: ``calibration_count`` synthetic plates).
+
+    Multi-frame models (IQ-STAN, K frames): input ``[1 or -1, H, K*W, 3]`` (the K frames tiled), named
+    outputs ``logits``, ``frame_weights`` (+ ``quality``), ``f32`` only (others: ExportError); the
+    sidecar records K, the frame size, the tiling and the attention decoding rule.
     """
 
     bad = [v for v in variants if v not in TFLITE_VARIANTS]
     if bad:
         raise ExportError(f"unknown TFLite variant(s) {bad}; choose from {list(TFLITE_VARIANTS)}")
+    frames = model_frames(model)
+    bad = [v for v in variants if frames and v not in MULTIFRAME_TFLITE_VARIANTS]
+    if bad:
+        raise ExportError(f"TFLite variant(s) {bad}: a multi-frame model (IQ-STAN, K={frames}) exports only "
+                          f"{list(MULTIFRAME_TFLITE_VARIANTS)} (quantized files are not calibrated or verified "
+                          f"for it); pass --tflite f32")
     float_layers = int8_float_layer_names(model, int8_float) if "int8" in variants else []
     os.makedirs(out_dir, exist_ok=True)
     rep = representative_batches(fmt, representative, calibration_count, seed) if "int8" in variants else None
@@ -511,7 +680,7 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
                     extra["int8"] = {"calibration": "representative crops, preprocessed like training",
                                      "float32_layers": float_layers,
                                      "io": "float32 input and output; int8 inside"}
-                side = tflite_sidecar(path, fmt, variant, model_name=name, extra=extra)
+                side = tflite_sidecar(path, fmt, variant, model_name=name, extra=extra, frames=frames)
                 with open(os.path.join(out_dir, stem + ".json"), "w", encoding="utf-8") as f:
                     json.dump(side, f, indent=2, ensure_ascii=False)
                 written.append(path)
@@ -552,14 +721,46 @@ def default_parity_crops(fmt: PlateFormat, count: int = 1000, seed: int = 12345)
     return crops_from_spec(f"synth:{seed}", fmt, count), f"synthetic plates (seed {seed}, {count})"
 
 
+def tracklets_from_spec(spec: str, fmt: PlateFormat, frames: int, count: int,
+                        track_policy: str = "error") -> list:
+    """The first ``count`` tracklets of K = ``frames`` frames of a data spec (any layout of
+    :func:`lprnet_tf.data.tracklets.read_tracklets`, or ``synth:SEED[:COUNT]``, rendered on the fly):
+    ``(list of K uint8 RGB frames, text, list of K frame paths or None)`` (the paths let the bytes
+    signature be fed the original encoded files)."""
+    from lprnet_tf.data.pipeline import open_source
+
+    parts = spec.split(":")
+    if parts[0] == "synth" and (len(parts) < 3 or not parts[2]):
+        spec = f"synth:{parts[1] if len(parts) > 1 and parts[1] else 0}:{int(count)}"
+    src = open_source(spec, fmt, frames=frames, track_policy=track_policy)
+    tracks = getattr(src, "tracklets", None) or []
+    out = []
+    for i in range(min(len(src), count)):
+        images, text = src.get(i)[:2]
+        paths = None
+        if i < len(tracks) and all(isinstance(f, str) for f in tracks[i].frames):
+            paths = list(tracks[i].frames)
+        out.append((images, text, paths))
+    return out
+
+
+def default_parity_tracklets(fmt: PlateFormat, frames: int, count: int = PARITY_TRACKLETS,
+                             seed: int = 12345) -> tuple[list, str]:
+    """Tracklets to check a multi-frame model's parity on: ``count`` synthetic tracklets of K frames
+    (``synth:SEED:COUNT``) + a description."""
+    tracks = tracklets_from_spec(f"synth:{seed}:{count}", fmt, frames, count)
+    return tracks, f"synthetic tracklets (seed {seed}, {count} x {frames} frames)"
+
+
 def _accuracy(plates, texts, fmt):
     return float(np.mean([p == fmt.normalize(t) for p, t in zip(plates, texts)])) if texts else 0.0
 
 
-def _run_tflite(path: str, x: np.ndarray) -> np.ndarray:
+def _run_tflite(path: str, x: np.ndarray) -> dict:
+    """``{output name: array}`` of a ``.tflite`` file on float32 ``x`` (``logits`` always)."""
     from lprnet_tf.runtime import TFLiteBackend
 
-    return TFLiteBackend(path).logits(x)
+    return TFLiteBackend(path).outputs(x)
 
 
 def _variant_of(path: str) -> str:
@@ -569,6 +770,21 @@ def _variant_of(path: str) -> str:
             return json.load(f).get("variant", "")
     stem = os.path.basename(path)[: -len(".tflite")].removesuffix("_batch")
     return stem.rsplit("_", 1)[-1]
+
+
+def _encoded(image: np.ndarray, path: str | None) -> bytes:
+    """The original file's bytes when it is an image the bytes signature reads, else a PNG of ``image``."""
+    if path and path.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".gif")):
+        with open(path, "rb") as f:
+            return f.read()
+    import cv2
+
+    return cv2.imencode(".png", np.ascontiguousarray(np.asarray(image)[..., ::-1]))[1].tobytes()
+
+
+def _frame_paths(item) -> list | None:
+    p = item[2] if len(item) > 2 else None  # (frames, text, paths); TrackletSource.get gives a quality map
+    return list(p) if isinstance(p, (list, tuple)) and all(isinstance(v, str) for v in p) else None
 
 
 def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
@@ -583,29 +799,61 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     bytes, in-graph resize) and TFLite f16/dynamic/int8 plate agreement >= ``MIN_AGREEMENT`` and
     exact-match accuracy within ``MAX_ACCURACY_DROP`` of Keras. Raises ExportParityError listing the
     failures (after writing ``report_path``) unless ``raise_on_fail`` is False.
-    """
-    from lprnet_tf.runtime import fit_crop
 
+    Multi-frame models (``model.frames`` = K): ``crops`` are tracklets ``(list of K uint8 RGB frames,
+    text[, list of K frame paths])`` (default :func:`default_parity_tracklets`), tiled as
+    :func:`lprnet_tf.runtime.tile_frames` does; ``predict_images`` gets the frames ``(N, K, H, W, 3)``,
+    ``serving_default`` the encoded frames ``[N, K]``; plates are attention-decoded, and the exact
+    checks also need ``frame_weights`` within ``LOGIT_ATOL``.
+    """
+    from lprnet_tf.runtime import fit_crop, tile_frames
+
+    frames = model_frames(model)
+    kind = "attn" if frames else "ctc"
+    what = "tracklet" if frames else "crop"
     source = crops_source
     if crops is None:
-        crops, source = default_parity_crops(fmt)
-    crops = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in crops]
+        crops, source = default_parity_tracklets(fmt, frames) if frames else default_parity_crops(fmt)
+    if frames:
+        crops = [(c[0], c[1], _frame_paths(c)) for c in crops]
+    else:
+        crops = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in crops]
     if not crops:
-        raise ExportError("parity check needs at least one crop")
+        raise ExportError(f"parity check needs at least one {what}")
     images = [c[0] for c in crops]
     texts = [c[1] for c in crops]
-    u8 = np.stack([fit_crop(img, fmt) for img in images])  # (N, H, W, 3) uint8
-    x = u8.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, 3) in [0, 1], as lprnet_tf.runtime.preprocess
-    ref = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
-    ref_plates, ref_conf = decode(ref, fmt, "greedy")
-    report = {"crops": {"source": source, "count": len(crops)},
+    if frames:
+        short = [i for i, t in enumerate(images) if len(t) != frames]
+        if short:
+            raise ExportError(f"parity tracklet {short[0]} has {len(images[short[0]])} frames but the model "
+                              f"reads K={frames}; give tracklets of {frames} frames")
+        u8 = np.stack([np.stack([fit_crop(np.asarray(f), fmt) for f in t]) for t in images])  # (N, K, H, W, 3)
+        tiled = np.stack([tile_frames(t, fmt) for t in images])  # (N, H, K*W, 3) uint8
+    else:
+        u8 = tiled = np.stack([fit_crop(img, fmt) for img in images])  # (N, H, W, 3) uint8
+    x = tiled.astype(np.float32) * (1.0 / 255.0)  # in [0, 1], as lprnet_tf.runtime.preprocess
+
+    def keras_run(xb):
+        out = model(xb, training=False)
+        if frames:
+            return np.asarray(out["logits"], np.float32), np.asarray(out["frame_weights"], np.float32)
+        return np.asarray(out, np.float32), None
+
+    runs = [keras_run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    ref = np.concatenate([r[0] for r in runs])
+    ref_weights = np.concatenate([r[1] for r in runs]) if frames else None
+    ref_plates, ref_conf = decode(ref, fmt, "greedy", kind=kind)
+    report = {"crops": {"source": source, "count": len(crops), **({"frames": frames, "unit": "tracklets"}
+                                                                   if frames else {})},
               "thresholds": {"logit_atol": LOGIT_ATOL, "logit_rtol": LOGIT_RTOL, "min_agreement": MIN_AGREEMENT,
                              "max_accuracy_drop": MAX_ACCURACY_DROP},
               "keras": {"accuracy": _accuracy(ref_plates, texts, fmt)}, "exports": {}, "failures": []}
+    if frames:
+        report["decoder"] = "attention (lprnet_tf.decoding.attention_decode)"
 
-    def compare(key, logits=None, plates=None, exact=False, conf=None):
+    def compare(key, logits=None, plates=None, exact=False, conf=None, weights=None):
         if plates is None:
-            plates, conf = decode(logits, fmt, "greedy")
+            plates, conf = decode(logits, fmt, "greedy", kind=kind)
         agree = float(np.mean([a == b for a, b in zip(plates, ref_plates)]))
         acc = _accuracy(plates, texts, fmt)
         r = {"plate_agreement": agree, "accuracy": acc, "accuracy_diff": acc - report["keras"]["accuracy"],
@@ -615,11 +863,17 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
             r["max_abs_keras_logit"] = float(np.max(np.abs(ref)))
         if conf is not None:
             r["max_abs_confidence_diff"] = float(np.max(np.abs(np.asarray(conf) - ref_conf)))
+        if weights is not None:
+            r["max_abs_frame_weight_diff"] = float(np.max(np.abs(np.asarray(weights) - ref_weights)))
         if exact:
             limit = LOGIT_ATOL + LOGIT_RTOL * r["max_abs_keras_logit"]
             r["logit_diff_limit"] = limit
             ok = r["max_abs_logit_diff"] <= limit and agree == 1.0
             why = f"max |logit diff| {r['max_abs_logit_diff']:.3g} (limit {limit:.3g}), plates {agree:.2%} identical"
+            if weights is not None:
+                r["check"] += " + frame weights within atol"
+                ok = ok and r["max_abs_frame_weight_diff"] <= LOGIT_ATOL
+                why += f", max |frame weight diff| {r['max_abs_frame_weight_diff']:.3g} (limit {LOGIT_ATOL:g})"
         else:
             ok = agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
             why = (f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs Keras "
@@ -636,23 +890,19 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
         logits = np.concatenate([o["logits"].numpy() for o in outs])
         plates = [p.decode("utf-8") for o in outs for p in o["plate"].numpy()]
         conf = np.concatenate([o["confidence"].numpy() for o in outs])
-        compare("savedmodel:predict_images", logits=logits, exact=True)
+        weights = np.concatenate([o["frame_weights"].numpy() for o in outs]) if frames else None
+        compare("savedmodel:predict_images", logits=logits, exact=True, weights=weights)
         r = report["exports"]["savedmodel:predict_images"]
         r["in_graph_plates_identical"] = plates == list(ref_plates)
         r["max_abs_in_graph_confidence_diff"] = float(np.max(np.abs(conf - ref_conf)))
         if not r["in_graph_plates_identical"] or r["max_abs_in_graph_confidence_diff"] > 1e-4:
             r["passed"] = False
-            report["failures"].append("savedmodel:predict_images: in-graph greedy decode differs from "
+            report["failures"].append(f"savedmodel:predict_images: in-graph {kind} decode differs from "
                                       "lprnet_tf.decoding (plates or confidence)")
-        encoded = []
-        for img, _, path in crops:
-            if path and path.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".gif")):
-                with open(path, "rb") as f:
-                    encoded.append(f.read())
-            else:
-                import cv2
-
-                encoded.append(cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))[1].tobytes())
+        if frames:
+            encoded = [[_encoded(f, p) for f, p in zip(t, paths or [None] * len(t))] for t, _, paths in crops]
+        else:
+            encoded = [_encoded(img, path) for img, _, path in crops]
         sig = loaded.signatures["serving_default"]
         outs = [sig(image_bytes=tf.constant(encoded[i:i + batch_size])) for i in range(0, len(encoded), batch_size)]
         plates = [p.decode("utf-8") for o in outs for p in o["plate"].numpy()]
@@ -662,9 +912,10 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
             "encoded files decoded and resized in the graph (tf.io.decode_image + tf.image.resize) vs "
             "cv2 in the Keras path: plates compared, not logits")
     for path in tflite_files:
-        logits = _run_tflite(path, x)
+        res = _run_tflite(path, x)
         exact = _variant_of(path) == "f32"
-        compare(f"tflite:{os.path.basename(path)}", logits=logits, exact=exact)
+        compare(f"tflite:{os.path.basename(path)}", logits=res["logits"], exact=exact,
+                weights=res.get("frame_weights") if frames else None)
         report["exports"][f"tflite:{os.path.basename(path)}"]["bytes"] = os.path.getsize(path)
     report["passed"] = not report["failures"]
     if report_path:
@@ -683,6 +934,11 @@ def export_all(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version
                int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, batch: Sequence[str] = ("1", "dynamic"),
                crops_source: str = "given crops") -> dict:
     """SavedModel + TFLite variants + parity report ``out_dir/parity.json``; returns a summary."""
+    frames = model_frames(model)
+    bad = [v for v in tflite if frames and v not in MULTIFRAME_TFLITE_VARIANTS]
+    if bad:  # refused before anything is written
+        raise ExportError(f"TFLite variant(s) {bad}: a multi-frame model (IQ-STAN, K={frames}) exports only "
+                          f"{list(MULTIFRAME_TFLITE_VARIANTS)}; pass --tflite f32")
     saved = export_savedmodel(model, fmt, out_dir, name, version, overwrite=overwrite)
     files = []
     if tflite:

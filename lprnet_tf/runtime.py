@@ -18,6 +18,13 @@ Steps, for each plate crop:
 5. Decode with :mod:`lprnet_tf.decoding` (greedy: arg-max per step, collapse repeats, drop blanks;
    confidence = the smallest of the emitted characters' max softmax probabilities), then check the
    text against the plate format's templates (``matches_template``).
+
+Multi-frame models (IQ-STAN, ``iq-stan.md``; sidecar ``frames`` = K): K crops of one plate, each
+through steps 1-3 at the format's H x W, are tiled side by side (frame 0 left) into one
+``(H, K*W, 3)`` input -- :func:`tile_frames`. The model outputs ``logits (B, S, C)`` (class 0 = end
+of plate), ``frame_weights (B, K)`` (and ``quality``), read by name; the plate is the attention
+decode (:func:`lprnet_tf.decoding.attention_decode`: arg-max per step up to the first end class) --
+:meth:`Recognizer.recognize_frames`.
 """
 
 from __future__ import annotations
@@ -73,6 +80,14 @@ def fit_crop(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
     return np.concatenate([top, bottom], axis=1)  # (H, W, 3)
 
 
+def tile_frames(frames: Sequence[np.ndarray], fmt: PlateFormat) -> np.ndarray:
+    """K uint8 RGB crops of one plate -> uint8 ``(H, K * W, 3)``: each crop laid out by :func:`fit_crop`
+    at the format's H x W, frame 0 left (the multi-frame input of IQ-STAN, ``iq-stan.md`` §2.1)."""
+    if not len(frames):
+        raise ValueError("tile_frames needs at least one frame")
+    return np.concatenate([fit_crop(np.asarray(f), fmt) for f in frames], axis=1)
+
+
 def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
     """uint8 RGB crop -> float32 ``(H, W, 3)`` in [0, 1]: what every exported model takes."""
     return fit_crop(image, fmt).astype(np.float32) * (1.0 / 255.0)
@@ -93,11 +108,28 @@ def read_image(path: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# backends: float32 (N, H, W, 3) in [0, 1] -> float32 logits (N, T, C)
+# backends: float32 (N, H, W, 3) in [0, 1] -> float32 logits (N, T, C); ``outputs`` gives every named
+# output (multi-frame models: ``logits``, ``frame_weights``, ``quality``; input (N, H, K*W, 3))
+def output_details_by_name(interp) -> dict:
+    """``{output name: tensor details}`` of a LiteRT interpreter, from its (single) signature: the
+    exported dict keys (``logits``, ``frame_weights``, ``quality``). The output list order is not
+    the signature's, so multi-output files are read by name. Without a signature: the first output,
+    named ``logits``."""
+    try:
+        if len(interp.get_signature_list()) == 1:
+            named = dict(interp.get_signature_runner().get_output_details())
+            if named:
+                return named
+    except (ValueError, RuntimeError):
+        pass
+    return {"logits": interp.get_output_details()[0]}
+
+
 class TFLiteBackend:
     """A ``.tflite`` file run with ``ai_edge_litert``. Batch-1 files run crop by crop; files with a
     dynamic batch (``*_batch.tflite``) are resized to the batch with ``resize_tensor_input``.
-    Quantized (int8/uint8) inputs/outputs are (de)quantized with the tensors' scale/zero point."""
+    Quantized (int8/uint8) inputs/outputs are (de)quantized with the tensors' scale/zero point.
+    Outputs are read by their signature names (:func:`output_details_by_name`)."""
 
     def __init__(self, path: str, num_threads: int | None = None, max_batch: int = 64):
         from ai_edge_litert.interpreter import Interpreter
@@ -123,10 +155,17 @@ class TFLiteBackend:
             self.interp.resize_tensor_input(self.interp.get_input_details()[0]["index"], [n, *self.input_shape])
         self.interp.allocate_tensors()
         self._in = self.interp.get_input_details()[0]
-        self._out = self.interp.get_output_details()[0]
+        self._outs = output_details_by_name(self.interp)
         self._batch = n
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _get(self, d: dict) -> np.ndarray:
+        y = self.interp.get_tensor(d["index"])
+        if y.dtype != np.float32:
+            scale, zero = d["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return np.array(y, dtype=np.float32)
+
+    def _run(self, x: np.ndarray) -> dict:
         self._allocate(len(x))
         dtype = self._in["dtype"]
         if dtype != np.float32:  # quantized input: q = x / scale + zero_point
@@ -135,23 +174,28 @@ class TFLiteBackend:
             x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
         self.interp.set_tensor(self._in["index"], x)
         self.interp.invoke()
-        y = self.interp.get_tensor(self._out["index"])
-        if y.dtype != np.float32:
-            scale, zero = self._out["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return np.array(y, dtype=np.float32)
+        return {name: self._get(d) for name, d in self._outs.items()}
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray) -> dict:
+        """float32 ``(N, *input_shape)`` -> ``{output name: float32 array (N, ...)}``."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.shape[1:] != self.input_shape:
             raise RuntimeModelError(f"{self.path}: expected input (N, {', '.join(map(str, self.input_shape))}), "
                                     f"got {x.shape}")
-        return np.concatenate([self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]) \
-            if len(x) else np.zeros((0,), np.float32)
+        if not len(x):
+            return {name: np.zeros((0,), np.float32) for name in self._outs}
+        runs = [self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+        return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x)["logits"]
 
 
 class SavedModelBackend:
-    """A SavedModel folder written by :func:`lprnet_tf.export.export_savedmodel` (imports TF)."""
+    """A SavedModel folder written by :func:`lprnet_tf.export.export_savedmodel` (imports TF).
+
+    Multi-frame SavedModels (``predict_images`` takes ``(N, K, H, W, 3)``): ``frames`` = K; the tiled
+    input ``(N, H, K*W, 3)`` is cut back into its K frames."""
 
     def __init__(self, path: str, batch_size: int = 64):
         import tensorflow as tf
@@ -159,13 +203,24 @@ class SavedModelBackend:
         self._tf = tf
         self.path = path
         self.fn = tf.saved_model.load(path).signatures["predict_images"]
+        (spec,) = self.fn.structured_input_signature[1].values()
+        shape = spec.shape.as_list()
+        self.frames = int(shape[1]) if len(shape) == 5 else 0
+        self.input_shape = ((shape[2], shape[1] * shape[3], shape[4]) if self.frames else tuple(shape[1:]))
         self.batch_size = batch_size
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray) -> dict:
         u8 = np.clip(np.rint(np.asarray(x) * 255.0), 0, 255).astype(np.uint8)  # exact inverse of * (1/255)
-        out = [self.fn(images=self._tf.constant(u8[i:i + self.batch_size]))["logits"].numpy()
-               for i in range(0, len(u8), self.batch_size)]
-        return np.concatenate(out)
+        if self.frames:  # (N, H, K*W, 3) -> (N, K, H, W, 3)
+            n, h, kw, c = u8.shape
+            u8 = u8.reshape(n, h, self.frames, kw // self.frames, c).transpose(0, 2, 1, 3, 4)
+        outs = [self.fn(images=self._tf.constant(u8[i:i + self.batch_size]))
+                for i in range(0, len(u8), self.batch_size)]
+        keys = [k for k in outs[0] if k not in ("plate", "confidence")]
+        return {k: np.concatenate([o[k].numpy() for o in outs]) for k in keys}
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x)["logits"]
 
 
 class KerasBackend:
@@ -174,15 +229,25 @@ class KerasBackend:
     def __init__(self, model, batch_size: int = 64):
         import tensorflow as tf
 
-        shape = tuple(model.input_shape[1:])
+        self.frames = int(getattr(model, "frames", 0) or 0)  # multi-frame (IQ-STAN): dict outputs
+        if self.frames:
+            shape = (model.frame_height, self.frames * model.frame_width, 3)
+        else:
+            shape = tuple(model.input_shape[1:])
+        self.input_shape = shape if self.frames else None  # (checked by Recognizer for multi-frame models)
         self.fn = tf.function(lambda x: model(x, training=False),
                               input_signature=[tf.TensorSpec((None,) + shape, tf.float32)])
         self.batch_size = batch_size
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray) -> dict:
         x = np.asarray(x, np.float32)
-        return np.concatenate([np.asarray(self.fn(x[i:i + self.batch_size]))
-                               for i in range(0, len(x), self.batch_size)])
+        runs = [self.fn(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        if not self.frames:
+            return {"logits": np.concatenate([np.asarray(r) for r in runs])}
+        return {k: np.concatenate([np.asarray(r[k], np.float32) for r in runs]) for k in runs[0]}
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x)["logits"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,6 +258,7 @@ class Plate:
     text: str
     confidence: float
     matches_template: bool
+    frame_weights: list | None = None  # multi-frame models: the attention weight of each frame (sums to 1)
 
 
 def sidecar_path(tflite_path: str) -> str:
@@ -221,6 +287,9 @@ class Recognizer:
     ``Recognizer("export/tflite/lpr_int8.tflite")`` (plate format from the JSON sidecar) or
     ``Recognizer("export/lpr/1")`` (a SavedModel folder, format from its assets; imports TF).
     ``fmt`` overrides the plate format. :meth:`from_keras` wraps an in-memory Keras model.
+
+    Multi-frame models (``frames`` = K > 0, from the sidecar, the SavedModel signature or the Keras
+    model): :meth:`recognize_frames` takes the K frames of each plate.
     """
 
     def __init__(self, path: str | None = None, fmt: PlateFormat | str | None = None,
@@ -240,8 +309,9 @@ class Recognizer:
                 fmt = fpath
             self.backend = SavedModelBackend(path)
         elif path.endswith(".tflite"):
-            if fmt is None:
+            if fmt is None or os.path.isfile(sidecar_path(path)):
                 self.sidecar = load_sidecar(path)
+            if fmt is None:
                 fmt = plate_format_from_dict(self.sidecar["format"], source=sidecar_path(path))
             self.backend = TFLiteBackend(path, num_threads=num_threads)
         else:
@@ -249,10 +319,18 @@ class Recognizer:
         if fmt is None:
             raise RuntimeModelError("no plate format given")
         self.fmt = load_plate_format(fmt)
+        self.frames = int(self.sidecar.get("frames") or getattr(self.backend, "frames", 0) or 0)
         shape = getattr(self.backend, "input_shape", None)
-        if shape is not None and tuple(shape[:2]) != (self.fmt.height, self.fmt.width):
-            raise RuntimeModelError(f"{path}: model input {shape[:2]} does not match plate format "
-                                    f"'{self.fmt.name}' ({self.fmt.height}, {self.fmt.width})")
+        outs = getattr(self.backend, "_outs", {})
+        if not self.frames and shape is not None and "frame_weights" in outs and self.fmt.width:
+            self.frames = int(shape[1]) // self.fmt.width  # a multi-frame file without its sidecar
+        if self.frames:
+            self.kind = "attn"  # multi-frame models (IQ-STAN) have an attention decoder
+        width = self.fmt.width * max(self.frames, 1)
+        if shape is not None and tuple(shape[:2]) != (self.fmt.height, width):
+            k = f" ({self.frames} frames side by side)" if self.frames else ""
+            raise RuntimeModelError(f"{path}: model input {tuple(shape[:2])} does not match plate format "
+                                    f"'{self.fmt.name}' ({self.fmt.height}, {width}){k}")
 
     @classmethod
     def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64) -> "Recognizer":
@@ -263,8 +341,14 @@ class Recognizer:
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return preprocess(image, self.fmt)
 
+    def _single_crop(self):
+        if self.frames:
+            raise RuntimeModelError(f"{self.path or 'model'}: a multi-frame model (K={self.frames} frames of one "
+                                    f"plate): use recognize_frames (lprnet-recognize --frames {self.frames})")
+
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 RGB crops (any size) -> logits ``(N, T, C)``."""
+        self._single_crop()
         x = preprocess_batch(images, self.fmt)
         if not len(x):
             return np.zeros((0, 0, self.fmt.num_classes), np.float32)
@@ -273,6 +357,9 @@ class Recognizer:
     def decode(self, logits: np.ndarray, decoder: str = "greedy") -> list[Plate]:
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder '{decoder}'; choose one of {DECODERS}")
+        if self.kind == "attn" and decoder != "greedy":
+            raise RuntimeModelError(f"an attention-decoder model (IQ-STAN) reads its own greedy steps: use the "
+                                    f"greedy decoder, not {decoder}")
         if self.kind == "slot" and decoder != "greedy":
             raise RuntimeModelError(f"a slot model (one class per character position) decodes by arg-max per "
                                     f"slot: use the greedy decoder, not {decoder}")
@@ -287,3 +374,32 @@ class Recognizer:
 
     def recognize_file(self, path: str, decoder: str = "greedy") -> Plate:
         return self.recognize([read_image(path)], decoder)[0]
+
+    def frame_outputs(self, tracks: Sequence[Sequence[np.ndarray]]) -> dict:
+        """Multi-frame models: K uint8 RGB crops (any size) of each plate -> ``{output name: array}``
+        (``logits (N, S, C)``, ``frame_weights (N, K)`` [, ``quality``]); each plate's frames are
+        tiled by :func:`tile_frames`."""
+        if not self.frames:
+            raise RuntimeModelError(f"{self.path or 'model'}: not a multi-frame model; read single crops with "
+                                    f"recognize (lprnet-recognize without --frames)")
+        for i, t in enumerate(tracks):
+            if len(t) != self.frames:
+                raise RuntimeModelError(f"plate {i}: {len(t)} frame(s) given, the model reads K={self.frames}")
+        if not len(tracks):
+            return {"logits": np.zeros((0, 0, self.fmt.num_classes), np.float32),
+                    "frame_weights": np.zeros((0, self.frames), np.float32)}
+        x = np.stack([tile_frames(t, self.fmt) for t in tracks]).astype(np.float32) * (1.0 / 255.0)
+        if hasattr(self.backend, "outputs"):
+            return self.backend.outputs(x)
+        return {"logits": self.backend.logits(x)}
+
+    def recognize_frames(self, tracks: Sequence[Sequence[np.ndarray]], decoder: str = "greedy") -> list[Plate]:
+        """Multi-frame models: the K uint8 RGB crops of each plate -> one :class:`Plate` each, with the
+        model's ``frame_weights``."""
+        out = self.frame_outputs(tracks)
+        plates = self.decode(out["logits"], decoder)
+        weights = out.get("frame_weights")
+        if weights is not None:
+            for p, w in zip(plates, weights):
+                p.frame_weights = [float(v) for v in w]
+        return plates

@@ -6,6 +6,11 @@
 Writes ``OUT/NAME/VERSION/`` (SavedModel, TF Serving layout), ``OUT/tflite/NAME_<variant>.tflite``
 (+ ``_batch`` variants and a ``.json`` sidecar each) and ``OUT/parity.json``. See
 docs/deployment.md.
+
+Multi-frame models (IQ-STAN, K frames of one plate): the SavedModel takes K frames per plate, the
+TFLite file the K frames tiled side by side; only the f32 TFLite variant is written (the default
+for them), and parity is checked on tracklets (``--parity_data`` read with K frames per track;
+default 64 synthetic tracklets).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ flags.DEFINE_string("calibration_data", "synth:0", "Representative crops for int
                     "lprnet-train's (labels.csv, folder, list file, synth:SEED); use the training source.")
 flags.DEFINE_integer("calibration_count", 200, "Number of representative crops for int8 calibration.")
 flags.DEFINE_string("parity_data", None, "Crops for the parity check (data spec). Default: the real CN crops in "
-                    "../shared/data/cn_ccpd_like_1000 for cn models when present, else synthetic plates.")
-flags.DEFINE_integer("parity_count", 1000, "Number of crops for the parity check (the whole 1,000-crop CN set by default).")
+                    "../shared/data/cn_ccpd_like_1000 for cn models when present, else synthetic plates. "
+                    "Multi-frame models: tracklets (any tracklet layout or synth:SEED), default synthetic.")
+flags.DEFINE_integer("parity_count", 1000, "Number of crops for the parity check (the whole 1,000-crop CN set by "
+                     "default; multi-frame models: tracklets, 64 by default).")
 flags.DEFINE_bool("no_verify", False, "Skip the parity check (reloading every export and comparing it with Keras).")
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
 
@@ -57,16 +64,33 @@ def _main(argv):
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
     variants = [] if [v.lower() for v in FLAGS.tflite] in ([], ["none"]) else FLAGS.tflite
     int8_float = [] if [v.lower() for v in FLAGS.int8_float] in ([], ["none"]) else FLAGS.int8_float
-    rep = (export.crops_from_spec(FLAGS.calibration_data, fmt, FLAGS.calibration_count, with_path=False)
-           if "int8" in variants else None)
-    crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
-    print(f"exporting {path} (plate format '{fmt.name}', {fmt.height}x{fmt.width}, {fmt.num_classes} classes)")
+    frames = export.model_frames(model)
+    if frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
+        if not FLAGS["tflite"].present:
+            variants = [v for v in variants if v in export.MULTIFRAME_TFLITE_VARIANTS]
+        bad = [v for v in variants if v not in export.MULTIFRAME_TFLITE_VARIANTS]
+        if bad:
+            raise UsageError(f"--tflite {','.join(bad)}: a multi-frame model (K={frames}) exports only "
+                             f"{','.join(export.MULTIFRAME_TFLITE_VARIANTS)} TFLite files (quantized variants are "
+                             f"not supported for it); pass --tflite f32 or --tflite none")
+        count = FLAGS.parity_count if FLAGS["parity_count"].present else export.PARITY_TRACKLETS
+        spec = FLAGS.parity_data or "synth:12345"
+        crops = export.tracklets_from_spec(spec, fmt, frames, count) if not FLAGS.no_verify else None
+        source = f"--parity_data {spec}" if FLAGS.parity_data else f"synthetic tracklets ({spec}, {count} x {frames})"
+        rep = None
+    else:
+        rep = (export.crops_from_spec(FLAGS.calibration_data, fmt, FLAGS.calibration_count, with_path=False)
+               if "int8" in variants else None)
+        crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
+        source = f"--parity_data {FLAGS.parity_data}"
+    print(f"exporting {path} (plate format '{fmt.name}', {fmt.height}x{fmt.width}, {fmt.num_classes} classes"
+          + (f", {frames} frames side by side" if frames else "") + ")")
     try:
         summary = export.export_all(model, fmt, FLAGS.out, FLAGS.name, FLAGS.version, tflite=variants,
                                     verify=not FLAGS.no_verify, crops=crops, overwrite=FLAGS.overwrite,
                                     representative=rep, calibration_count=FLAGS.calibration_count,
                                     int8_float=int8_float, batch=FLAGS.tflite_batch,
-                                    crops_source=f"--parity_data {FLAGS.parity_data}")
+                                    crops_source=source)
     except export.ExportParityError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
@@ -75,7 +99,8 @@ def _main(argv):
         print(f"TFLite:     {f} ({os.path.getsize(f) / 1e6:.2f} MB)")
     report = summary["parity"]
     if report:
-        print(f"parity on {report['crops']['count']} crops ({report['crops']['source']}), Keras accuracy "
+        unit = report["crops"].get("unit", "crops")
+        print(f"parity on {report['crops']['count']} {unit} ({report['crops']['source']}), Keras accuracy "
               f"{report['keras']['accuracy']:.2%}:")
         for key, r in report["exports"].items():
             diff = f", max |logit diff| {r['max_abs_logit_diff']:.2e}" if "max_abs_logit_diff" in r else ""

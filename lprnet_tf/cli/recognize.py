@@ -2,6 +2,8 @@
 
   lprnet-recognize IMAGE_OR_DIR... [--model cn_lprnet_basic] [--format cn] [--json] [--batch 32]
       [--decoder greedy|beam|template]
+  lprnet-recognize --stream SOURCE [--quality MODEL] [--boxes CSV|detect] [--model ...] [--json]
+  lprnet-recognize --frames K FOLDER... --model iq_stan.keras|iq_stan_f32.tflite [--track_policy error]
 
 Prints ``path<TAB>plate<TAB>confidence`` per crop (``--json``: one JSON object per line with
 ``path``, ``plate``, ``confidence``, ``matches_template``). ``--model`` takes a .keras file, a run
@@ -9,6 +11,15 @@ directory, a shipped model name, a ``.tflite`` file (with its JSON sidecar) or a
 TFLite files run without TensorFlow (:mod:`lprnet_tf.runtime`). Unreadable files get an
 ``error: PATH: reason`` line on stderr and are skipped; the exit code is non-zero only when no
 image could be read.
+
+``--frames K`` (multi-frame models, IQ-STAN): each FOLDER holds the frames of one plate, read in
+natural name order (``2.jpg`` before ``10.jpg``, as :func:`lprnet_tf.data.tracklets.read_tracklets`
+reads track folders); a folder with more than K frames gives K evenly spaced ones (first and last
+included), one with fewer follows ``--track_policy`` (``error``: an ``error: FOLDER: ...`` line and the
+folder is skipped; ``skip``: a warning; ``repeat``/``pad_last``: frames cycled / last frame repeated).
+Prints ``folder<TAB>plate<TAB>confidence<TAB>w0,w1,...`` (the model's attention weight of each
+frame; ``--json``: ``folder``, ``frames``, ``plate``, ``confidence``, ``matches_template``,
+``frame_weights``).
 """
 
 from __future__ import annotations
@@ -31,6 +42,19 @@ flags.DEFINE_integer("batch", 32, "Crops per model call.", lower_bound=1)
 flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "template"], "CTC decoder: greedy, beam search, or "
                   "beam search + template post-filter.")
 flags.DEFINE_integer("threads", None, "TFLite interpreter threads (default: LiteRT's choice).")
+flags.DEFINE_string("stream", None, "EQ-LPR stream mode (docs/stream.md): read a plate stream (a folder of crops, a "
+                    "folder of track folders, or a video) and run --model only on frames whose quality beats the "
+                    "track's best so far. Prints track, frame, quality, recognized, plate, confidence per frame "
+                    "and track, END, plate, confidence, calls/frames per track.")
+flags.DEFINE_string("quality", None, "--stream: quality model (.keras file or folder; one crop -> a score in [0, 1]); "
+                    "default: the built-in no-reference score PQS (lprnet_tf.quality).")
+flags.DEFINE_integer("frames", 0, "Multi-frame models (IQ-STAN): K, the frames the model reads per plate; every "
+                     "argument is then a FOLDER holding the frames of one plate (0: single crops).", lower_bound=0)
+flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last"], "--frames: a folder with fewer "
+                  "than K frames is an error (the folder is skipped with an error line), skipped with a warning, "
+                  "or filled by cycling its frames (repeat) or repeating its last frame (pad_last).")
+flags.DEFINE_string("boxes", None, "--stream with a full-frame video: plate boxes from a CSV frame,track,x,y,w,h, "
+                    "or 'detect' (OpenCV's plate Haar cascade + IoU tracker).")
 
 EXIT_NOTHING_READ = 1
 
@@ -68,11 +92,111 @@ def load_recognizer(spec: str, fmt=None, threads=None, batch: int = 32):
     return Recognizer.from_keras(model, pf, batch_size=batch)
 
 
+def folder_frames(folder: str, k: int, policy: str = "error") -> tuple[list, int]:
+    """The K frame files of one plate's folder and how many it holds.
+
+    Images in natural name order (as :func:`lprnet_tf.data.tracklets.read_tracklets` reads a track
+    folder); K of them picked with its rules (``spread``: evenly spaced, first and last included;
+    fewer than K: ``policy`` repeat / pad_last). Raises DataError naming the folder when it is
+    missing, holds no image, or (``policy`` error) has fewer than K frames; returns ``([], n)`` for a
+    short folder under ``skip``."""
+    from lprnet_tf.data.readers import IMAGE_EXTS, DataError, Sample
+    from lprnet_tf.data.tracklets import TrackReport, _Builder, _natural_key
+
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder}: no such folder; with --frames every argument is a folder holding the frames "
+                        f"of one plate")
+    files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS)
+                    and os.path.isfile(os.path.join(folder, f))), key=_natural_key)
+    if not files:
+        raise DataError(f"{folder}: folder holds no image files ({', '.join(IMAGE_EXTS)}); with --frames it must "
+                        f"hold the frames of one plate")
+    n = len(files)
+    if n < k and policy == "error":
+        raise DataError(f"{folder}: {n} frame(s) but --frames {k}; pass --track_policy repeat or pad_last to reuse "
+                        f"its frames (or skip), or a folder with {k} frames or more")
+    if n < k and policy == "skip":
+        return [], n
+    paths = [os.path.join(folder, f) for f in files]
+    builder = _Builder(TrackReport(folder, "folders", k, policy), k, policy, "spread", 0, False)
+    builder.add(folder, [Sample(path=p, text="", where=p) for p in paths], list(range(n)), ordered=False)
+    return builder.out[0].frames, n
+
+
+def _recognize_frames(inputs) -> int:
+    """``--frames K``: one plate per folder (see the module doc)."""
+    from lprnet_tf.data.readers import DataError
+    from lprnet_tf.runtime import read_image
+
+    k = FLAGS.frames
+    if not inputs:
+        raise UsageError(f"--frames {k}: give one or more folders, each holding the frames of one plate")
+    plates = []  # (folder, K frame paths)
+    for folder in inputs:
+        try:
+            paths, n = folder_frames(folder, k, FLAGS.track_policy)
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        if not paths:
+            print(f"warning: {folder}: {n} frame(s) < --frames {k}; skipped (--track_policy skip)", file=sys.stderr)
+            continue
+        if n < k:
+            print(f"warning: {folder}: {n} frame(s) < --frames {k}; filled by --track_policy {FLAGS.track_policy}",
+                  file=sys.stderr)
+        plates.append((folder, paths))
+    if not plates:
+        print("error: no plate to read", file=sys.stderr)
+        return EXIT_NOTHING_READ
+    rec = load_recognizer(FLAGS.model, FLAGS.format, FLAGS.threads, FLAGS.batch)
+    if not rec.frames:
+        raise UsageError(f"--frames {k}: model {FLAGS.model} reads single crops; drop --frames")
+    if rec.frames != k:
+        raise UsageError(f"--frames {k}: model {FLAGS.model} reads K={rec.frames} frames of a plate; pass "
+                         f"--frames {rec.frames}")
+    read = 0
+    for start in range(0, len(plates), FLAGS.batch):
+        chunk, tracks = [], []
+        for folder, paths in plates[start:start + FLAGS.batch]:
+            try:
+                tracks.append([read_image(p) for p in paths])
+                chunk.append((folder, paths))
+            except DataError as e:
+                print(f"error: {folder}: {e}", file=sys.stderr)
+        if not tracks:
+            continue
+        read += len(tracks)
+        for (folder, paths), r in zip(chunk, rec.recognize_frames(tracks, FLAGS.decoder)):
+            weights = r.frame_weights or []
+            if FLAGS.json:
+                print(json.dumps({"folder": folder, "frames": paths, "plate": r.text,
+                                  "confidence": round(r.confidence, 6), "matches_template": r.matches_template,
+                                  "frame_weights": [round(w, 6) for w in weights]}, ensure_ascii=False))
+            else:
+                print(f"{folder}\t{r.text}\t{r.confidence:.4f}\t{','.join(f'{w:.4f}' for w in weights)}")
+        sys.stdout.flush()
+    if read == 0:
+        print(f"error: none of the {len(plates)} folder(s) could be read", file=sys.stderr)
+        return EXIT_NOTHING_READ
+    return 0
+
+
 def _main(argv):
     from lprnet_tf.data.readers import DataError
     from lprnet_tf.runtime import read_image
 
     inputs = argv[1:]
+    if FLAGS.frames:  # multi-frame model: one plate per folder of frames
+        if FLAGS.stream:
+            raise UsageError("--frames and --stream cannot be combined")
+        return _recognize_frames(inputs)
+    if FLAGS.stream:  # EQ-LPR quality-gated stream recognition: lprnet_tf.stream
+        if inputs:
+            raise UsageError(f"--stream reads its own SOURCE; drop the extra argument(s) {' '.join(inputs)}")
+        from lprnet_tf.stream import run_cli
+
+        return run_cli(FLAGS.stream, lambda: load_recognizer(FLAGS.model, FLAGS.format, FLAGS.threads, FLAGS.batch),
+                       FLAGS.quality, FLAGS.boxes, FLAGS.decoder, FLAGS.json, FLAGS.batch)
     if not inputs:
         raise UsageError("give one or more crop images or folders (see --help)")
     errors: list[str] = []
