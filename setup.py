@@ -31,6 +31,9 @@ setup(
         "tflite": ["ai-edge-litert>=1.2"],
         "test": ["pytest>=8"],
         "jax": ["jax>=0.4.30"],
+        # lprnet-export --onnx (converter: Keras' model.export(format="onnx") -> tf2onnx) and the ONNX Runtime
+        # backend; checked with TF 2.21 / Keras 3.15.1 / numpy 2.4 (versions in constraints.txt)
+        "onnx": ["tf2onnx>=1.17,<1.18", "onnx>=1.23,<1.24", "onnxruntime>=1.32,<1.33"],
     },
     entry_points={
         "console_scripts": [

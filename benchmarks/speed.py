@@ -11,6 +11,10 @@ Training is timed on a fixed in-memory batch (model speed alone) and on the real
 (synthetic plates rendered on the fly with full augmentation). The pipeline is timed alone for
 on-the-fly synthesis and for a pre-rendered set read from disk, with batches made in threads and in
 2 worker processes. Writes a markdown table.
+
+Inference rows: Keras, SavedModel, each TFLite variant (LiteRT), ONNX Runtime (when onnx, onnxruntime
+and tf2onnx import: ``pip install "lprnet_tf[onnx]"``; otherwise the rows are skipped with a printed
+note, also written under the table) and the runtime end to end.
 """
 
 from __future__ import annotations
@@ -132,17 +136,24 @@ def _timeit(fn, n: int, warm: int = 5) -> list[float]:
     return out
 
 
-def inference(models: list[str], runs: int, batch: int) -> list[dict]:
-    """Batch-1 latency and batched throughput for every deployment path of each model, side by side."""
+def inference(models: list[str], runs: int, batch: int, notes: list | None = None) -> list[dict]:
+    """Batch-1 latency and batched throughput for every deployment path of each model, side by side.
+    ``notes`` collects lines about skipped paths (ONNX Runtime when the onnx extra is missing)."""
     import numpy as np
     import tensorflow as tf
 
     from lprnet_tf.data.pipeline import SynthSource, to_model_input
-    from lprnet_tf.export import export_savedmodel, export_tflite
+    from lprnet_tf.export import ONNX_INSTALL, export_onnx, export_savedmodel, export_tflite, onnx_missing
     from lprnet_tf.models import build_model
-    from lprnet_tf.runtime import Recognizer, TFLiteBackend, preprocess_batch
+    from lprnet_tf.runtime import OnnxBackend, Recognizer, TFLiteBackend, preprocess_batch
     from lprnet_tf.vocab import load_plate_format
 
+    missing = onnx_missing()
+    if missing:
+        note = f"ONNX Runtime rows skipped: {missing} cannot be imported ({ONNX_INSTALL})"
+        print(note, flush=True)
+        if notes is not None:
+            notes.append(note)
     rows = []
     for name in models:
         fmt = load_plate_format("cn")
@@ -165,6 +176,11 @@ def inference(models: list[str], runs: int, batch: int) -> list[dict]:
             many = TFLiteBackend(os.path.join(tmp, "tflite", f"lpr_{v}_batch.tflite"), max_batch=batch)
             size = os.path.getsize(os.path.join(tmp, "tflite", f"lpr_{v}.tflite"))
             paths[f"TFLite {v} (LiteRT)"] = ((lambda b, one=one, many=many: (one if b == 1 else many).logits(x[:b])), size)
+        if not missing:  # one dynamic-batch file: batch 1 and batch B through the same session
+            onnx_path = export_onnx(model, fmt, os.path.join(tmp, "onnx"), "lpr")
+            ort = OnnxBackend(onnx_path, max_batch=batch)
+            paths[f"ONNX f32 ({ort.runtime}, CPU)"] = ((lambda b, ort=ort: ort.logits(x[:b])),
+                                                      os.path.getsize(onnx_path))
         rec = Recognizer(os.path.join(tmp, "tflite", "lpr_f32_batch.tflite"))
         paths["lprnet_tf.runtime end to end (f32: resize + run + greedy decode)"] = (
             lambda b: rec.recognize(crops[:b]), None)
@@ -183,7 +199,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", action="store_true", help="benchmark training and the input pipeline")
     ap.add_argument("--infer", action="store_true", help="benchmark inference: Keras, SavedModel, TFLite "
-                    "f32/f16/dynamic/int8, runtime end to end")
+                    "f32/f16/dynamic/int8, ONNX Runtime (if installed), runtime end to end")
     ap.add_argument("--runs", type=int, default=200, help="timed batch-1 calls per inference path")
     ap.add_argument("--batch", type=int, default=64, help="batch size for inference throughput")
     ap.add_argument("--infer_out", default=os.path.join(REPO, "benchmarks", "results", "speed_infer.md"))
@@ -200,7 +216,8 @@ def main():
     if not (a.train or a.infer):
         ap.error("nothing to do: pass --train and/or --infer")
     if a.infer:
-        rows = inference(a.models.split(","), a.runs, a.batch)
+        notes = []
+        rows = inference(a.models.split(","), a.runs, a.batch, notes)
         os.makedirs(os.path.dirname(a.infer_out), exist_ok=True)
         with open(a.infer_out, "w", encoding="utf-8") as f:
             f.write(f"Inference speed, CN format (73 classes, 24x94 input), `python benchmarks/speed.py --infer`, "
@@ -212,6 +229,8 @@ def main():
                 size = f"{r['size_kb']:.0f}" if r["size_kb"] else "-"
                 f.write(f"| {r['model']} | {r['path']} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | "
                         f"{r['plates_per_s']:.0f} | {size} |\n")
+            for note in notes:
+                f.write(f"\n{note}\n")
         print(f"wrote {a.infer_out}")
         if not a.train:
             return

@@ -1,6 +1,6 @@
 """Export a trained recognizer for serving and for devices, and prove the exports agree with Keras.
 
-Two targets (``docs/deployment.md`` has the details and the commands):
+Two targets, and ONNX as an optional third (``docs/deployment.md`` has the details and the commands):
 
 - **SavedModel** in the TF Serving layout ``OUT/NAME/VERSION/`` (:func:`export_savedmodel`). Two
   signatures, both returning ``plate`` (string), ``confidence`` (float32) and ``logits``
@@ -31,9 +31,16 @@ Two targets (``docs/deployment.md`` has the details and the commands):
   into gather indices, which 8 bits cannot hold) and the global-context normalization float32 and
   quantizes everything else (selective quantization, :data:`INT8_FLOAT_DEFAULT`).
 
+- **ONNX** (:func:`export_onnx`, needs ``pip install "lprnet_tf[onnx]"``: onnx, onnxruntime, tf2onnx):
+  ``OUT/onnx/NAME.onnx`` for single-crop CTC models, the Keras forward pass converted by Keras'
+  ``model.export(format="onnx")`` (tf2onnx, opset :data:`ONNX_OPSET`); input ``image`` float32
+  ``[batch, H, W, 3]`` in [0, 1] like the TFLite f32 file (dynamic batch), output ``logits``
+  ``[batch, T, C]``, decoded on the host. A JSON sidecar like the TFLite files' (:func:`onnx_sidecar`).
+
 :func:`verify_export` reloads what was written and compares it with the Keras model on real or
-synthetic crops; :func:`export_all` runs everything and raises :class:`ExportParityError` with the
-figures when a check fails (a ``parity.json`` report is written either way).
+synthetic crops (the ONNX file run with ONNX Runtime, held to the TFLite f32 check); :func:`export_all`
+runs everything and raises :class:`ExportParityError` with the figures when a check fails (a
+``parity.json`` report is written either way).
 
 **Multi-frame models** (IQ-STAN, ``papers/iq-stan.md``; ``model.frames`` = K > 0, model kind ``attn``)
 read K crops of one plate, each laid out at the format's H x W and tiled side by side along the width
@@ -57,6 +64,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -78,6 +86,10 @@ MIN_AGREEMENT = 0.99  # f16 / dynamic / int8 / bytes signature: share of crops w
 MAX_ACCURACY_DROP = 0.005  # f16 / dynamic / int8: |exact-match accuracy difference| (0.5 points)
 PARITY_TRACKLETS = 64  # multi-frame models: default number of synthetic tracklets (~50 ms each to render)
 MULTIFRAME_TFLITE_VARIANTS = ("f32",)  # quantized IQ-STAN files are not supported (not calibrated/verified)
+ONNX_OPSET = 15  # tf2onnx's default opset (ONNX Runtime >= 1.10 runs it)
+ONNX_INPUT, ONNX_OUTPUT = "image", "logits"
+ONNX_MODULES = ("onnx", "onnxruntime", "tf2onnx")
+ONNX_INSTALL = 'pip install "lprnet_tf[onnx]"'
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_REAL_CROPS = {"cn": os.path.join(_REPO_ROOT, os.pardir, "shared", "data", "cn_ccpd_like_1000")}
@@ -551,6 +563,43 @@ def _tensor_info(d: dict) -> dict:
             "dtype": np.dtype(d["dtype"]).name, "quantization": {"scale": float(scale), "zero_point": int(zero)}}
 
 
+def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: dict, dynamic: bool,
+             time_steps: int) -> dict:
+    """The sidecar keys shared by the ``.tflite`` and ``.onnx`` files of a single-crop model: the plate
+    format, the classes, the input (``inp``: name/shape/dtype[/quantization] + how to prepare a crop),
+    the output (``out``: name/shape/dtype[/quantization], CTC layout) and the decoding rule."""
+    return {
+        "sidecar_version": SIDECAR_VERSION,
+        "model": model_name,
+        "variant": variant,
+        "plate_format": fmt.name,
+        "alphabet": fmt.alphabet,
+        "blank_index": BLANK,
+        "classes": ["<blank>"] + list(fmt.alphabet),
+        "num_classes": fmt.num_classes,
+        "input": {**inp, "height": fmt.height, "width": fmt.width, "channels": 3,
+                  "color": "RGB", "layout": "NHWC", "batch": "dynamic" if dynamic else 1,
+                  "range": [0.0, 1.0],
+                  "normalization": "pixel / 255 as float32 in [0, 1]; the model normalizes to [-1, 1] inside",
+                  "resize": "cv2.resize to (width, height): INTER_AREA when the crop is larger on both "
+                            "sides, else INTER_LINEAR",
+                  "rows": fmt.rows,
+                  **({"row_layout": f"two-row plate: cut the crop at row round(h * {fmt.row_split}) (at least 1 "
+                                    "pixel each side); resize the top part to (width // 2, height) and the "
+                                    "bottom part to (width - width // 2, height), each with the resize rule; "
+                                    "place them side by side, top row left",
+                      "row_split": fmt.row_split} if fmt.rows == 2 else {})},
+        "output": {**out, "layout": "(B, T, C) CTC logits, class 0 = blank",
+                   "time_steps": int(time_steps)},
+        "decoder": {"default": "greedy", "greedy": "argmax per step, collapse repeats, drop blank (0); "
+                    "confidence = min over emitted characters of their max softmax probability",
+                    "template": "beam search, first of the top beams matching a template"},
+        "max_length": fmt.max_length,
+        "templates": list(fmt.templates),
+        "format": _format_dict(fmt),
+    }
+
+
 def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name: str = "",
                    extra: dict | None = None, frames: int = 0) -> dict:
     """The JSON written next to a ``.tflite`` file: everything a host needs to feed and decode it.
@@ -566,36 +615,8 @@ def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name:
     inp = interp.get_input_details()[0]
     outs = output_details_by_name(interp)
     out = outs.get("logits", interp.get_output_details()[0])
-    side = {
-        "sidecar_version": SIDECAR_VERSION,
-        "model": model_name,
-        "variant": variant,
-        "plate_format": fmt.name,
-        "alphabet": fmt.alphabet,
-        "blank_index": BLANK,
-        "classes": ["<blank>"] + list(fmt.alphabet),
-        "num_classes": fmt.num_classes,
-        "input": {**_tensor_info(inp), "height": fmt.height, "width": fmt.width, "channels": 3,
-                  "color": "RGB", "layout": "NHWC", "batch": "dynamic" if inp["shape_signature"][0] < 0 else 1,
-                  "range": [0.0, 1.0],
-                  "normalization": "pixel / 255 as float32 in [0, 1]; the model normalizes to [-1, 1] inside",
-                  "resize": "cv2.resize to (width, height): INTER_AREA when the crop is larger on both "
-                            "sides, else INTER_LINEAR",
-                  "rows": fmt.rows,
-                  **({"row_layout": f"two-row plate: cut the crop at row round(h * {fmt.row_split}) (at least 1 "
-                                    "pixel each side); resize the top part to (width // 2, height) and the "
-                                    "bottom part to (width - width // 2, height), each with the resize rule; "
-                                    "place them side by side, top row left",
-                      "row_split": fmt.row_split} if fmt.rows == 2 else {})},
-        "output": {**_tensor_info(out), "layout": "(B, T, C) CTC logits, class 0 = blank",
-                   "time_steps": int(out["shape"][1])},
-        "decoder": {"default": "greedy", "greedy": "argmax per step, collapse repeats, drop blank (0); "
-                    "confidence = min over emitted characters of their max softmax probability",
-                    "template": "beam search, first of the top beams matching a template"},
-        "max_length": fmt.max_length,
-        "templates": list(fmt.templates),
-        "format": _format_dict(fmt),
-    }
+    side = _sidecar(fmt, variant, model_name, _tensor_info(inp), _tensor_info(out),
+                    dynamic=inp["shape_signature"][0] < 0, time_steps=int(out["shape"][1]))
     if frames:
         side.update(_multiframe_sidecar(fmt, frames, side["input"], out, outs))
     side.update(extra or {})
@@ -685,6 +706,126 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
                     json.dump(side, f, indent=2, ensure_ascii=False)
                 written.append(path)
     return written
+
+
+# ------------------------------------------------------------------------------------------------
+# ONNX (optional extra: pip install "lprnet_tf[onnx]")
+def onnx_missing() -> str | None:
+    """The first ONNX tool that cannot be imported, with the reason (``None`` when all can): ``onnx``
+    (file format), ``onnxruntime`` (the parity check) and ``tf2onnx`` (the converter behind Keras'
+    ``model.export(format="onnx")`` on the TensorFlow backend)."""
+    import importlib
+
+    for module in ONNX_MODULES:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # ImportError, or a broken install failing at import time
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return f"{module} ({reason})"
+    return None
+
+
+def require_onnx(what: str = "ONNX export") -> None:
+    """Raise :class:`lprnet_tf.config.UsageError` naming the install command when the ONNX tools are missing."""
+    missing = onnx_missing()
+    if missing:
+        from lprnet_tf.config import UsageError
+
+        raise UsageError(f"{what} needs onnx, onnxruntime and tf2onnx, and {missing} cannot be imported; install "
+                         f"them with: {ONNX_INSTALL}")
+
+
+def onnx_unsupported(model) -> str | None:
+    """Why ``model`` has no ONNX export (``None`` when it has): only single-crop CTC models are
+    exported and checked (multi-frame IQ-STAN and slot/GAN/quality models are not)."""
+    from lprnet_tf.models import model_kind
+
+    frames = model_frames(model)
+    kind = model_kind(model)
+    if frames or kind != "ctc":
+        what = f"a multi-frame model (K={frames})" if frames else f"a '{kind}' model"
+        return (f"model '{model.name}' is {what}; the ONNX export covers single-crop CTC models only (use its "
+                f"SavedModel or TFLite f32 file)")
+    return None
+
+
+def _onnx_dims(value_info) -> list[int]:
+    return [int(d.dim_value) if d.HasField("dim_value") else -1 for d in value_info.type.tensor_type.shape.dim]
+
+
+def _name_onnx_io(m) -> None:
+    """Name the graph's output ``logits`` (tf2onnx names it after the TF tensor, ``Identity:0``) and
+    the input's and output's first dimension ``batch`` (tf2onnx: ``unk__N``)."""
+    g = m.graph
+    old = g.output[0].name
+    if old != ONNX_OUTPUT:
+        for node in g.node:
+            node.input[:] = [ONNX_OUTPUT if v == old else v for v in node.input]
+            node.output[:] = [ONNX_OUTPUT if v == old else v for v in node.output]
+        for vi in g.value_info:
+            if vi.name == old:
+                vi.name = ONNX_OUTPUT
+        g.output[0].name = ONNX_OUTPUT
+    for vi in (g.input[0], g.output[0]):
+        dim = vi.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = "batch"
+
+
+def onnx_sidecar(onnx_path: str, fmt: PlateFormat, model_name: str = "", extra: dict | None = None) -> dict:
+    """The JSON written next to a ``.onnx`` file: the same keys as :func:`tflite_sidecar` (variant ``f32``,
+    shapes with -1 for the dynamic batch, no quantization) plus ``onnx`` (opset, producer, I/O names)."""
+    import onnx
+
+    m = onnx.load(onnx_path)
+    g = m.graph
+    inp, out = ({"name": vi.name, "shape": _onnx_dims(vi),
+                 "dtype": onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type).name}
+                for vi in (g.input[0], g.output[0]))
+    side = _sidecar(fmt, "f32", model_name, inp, out, dynamic=inp["shape"][0] < 0, time_steps=out["shape"][1])
+    producer = f"{m.producer_name} {m.producer_version.split(' ')[0]}".strip()  # tf2onnx: "1.17.0 <git hash>"
+    side["onnx"] = {"opset": max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")),
+                    "ir_version": int(m.ir_version), "producer": producer,
+                    "input_name": inp["name"], "output_name": out["name"],
+                    "run": "onnxruntime.InferenceSession(path).run(None, {input_name: x})[0] -> logits"}
+    side["ops"] = sorted({n.op_type for n in g.node})
+    side.update(extra or {})
+    return side
+
+
+def export_onnx(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", opset: int = ONNX_OPSET) -> str:
+    """Write ``out_dir/NAME.onnx`` (+ ``NAME.json`` sidecar) for a single-crop CTC model; returns the path.
+
+    The graph is the Keras model's forward pass (``model.export(format="onnx")``, tf2onnx on the
+    TensorFlow backend; the LocNet sampler becomes plain Floor/Min/Max/Gather ops): input
+    ``image`` float32 ``[batch, H, W, 3]`` in [0, 1] (as the TFLite f32 file, dynamic batch), output
+    ``logits`` float32 ``[batch, T, C]`` (class 0 = CTC blank). Decoding stays on the host
+    (:mod:`lprnet_tf.runtime`). Written under a temporary name and renamed when complete.
+    """
+    require_onnx()
+    why = onnx_unsupported(model)
+    if why:
+        raise ExportError(why)
+    import onnx
+
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}.onnx")
+    spec = [tf.TensorSpec((None, int(fmt.height), int(fmt.width), 3), tf.float32, name=ONNX_INPUT)]
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "raw.onnx")
+        with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx probes np.object
+            warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+            model.export(raw, format="onnx", input_signature=spec, opset_version=int(opset), verbose=False)
+        m = onnx.load(raw)
+    _name_onnx_io(m)
+    onnx.checker.check_model(m)
+    with open(path + ".tmp", "wb") as f:
+        f.write(m.SerializeToString())
+    os.replace(path + ".tmp", path)
+    side = onnx_sidecar(path, fmt, model_name=name)
+    with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as f:
+        json.dump(side, f, indent=2, ensure_ascii=False)
+    return path
 
 
 # ------------------------------------------------------------------------------------------------
@@ -790,14 +931,15 @@ def _frame_paths(item) -> list | None:
 def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
                   tflite_files: Sequence[str] = (), crops=None, batch_size: int = 64,
                   raise_on_fail: bool = True, report_path: str | None = None,
-                  crops_source: str = "given crops") -> dict:
+                  crops_source: str = "given crops", onnx_files: Sequence[str] = ()) -> dict:
     """Reload exports and compare them with the Keras ``model``; returns the report dict.
 
     ``crops``: list of ``(uint8 RGB image, text)`` or ``(image, text, path)``; default
-    :func:`default_parity_crops`. Checks: SavedModel ``predict_images`` and TFLite f32 (``*_f32*``)
-    logits within ``LOGIT_ATOL`` and identical greedy plates; SavedModel ``serving_default`` (encoded
-    bytes, in-graph resize) and TFLite f16/dynamic/int8 plate agreement >= ``MIN_AGREEMENT`` and
-    exact-match accuracy within ``MAX_ACCURACY_DROP`` of Keras. Raises ExportParityError listing the
+    :func:`default_parity_crops`. Checks: SavedModel ``predict_images``, TFLite f32 (``*_f32*``) and
+    ONNX (``onnx_files``, run with ONNX Runtime) logits within ``LOGIT_ATOL`` and identical greedy
+    plates; SavedModel ``serving_default`` (encoded bytes, in-graph resize) and TFLite
+    f16/dynamic/int8 plate agreement >= ``MIN_AGREEMENT`` and exact-match accuracy within
+    ``MAX_ACCURACY_DROP`` of Keras. Raises ExportParityError listing the
     failures (after writing ``report_path``) unless ``raise_on_fail`` is False.
 
     Multi-frame models (``model.frames`` = K): ``crops`` are tracklets ``(list of K uint8 RGB frames,
@@ -917,6 +1059,13 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
         compare(f"tflite:{os.path.basename(path)}", logits=res["logits"], exact=exact,
                 weights=res.get("frame_weights") if frames else None)
         report["exports"][f"tflite:{os.path.basename(path)}"]["bytes"] = os.path.getsize(path)
+    for path in onnx_files:  # float32 like TFLite f32: the exact check
+        from lprnet_tf.runtime import OnnxBackend
+
+        backend = OnnxBackend(path, max_batch=batch_size)
+        key = f"onnx:{os.path.basename(path)}"
+        compare(key, logits=backend.logits(x), exact=True)
+        report["exports"][key].update(bytes=os.path.getsize(path), runtime=backend.runtime)
     report["passed"] = not report["failures"]
     if report_path:
         with open(report_path, "w", encoding="utf-8") as f:
@@ -932,9 +1081,15 @@ def export_all(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version
                tflite: Sequence[str] = TFLITE_VARIANTS, verify: bool = True, crops=None,
                overwrite: bool = False, representative=None, calibration_count: int = 200,
                int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, batch: Sequence[str] = ("1", "dynamic"),
-               crops_source: str = "given crops") -> dict:
-    """SavedModel + TFLite variants + parity report ``out_dir/parity.json``; returns a summary."""
+               crops_source: str = "given crops", onnx: bool = False) -> dict:
+    """SavedModel + TFLite variants (+ ``out_dir/onnx/NAME.onnx`` with ``onnx``) + parity report
+    ``out_dir/parity.json``; returns a summary."""
     frames = model_frames(model)
+    if onnx:  # refused before anything is written
+        require_onnx()
+        why = onnx_unsupported(model)
+        if why:
+            raise ExportError(why)
     bad = [v for v in tflite if frames and v not in MULTIFRAME_TFLITE_VARIANTS]
     if bad:  # refused before anything is written
         raise ExportError(f"TFLite variant(s) {bad}: a multi-frame model (IQ-STAN, K={frames}) exports only "
@@ -945,10 +1100,11 @@ def export_all(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version
         files = export_tflite(model, fmt, os.path.join(out_dir, "tflite"), name, tflite, batch=batch,
                               representative=representative, calibration_count=calibration_count,
                               int8_float=int8_float)
-    summary = {"savedmodel": saved, "tflite": files, "parity": None}
+    onnx_files = [export_onnx(model, fmt, os.path.join(out_dir, "onnx"), name)] if onnx else []
+    summary = {"savedmodel": saved, "tflite": files, "onnx": onnx_files, "parity": None}
     if verify:
         path = os.path.join(out_dir, "parity.json")
         summary["parity"] = verify_export(model, fmt, saved, files, crops=crops, report_path=path,
-                                          crops_source=crops_source)
+                                          crops_source=crops_source, onnx_files=onnx_files)
         summary["parity_path"] = path
     return summary

@@ -1,4 +1,4 @@
-"""Host runtime for exported recognizers: numpy + cv2 + LiteRT, no TensorFlow, no Keras.
+"""Host runtime for exported recognizers: numpy + cv2 + LiteRT (or ONNX Runtime), no TensorFlow, no Keras.
 
 This module is the reference that Android/embedded code mirrors (``docs/deployment.md`` spells the
 steps out). Importing it never imports TensorFlow or Keras; only a SavedModel folder (or
@@ -14,7 +14,8 @@ Steps, for each plate crop:
    rows, resize each to H x W/2 with the same rule and place them side by side -- :func:`fit_crop`.
 3. ``float32(pixel) * (1/255)`` -> values in [0, 1], layout NHWC. No mean/std: the model normalizes
    inside -- :func:`preprocess`.
-4. Run the model -> logits ``(B, T, C)``; class 0 is the CTC blank, class k is ``alphabet[k-1]``.
+4. Run the model (``.tflite`` with LiteRT, ``.onnx`` with ONNX Runtime when installed: ``pip install
+   "lprnet_tf[onnx]"``) -> logits ``(B, T, C)``; class 0 is the CTC blank, class k is ``alphabet[k-1]``.
 5. Decode with :mod:`lprnet_tf.decoding` (greedy: arg-max per step, collapse repeats, drop blanks;
    confidence = the smallest of the emitted characters' max softmax probabilities), then check the
    text against the plate format's templates (``matches_template``).
@@ -191,6 +192,56 @@ class TFLiteBackend:
         return self.outputs(x)["logits"]
 
 
+ONNX_INSTALL = 'pip install "lprnet_tf[onnx]"'
+
+
+class OnnxBackend:
+    """A ``.onnx`` file (``lprnet-export --onnx``) run with ONNX Runtime on the CPU: input float32
+    ``(N, H, W, 3)`` in [0, 1], output ``logits``. Needs ``onnxruntime`` (``pip install
+    "lprnet_tf[onnx]"``); imports no TensorFlow. A dynamic batch runs ``max_batch`` crops per call."""
+
+    def __init__(self, path: str, num_threads: int | None = None, max_batch: int = 64):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeModelError(f"{path}: running an ONNX file needs onnxruntime; install it with "
+                                    f"{ONNX_INSTALL}") from None
+        if not os.path.isfile(path):
+            raise RuntimeModelError(f"{path}: ONNX model not found")
+        opts = ort.SessionOptions()
+        if num_threads:
+            opts.intra_op_num_threads = int(num_threads)
+        try:
+            self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+            raise RuntimeModelError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
+        self.path = path
+        self.runtime = f"onnxruntime {ort.__version__}"
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.dynamic = not isinstance(inp.shape[0], int)
+        self.input_shape = tuple(int(v) for v in inp.shape[1:])  # (H, W, 3)
+        self.max_batch = int(max_batch) if self.dynamic else 1
+        names = [o.name for o in self.session.get_outputs()]
+        self._outs = {name: name for name in names} if "logits" in names else {"logits": names[0]}
+
+    def outputs(self, x: np.ndarray) -> dict:
+        """float32 ``(N, *input_shape)`` -> ``{output name: float32 array (N, ...)}``."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape[1:] != self.input_shape:
+            raise RuntimeModelError(f"{self.path}: expected input (N, {', '.join(map(str, self.input_shape))}), "
+                                    f"got {x.shape}")
+        if not len(x):
+            return {name: np.zeros((0,), np.float32) for name in self._outs}
+        names = list(self._outs)
+        runs = [self.session.run([self._outs[n] for n in names], {self.input_name: x[i:i + self.max_batch]})
+                for i in range(0, len(x), self.max_batch)]
+        return {n: np.concatenate([np.asarray(r[j], np.float32) for r in runs]) for j, n in enumerate(names)}
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x)["logits"]
+
+
 class SavedModelBackend:
     """A SavedModel folder written by :func:`lprnet_tf.export.export_savedmodel` (imports TF).
 
@@ -284,7 +335,8 @@ def is_savedmodel(path: str) -> bool:
 class Recognizer:
     """Recognize plate crops with an exported model.
 
-    ``Recognizer("export/tflite/lpr_int8.tflite")`` (plate format from the JSON sidecar) or
+    ``Recognizer("export/tflite/lpr_int8.tflite")`` or ``Recognizer("export/onnx/lpr.onnx")`` (plate
+    format from the JSON sidecar; ONNX needs onnxruntime) or
     ``Recognizer("export/lpr/1")`` (a SavedModel folder, format from its assets; imports TF).
     ``fmt`` overrides the plate format. :meth:`from_keras` wraps an in-memory Keras model.
 
@@ -308,14 +360,15 @@ class Recognizer:
                     raise RuntimeModelError(f"{path}: SavedModel without assets/plate_format.yaml; pass the format")
                 fmt = fpath
             self.backend = SavedModelBackend(path)
-        elif path.endswith(".tflite"):
+        elif path.endswith((".tflite", ".onnx")):
             if fmt is None or os.path.isfile(sidecar_path(path)):
                 self.sidecar = load_sidecar(path)
             if fmt is None:
                 fmt = plate_format_from_dict(self.sidecar["format"], source=sidecar_path(path))
-            self.backend = TFLiteBackend(path, num_threads=num_threads)
+            backend = TFLiteBackend if path.endswith(".tflite") else OnnxBackend
+            self.backend = backend(path, num_threads=num_threads)
         else:
-            raise RuntimeModelError(f"{path}: not a .tflite file or a SavedModel folder (saved_model.pb)")
+            raise RuntimeModelError(f"{path}: not a .tflite or .onnx file or a SavedModel folder (saved_model.pb)")
         if fmt is None:
             raise RuntimeModelError("no plate format given")
         self.fmt = load_plate_format(fmt)

@@ -1,11 +1,12 @@
 """lprnet-export: write a SavedModel for TF Serving and TFLite files, then prove they match Keras.
 
   lprnet-export --model runs/cn_basic --out export [--name lpr] [--version 1] \
-      [--tflite f32,f16,dynamic,int8] [--no_verify]
+      [--tflite f32,f16,dynamic,int8] [--onnx] [--no_verify]
 
 Writes ``OUT/NAME/VERSION/`` (SavedModel, TF Serving layout), ``OUT/tflite/NAME_<variant>.tflite``
-(+ ``_batch`` variants and a ``.json`` sidecar each) and ``OUT/parity.json``. See
-docs/deployment.md.
+(+ ``_batch`` variants and a ``.json`` sidecar each), with ``--onnx`` ``OUT/onnx/NAME.onnx`` (+ its
+``.json`` sidecar; needs ``pip install "lprnet_tf[onnx]"``, single-crop CTC models only) and
+``OUT/parity.json``. See docs/deployment.md.
 
 Multi-frame models (IQ-STAN, K frames of one plate): the SavedModel takes K frames per plate, the
 TFLite file the K frames tiled side by side; only the f32 TFLite variant is written (the default
@@ -45,6 +46,9 @@ flags.DEFINE_string("parity_data", None, "Crops for the parity check (data spec)
                     "Multi-frame models: tracklets (any tracklet layout or synth:SEED), default synthetic.")
 flags.DEFINE_integer("parity_count", 1000, "Number of crops for the parity check (the whole 1,000-crop CN set by "
                      "default; multi-frame models: tracklets, 64 by default).")
+flags.DEFINE_bool("onnx", False, "Also write OUT/onnx/NAME.onnx (float32 [N,H,W,3] in [0,1] -> logits, dynamic "
+                  "batch, JSON sidecar), checked with ONNX Runtime like TFLite f32. Single-crop CTC models only; "
+                  "needs pip install \"lprnet_tf[onnx]\".")
 flags.DEFINE_bool("no_verify", False, "Skip the parity check (reloading every export and comparing it with Keras).")
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
 
@@ -57,6 +61,9 @@ def _main(argv):
     from lprnet_tf import export
     from lprnet_tf.modelio import load_for_inference
 
+    if FLAGS.onnx:  # before the model is loaded: fail fast when the extra is not installed
+        export.require_onnx("--onnx")
+
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.WARNING)  # no INFO lines from the SavedModel writer / converter
@@ -65,6 +72,9 @@ def _main(argv):
     variants = [] if [v.lower() for v in FLAGS.tflite] in ([], ["none"]) else FLAGS.tflite
     int8_float = [] if [v.lower() for v in FLAGS.int8_float] in ([], ["none"]) else FLAGS.int8_float
     frames = export.model_frames(model)
+    why = export.onnx_unsupported(model) if FLAGS.onnx else None
+    if why:
+        raise UsageError(f"--onnx: {why}; drop --onnx")
     if frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
         if not FLAGS["tflite"].present:
             variants = [v for v in variants if v in export.MULTIFRAME_TFLITE_VARIANTS]
@@ -90,13 +100,15 @@ def _main(argv):
                                     verify=not FLAGS.no_verify, crops=crops, overwrite=FLAGS.overwrite,
                                     representative=rep, calibration_count=FLAGS.calibration_count,
                                     int8_float=int8_float, batch=FLAGS.tflite_batch,
-                                    crops_source=source)
+                                    crops_source=source, onnx=FLAGS.onnx)
     except export.ExportParityError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
     print(f"SavedModel: {summary['savedmodel']}")
     for f in summary["tflite"]:
         print(f"TFLite:     {f} ({os.path.getsize(f) / 1e6:.2f} MB)")
+    for f in summary.get("onnx", []):
+        print(f"ONNX:       {f} ({os.path.getsize(f) / 1e6:.2f} MB)")
     report = summary["parity"]
     if report:
         unit = report["crops"].get("unit", "crops")

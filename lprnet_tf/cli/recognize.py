@@ -81,10 +81,10 @@ def image_files(inputs, errors):
 
 
 def load_recognizer(spec: str, fmt=None, threads=None, batch: int = 32):
-    """A :class:`lprnet_tf.runtime.Recognizer` for any model spec (TFLite/SavedModel/Keras)."""
+    """A :class:`lprnet_tf.runtime.Recognizer` for any model spec (TFLite/ONNX/SavedModel/Keras)."""
     from lprnet_tf.runtime import Recognizer, is_savedmodel
 
-    if spec.endswith(".tflite") or is_savedmodel(spec):
+    if spec.endswith((".tflite", ".onnx")) or is_savedmodel(spec):
         return Recognizer(spec, fmt=fmt, num_threads=threads)
     from lprnet_tf.modelio import load_for_inference
 
