@@ -25,11 +25,17 @@ sys.path.insert(0, REPO)
 FIELDS = ["model", "set", "decoder", "merges", "count", "accuracy", "acc1", "char_accuracy", "accuracy_no_first"]
 
 
+RECOGNIZERS = ("ctc", "slot", "attn")  # model kinds that read plates (not quality networks)
+SYNTH_TRACKS = 200
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="", help="comma-separated model specs (default: every shipped model)")
     ap.add_argument("--data_root", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
     ap.add_argument("--synth_count", type=int, default=1000)
+    ap.add_argument("--synth_tracks", type=int, default=SYNTH_TRACKS, help="held-apart synthetic tracklets "
+                    "for multi-frame models (rendered on the fly, ~20/s)")
     ap.add_argument("--decoders", default="greedy,template")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "accuracy.md"))
     a = ap.parse_args()
@@ -37,20 +43,24 @@ def main():
     from lprnet_tf.evaluation import predict_logits, reference_sets, score
     from lprnet_tf.modelio import load_for_inference, pretrained_names
 
-    models = [m for m in a.models.split(",") if m] or pretrained_names()
+    from lprnet_tf.models import model_kind
+
+    models = [m for m in a.models.split(",") if m] or pretrained_names(kinds=RECOGNIZERS)
     if not models:
         sys.exit("no models: ship one under lprnet_tf/pretrained/ or pass --models")
     rows = []
     for spec in models:
         model, fmt, path = load_for_inference(spec)
-        sets = reference_sets(fmt, a.data_root, a.synth_count)
+        kind, frames = model_kind(model), getattr(model, "frames", 0)
+        sets = reference_sets(fmt, a.data_root, a.synth_tracks if frames else a.synth_count, frames=frames)
+        decoders = [d for d in a.decoders.split(",") if kind == "ctc" or d == "greedy"]  # beam/template: CTC only
         for set_name, src, merges in sets:
             t0 = time.time()
             texts = src.texts()
             logits = predict_logits(model, src, fmt, batch_size=128)
-            for dec in a.decoders.split(","):
+            for dec in decoders:
                 for mg in ([[]] + ([merges] if merges else [])):
-                    m, _, _ = score(logits, texts, fmt, dec, mg)
+                    m, _, _ = score(logits, texts, fmt, dec, mg, kind=kind)
                     rows.append({"model": spec, "set": set_name, "decoder": dec, "merges": ",".join(mg) or "-",
                                  **{k: m[k] for k in FIELDS[4:]}})
                     print(f"{spec:18s} {set_name:34s} {dec:8s} merges={','.join(mg) or '-':5s} "

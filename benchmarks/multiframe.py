@@ -124,14 +124,12 @@ def synthetic_tracks(fmt, count: int):
 
 
 def br_tracks(fmt, data_root: str):
-    from lprnet_tf.data.tracklets import read_tracklets
+    from lprnet_tf.evaluation import multi_view_tracks
     from lprnet_tf.quality import quality_score
 
-    tracks, report = read_tracklets(os.path.join(data_root, "br_openalpr_crops"), fmt, k=K, layout="groups",
-                                    policy="repeat", split="val", seed=0)
-    tracks = [t for t in tracks if len(set(t.frames)) >= 2]  # at least two distinct views
+    tracks = multi_view_tracks(os.path.join(data_root, "br_openalpr_crops"), fmt, "val", K)
     quality = np.asarray([[quality_score(im) for im in t.images()] for t in tracks])
-    return tracks, quality, report
+    return tracks, quality
 
 
 def table(rows: dict, texts, fmt, merges) -> list:
@@ -186,7 +184,7 @@ def main():
                            [("IQ-STAN", a.iq_stan), ("IQ-STAN without IQ branch (uniform attention)", a.noiq)], []))
     if os.path.isdir(os.path.join(a.data, "br_openalpr_crops")):
         br = load_plate_format("br")
-        tracks, quality, _ = br_tracks(br, a.data)
+        tracks, quality = br_tracks(br, a.data)
         results.append(run_set("real BR groups (val, >= 2 views, K=5 cycled)", tracks, quality, br, a.br_lprnet,
                                [("IQ-STAN", a.br_iq_stan)], list(br.merges)))
     write(results, a.out)

@@ -33,13 +33,38 @@ REFERENCE_SETS = {
 HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
 
 
-def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000) -> list:
+MULTI_VIEW_SETS = {"br_openalpr_crops": ("br", "val")}  # real sets whose `group`s are repeated captures
+
+
+def multi_view_tracks(folder: str, fmt: PlateFormat, split: str, k: int) -> list:
+    """The real multi-view test of a grouped set: K views per group (``pick=random``, seed 0), groups
+    with fewer captures cycled (policy ``repeat``), only groups with at least 2 distinct captures."""
+    from lprnet_tf.data.tracklets import read_tracklets
+
+    tracks, _ = read_tracklets(folder, fmt, k=k, layout="groups", policy="repeat", split=split, seed=0)
+    return [t for t in tracks if len(set(t.frames)) >= 2]
+
+
+def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000, frames: int = 0) -> list:
     """The sets a model of format ``fmt`` is reported on: ``(label, source, merges)`` for the held-apart
     synthetic set and each real set of that format found under ``data_root`` (real sets carry the
-    format's scoring merges, e.g. US labels write the letter O as the digit 0)."""
-    from lprnet_tf.data.pipeline import FileSource, SynthSource, open_source
+    format's scoring merges, e.g. US labels write the letter O as the digit 0).
+
+    ``frames`` = K > 0 (a multi-frame model): ``synth_count`` held-apart synthetic tracklets of K frames
+    and the real multi-view sets (:data:`MULTI_VIEW_SETS`, :func:`multi_view_tracks`)."""
+    from lprnet_tf.data.pipeline import FileSource, SynthSource, SynthTrackletSource, TrackletSource, open_source
     from lprnet_tf.data.readers import read_samples
 
+    if frames:
+        sets = [(f"synthetic tracklets held-out ({synth_count} x {frames})",
+                 SynthTrackletSource(fmt, HELD_OUT_SYNTH_SEED, synth_count, frames), [])]
+        for name, (fmt_name, split) in MULTI_VIEW_SETS.items():
+            folder = os.path.join(data_root, name)
+            if fmt_name == fmt.name and os.path.isdir(folder):
+                tracks = multi_view_tracks(folder, fmt, split, frames)
+                sets.append((f"{name} ({split} groups with >= 2 views, {frames} views)", TrackletSource(tracks, frames),
+                             list(fmt.merges)))
+        return sets
     sets = [(f"synthetic held-out ({synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, synth_count), [])]
     for name, (fmt_name, split, derived) in REFERENCE_SETS.items():
         folder = os.path.join(data_root, name)

@@ -194,19 +194,30 @@ def unsafe_objects(path: str) -> list[str]:
     return sorted(found)
 
 
-def pretrained_names() -> list[str]:
+def pretrained_names(kinds: tuple | None = None) -> list[str]:
+    """Names of the shipped models; ``kinds``: only models of these kinds (:func:`lprnet_tf.models.model_kind`
+    of the ``model.name`` in the folder's ``config.yaml``: ``ctc``, ``slot``, ``attn``, ``quality`` …)."""
     if not os.path.isdir(PRETRAINED_DIR):
         return []
-    return sorted(d for d in os.listdir(PRETRAINED_DIR) if os.path.isfile(os.path.join(PRETRAINED_DIR, d, "model.keras")))
+    names = sorted(d for d in os.listdir(PRETRAINED_DIR) if os.path.isfile(os.path.join(PRETRAINED_DIR, d, "model.keras")))
+    if kinds is None:
+        return names
+    import yaml
+
+    from lprnet_tf.models import model_kind
+
+    def kind(name):
+        try:
+            with open(os.path.join(PRETRAINED_DIR, name, "config.yaml"), encoding="utf-8") as f:
+                return model_kind(((yaml.safe_load(f) or {}).get("model") or {}).get("name", ""))
+        except OSError:
+            return "ctc"
+    return [n for n in names if kind(n) in kinds]
 
 
-def resolve_model(spec: str, fmt: str | PlateFormat | None = None) -> tuple[str, PlateFormat]:
-    """Find the ``.keras`` file and plate format for a model spec.
-
-    ``spec``: a ``.keras`` file, a run directory (its ``best.keras``, else ``last.keras``), a folder
-    with ``model.keras``, or a shipped pretrained name (``cn_lprnet_basic``). The plate format is
-    ``fmt`` if given, else the ``plate_format.yaml`` next to the model.
-    """
+def model_file(spec: str) -> str:
+    """The ``.keras`` file of a model spec: a ``.keras`` file, a run directory (its ``best.keras``,
+    else ``last.keras``), a folder with ``model.keras``, or a shipped pretrained name."""
     path = spec
     if not os.path.exists(path) and os.path.isdir(os.path.join(PRETRAINED_DIR, spec)):
         path = os.path.join(PRETRAINED_DIR, spec)
@@ -221,6 +232,13 @@ def resolve_model(spec: str, fmt: str | PlateFormat | None = None) -> tuple[str,
     elif not os.path.isfile(path):
         raise ModelFileError(f"{spec}: no such model file, run directory or pretrained model "
                              f"(pretrained: {pretrained_names()})")
+    return path
+
+
+def resolve_model(spec: str, fmt: str | PlateFormat | None = None) -> tuple[str, PlateFormat]:
+    """Find the ``.keras`` file (:func:`model_file`) and plate format for a model spec. The plate
+    format is ``fmt`` if given, else the ``plate_format.yaml`` next to the model."""
+    path = model_file(spec)
     if fmt is None:
         fpath = os.path.join(os.path.dirname(os.path.abspath(path)), FORMAT_FILE)
         if not os.path.isfile(fpath):

@@ -244,20 +244,11 @@ def pqs_quality_fn() -> QualityFn:
 
 
 def resolve_quality_model(spec: str) -> str:
-    """A quality model spec -> its ``.keras`` file (a file, or a folder/run directory holding
-    ``best.keras``, ``model.keras`` or ``last.keras``)."""
-    from lprnet_tf.modelio import ModelFileError
+    """A quality model spec -> its ``.keras`` file (a file, a folder/run directory holding
+    ``best.keras``, ``model.keras`` or ``last.keras``, or a shipped name such as ``cn_eq_lpr_e``)."""
+    from lprnet_tf.modelio import model_file
 
-    if os.path.isdir(spec):
-        for name in ("best.keras", "model.keras", "last.keras"):
-            if os.path.isfile(os.path.join(spec, name)):
-                return os.path.join(spec, name)
-        raise ModelFileError(f"{spec}: folder has no best.keras, model.keras or last.keras; pass the quality "
-                             f"model's .keras file")
-    if not os.path.isfile(spec):
-        raise ModelFileError(f"{spec}: no such quality model file or folder; pass a .keras file (or omit "
-                             f"--quality for the built-in PQS score)")
-    return spec
+    return model_file(spec)
 
 
 def keras_quality_fn(model, batch_size: int = 64) -> QualityFn:

@@ -364,7 +364,7 @@ def test_keras_quality_model(tmp_path):
     np.testing.assert_allclose(qf(crops), [0.2, 0.8, 0.4], atol=1e-5)
     _, res = StreamRecognizer(qf, Fakes().recognize).run_track(crops)
     assert [r.recognized for r in res] == [True, True, False]
-    with pytest.raises(ModelFileError, match="no such quality model"):
+    with pytest.raises(ModelFileError, match="no such model file"):
         load_quality_fn(str(tmp_path / "none.keras"))
     bad = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D()])
     bad.save(str(tmp_path / "free.keras"))
