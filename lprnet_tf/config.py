@@ -42,6 +42,10 @@ class DataConfig:
     workers: int = 0  # training batches made in this many worker processes (TF backend); 0 = threads
     frames: int = 0  # K > 0: the sources are tracklets of K frames (multi-frame models, e.g. iq_stan)
     track_policy: str = "error"  # tracks shorter than K: error | skip | repeat | pad_last
+    # lowres: (HR, LR) pairs of every crop, for the image-to-image and GAN models (dgm, mtgan); the LR crop
+    # is area-downscaled (lprnet_tf.data.lowres) to a crop height drawn per sample from lr_heights
+    pairs: str = ""
+    lr_heights: list = dataclasses.field(default_factory=lambda: [8, 12, 16])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,13 +182,29 @@ def _check_values(cfg: ExperimentConfig, where: str):
     if cfg.data.track_policy not in ("error", "skip", "repeat", "pad_last"):
         raise ConfigError(f"{where}: data.track_policy must be error, skip, repeat or pad_last, "
                           f"got '{cfg.data.track_policy}'")
+    if cfg.data.pairs not in ("", "lowres"):
+        raise ConfigError(f"{where}: data.pairs must be lowres (HR/LR pairs for dgm and mtgan) or empty, "
+                          f"got '{cfg.data.pairs}'")
+    if not cfg.data.lr_heights or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                                          for h in cfg.data.lr_heights):
+        raise ConfigError(f"{where}: data.lr_heights is a list of LR crop heights in pixels (e.g. [8, 12, 16]), "
+                          f"got {cfg.data.lr_heights!r}")
+    if cfg.data.pairs and cfg.data.frames:
+        raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:
         raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
-    from lprnet_tf.models import MODELS  # light: the builders import keras only when they build
+    from lprnet_tf.models import MODELS, model_kind  # light: the builders import keras only when they build
     from lprnet_tf.vocab import PlateFormatError, load_plate_format
 
     if cfg.model.name not in MODELS:
         raise ConfigError(f"{where}: model.name: unknown model '{cfg.model.name}'; registered models: {sorted(MODELS)}")
+    kind = model_kind(cfg.model.name)
+    if kind in ("image", "gan") and cfg.data.pairs != "lowres":
+        raise ConfigError(f"{where}: model {cfg.model.name} is an {kind!r} model trained on (HR, LR) pairs of each "
+                          f"crop; set data.pairs: lowres")
+    if kind not in ("image", "gan") and cfg.data.pairs:
+        raise ConfigError(f"{where}: data.pairs is for the image-to-image and GAN models (dgm, mtgan); remove it "
+                          f"for {cfg.model.name}")
     try:
         load_plate_format(cfg.plate_format)
     except PlateFormatError as e:

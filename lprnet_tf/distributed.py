@@ -268,6 +268,11 @@ def train_distributed(cfg: ExperimentConfig, run_dir: str, strategy, resume: boo
     """
     import tensorflow as tf
 
+    from lprnet_tf.models import model_kind
+
+    if model_kind(cfg.model.name) in ("image", "gan"):  # the custom loop is the recognizers' (one loss, one optimizer)
+        raise ConfigError(f"model {cfg.model.name} trains on (HR, LR) pairs with model.fit only; run lprnet-train "
+                          f"without --strategy")
     try:
         return _train(cfg, run_dir, strategy, resume, steps, verbose)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,

@@ -194,6 +194,50 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
     return (m, preds, conf) if return_predictions else m
 
 
+def evaluate_pairs(model, source: SampleSource, fmt: PlateFormat, lr_heights=None, batch_size: int = 64) -> dict:
+    """An image-to-image or GAN model on the (HR, LR) pairs of ``source`` made as in training
+    (:class:`ExampleMaker` with ``pairs``, no augmentation, LR heights drawn by (seed 0, index)).
+
+    DGM (kind ``image``): ``mse`` and ``psnr`` (dB, mean over crops of ``10 log10(1 / MSE)``) of DGM(HR)
+    against the LR target (:class:`lprnet_tf.losses.ImageMSE`: grey target for a one-channel DGM).
+    MTGAN (kind ``gan``): ``mse`` / ``psnr`` of SR(LR) against HR, and the exact match (``accuracy``,
+    ``acc1``, ``char_accuracy``, ``accuracy_no_first``) of the discriminator's recognition head reading
+    SR(LR), greedy slot decoding (``mtgan.md`` §3: it recognizes the super-resolved plate), plus
+    ``accuracy_hr``: the same head on the HR crops. Also ``count``."""
+    import keras
+
+    from lprnet_tf.data.pipeline import PAIR_MODES
+    from lprnet_tf.losses import ImageMSE
+    from lprnet_tf.models import model_kind
+
+    kind = model_kind(model)
+    if kind not in PAIR_MODES:
+        raise ValueError(f"evaluate_pairs is for image-to-image and GAN models, not {model.name} ({kind!r})")
+    maker = ExampleMaker(source, fmt, pairs=PAIR_MODES[kind], lr_heights=lr_heights)
+    mse_of = ImageMSE(reduction=None)
+    n = len(source)
+    mse, sr_logits, hr_logits = [], [], []
+    for start in range(0, n, batch_size):
+        x, y = maker.batch(start, min(batch_size, n - start))
+        if kind == "image":
+            pred, target = model.predict_on_batch(x), y  # DGM(HR) vs the LR target
+        else:
+            target = y[0]  # HR
+            pred = model.generator.predict_on_batch(x)  # SR(LR)
+            sr_logits.append(np.asarray(model.discriminator.predict_on_batch(pred)[1]))
+            hr_logits.append(np.asarray(model.discriminator.predict_on_batch(target)[1]))
+        mse.append(keras.ops.convert_to_numpy(mse_of(target, pred)))
+    mse = np.concatenate(mse).astype(np.float64)
+    psnr = 10.0 * np.log10(1.0 / np.maximum(mse, 1e-10))  # (N,) dB, images in [0, 1]
+    m = {"count": int(n), "mse": float(mse.mean()), "psnr": float(psnr.mean())}
+    if kind == "gan":
+        texts = source.texts()
+        rec, _, _ = score(np.concatenate(sr_logits), texts, fmt, "greedy", kind="slot")
+        m.update({k: rec[k] for k in ("accuracy", "acc1", "char_accuracy", "accuracy_no_first")})
+        m["accuracy_hr"] = score(np.concatenate(hr_logits), texts, fmt, "greedy", kind="slot")[0]["accuracy"]
+    return m
+
+
 def evaluate_quality_net(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 128) -> dict:
     """An EQ-LPR quality network (:mod:`lprnet_tf.models.eq_lpr`) against its recognizer's α on every
     crop of ``source``: mean absolute error, LCC and SROCC (eq-lpr.md §3; ``count``, means too)."""

@@ -50,22 +50,47 @@ class SlotCrossEntropy(keras.losses.Loss):
         return ops.sum(ce, axis=-1)
 
 
-LOSSES_BY_KIND = {"ctc": CTCLoss, "slot": SlotCrossEntropy}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights: the grey target of a one-channel image model
+
+
+@keras.saving.register_keras_serializable(package="lprnet_tf")
+class ImageMSE(keras.losses.Loss):
+    """Pixel mean squared error of an image-to-image model (the DGM, ``multitask-lowres-lpr.md`` §2.2).
+
+    The paper names no loss for its autoencoder; we use the usual one of a convolutional autoencoder,
+    the mean over pixels and channels of the squared difference to the target, images in [0, 1].
+    Prediction ``(B, H, W, c)``, target ``(B, H, W, 3)``: a one-channel prediction (the paper's
+    single-filter last layer) is compared with the grey (:data:`LUMA`) version of the target. Returns
+    the per-sample MSE (Keras averages over the batch); PSNR = ``10 log10(1 / MSE)``.
+    """
+
+    def __init__(self, name="image_mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+        if y_pred.shape[-1] == 1 and y_true.shape[-1] == 3:
+            y_true = ops.sum(y_true * ops.convert_to_tensor(LUMA, "float32"), axis=-1, keepdims=True)  # (B, H, W, 1)
+        return ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))  # (B,)
+
+
+LOSSES_BY_KIND = {"ctc": CTCLoss, "slot": SlotCrossEntropy, "image": ImageMSE}
 
 
 def loss_for_kind(kind: str, model_name: str = "") -> keras.losses.Loss:
     """The training loss of a model kind (``lprnet_tf.models.registry.model_kind``): CTC for sequence
-    models, per-slot cross-entropy for slot models, None for attention and quality models (they
-    compute their own loss: :meth:`lprnet_tf.models.iq_stan.IQSTAN.compute_loss`,
-    :meth:`lprnet_tf.models.eq_lpr.QualityNet.compute_loss`). Other kinds (image-to-image models, GANs) have no
-    ``lprnet-train`` recipe and raise ConfigError."""
-    if kind in ("attn", "quality"):
-        return None  # the model's own compute_loss (IQ-STAN: eq. 4 of iq-stan.md; EQ-LPR: eq. 4-5 of eq-lpr.md)
+    models, per-slot cross-entropy for slot models, :class:`ImageMSE` for image-to-image models (DGM),
+    None for attention, quality and GAN models (they compute their own loss:
+    :meth:`lprnet_tf.models.iq_stan.IQSTAN.compute_loss`, :meth:`lprnet_tf.models.eq_lpr.QualityNet.compute_loss`,
+    the MTGAN's two losses in :func:`lprnet_tf.gan_training.mtgan_train_step`). Another kind raises ConfigError."""
+    if kind in ("attn", "quality", "gan"):
+        return None  # the model's own loss (IQ-STAN: eq. 4 of iq-stan.md; EQ-LPR: eq. 4-5 of eq-lpr.md; MTGAN: §4)
     if kind not in LOSSES_BY_KIND:
         from lprnet_tf.config import ConfigError
 
-        raise ConfigError(f"model '{model_name or kind}' is a {kind!r} model with no lprnet-train recipe (only "
-                          f"recognizers train there: {sorted(LOSSES_BY_KIND)} models); see its module docstring")
+        raise ConfigError(f"model '{model_name or kind}' is a {kind!r} model with no lprnet-train recipe (models "
+                          f"of kinds {sorted(LOSSES_BY_KIND) + ['attn', 'gan', 'quality']} train there); see its "
+                          f"module docstring")
     return LOSSES_BY_KIND[kind]()
 
 

@@ -281,20 +281,30 @@ def check_architecture(model: keras.Model, expected: keras.Model, path: str, fix
 def input_shape_of(model: keras.Model) -> tuple:
     """``(H, W, channels)`` of one input sample: a multi-frame model (IQ-STAN) reads its K frames side
     by side ``(H, K * W, 3)``; a model wrapping a functional ``net`` (EQ-LPR quality networks) reads
-    that net's input."""
+    that net's input; a super-resolution GAN (MTGAN) reads low-resolution crops ``(H/2, W/2, 3)``."""
     if hasattr(model, "input_size"):
         return (*model.input_size, 3)
+    if hasattr(model, "lr_shape"):
+        return tuple(model.lr_shape)
     net = getattr(model, "net", None)
     return tuple((net if net is not None else model).input_shape[1:])
 
 
 def model_io(model: keras.Model) -> tuple[tuple, int]:
     """``((H, W) of one crop, number of classes)`` of a recognizer; a multi-frame model (IQ-STAN)
-    reads K crops of that size side by side; a quality network has no classes (None)."""
+    reads K crops of that size side by side; a quality network and an image-to-image model (DGM) have
+    no classes (None); a super-resolution GAN (MTGAN) gives its HR size (the plate format's; it reads
+    crops of half that size) and its recognition head's classes."""
     if hasattr(model, "frame_height"):
         return (model.frame_height, model.frame_width), model.num_classes
+    if hasattr(model, "lr_shape"):  # MTGAN: LR (H/2, W/2) in, HR (H, W) = the plate format's size out
+        return (model.height, model.width), model.num_classes
     if hasattr(model, "net"):  # an EQ-LPR quality network: one score per crop, no classes
         return input_shape_of(model)[:2], None
+    from lprnet_tf.models import model_kind
+
+    if model_kind(model) == "image":  # DGM: an image out, no classes
+        return tuple(model.input_shape[1:3]), None
     return tuple(model.input_shape[1:3]), model.output_shape[-1]
 
 

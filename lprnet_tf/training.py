@@ -14,10 +14,22 @@ an epoch's bookkeeping runs metrics line -> checkpoint -> best.keras -> last.ker
 a resume first removes temp files left by a killed writer, drops ``metrics.jsonl`` lines past the
 resumed step (the epoch they describe is trained again) and recomputes the best-model record from
 the kept lines, so after any number of kills ``metrics.jsonl`` holds exactly one line per epoch.
+
+Image-to-image and GAN models train here too, on (HR, LR) pairs of the one pipeline (``data.pairs:
+lowres``, :data:`lprnet_tf.data.pipeline.PAIR_MODES`): the DGM (kind ``image``) with its pixel loss
+(:class:`lprnet_tf.losses.ImageMSE`), validated by ``val_mse`` / ``val_psnr`` of DGM(HR) against the LR
+target; the MTGAN (kind ``gan``) with its two optimizers (generator: ``model.optimizer``, whose step is
+the run's step; discriminator: ``model.d_optimizer``; both saved in every ``.keras`` file, so a resume
+restores both Adam states), validated by the exact match of its discriminator's recognition head on
+SR(LR) (``val_accuracy``, greedy slot decoding; ``val_accuracy_hr`` on the HR crops) and ``val_psnr`` /
+``val_mse`` of SR against HR (:func:`lprnet_tf.evaluation.evaluate_pairs`). The best model is chosen
+on the first of :data:`BEST_KEYS` an epoch's record has: exact match for recognizers and the MTGAN,
+SROCC for quality networks, PSNR for image models (higher is better for all; ties go to the later epoch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -27,8 +39,8 @@ import time
 import keras
 
 from lprnet_tf.config import ConfigError, ExperimentConfig, save_config
-from lprnet_tf.data.pipeline import SynthSource, build_dataset, make_batch_sequence, open_source
-from lprnet_tf.evaluation import predict_logits, score
+from lprnet_tf.data.pipeline import PAIR_MODES, SynthSource, build_dataset, make_batch_sequence, open_source
+from lprnet_tf.evaluation import evaluate_pairs, predict_logits, score
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
 from lprnet_tf.losses import loss_for_kind
 from lprnet_tf.modelio import (ModelFileError, atomic_write, copy_atomic, load_model, remove_stale_temps,
@@ -46,6 +58,19 @@ def log(msg: str):
 
 def current_step(model) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+# The validation score the best model is chosen on: the first of these keys a metrics record has
+# (recognizers and the MTGAN: exact match; quality networks: SROCC; image models: PSNR); higher is better.
+BEST_KEYS = ("val_accuracy", "val_srocc", "val_psnr")
+
+
+def best_score(rec: dict) -> tuple[str | None, float | None]:
+    """``(key, value)`` of the record's best-model score (:data:`BEST_KEYS`), ``(None, None)`` without one."""
+    for key in BEST_KEYS:
+        if rec.get(key) is not None:
+            return key, rec[key]
+    return None, None
 
 
 class LocNetGate(keras.callbacks.Callback):
@@ -78,8 +103,8 @@ class ProgressCallback(keras.callbacks.Callback):
         self.loss = None
 
     def on_train_batch_end(self, batch, logs=None):
-        if logs and "loss" in logs:
-            self.loss = float(logs["loss"])
+        if logs and ("loss" in logs or "g_loss" in logs):  # a GAN logs its generator and discriminator losses
+            self.loss = float(logs.get("loss", logs.get("g_loss")))
         step = current_step(self.model)
         if step >= self.bar.total:  # --steps not a multiple of eval_every: stop mid-epoch, on target
             self.model.stop_training = True
@@ -121,7 +146,14 @@ class RunKeeper(keras.callbacks.Callback):
                "samples_per_s": round(self.cfg.train.eval_every * self.cfg.train.batch_size / max(dt, 1e-9), 2),
                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                "locnet": locnet_enabled(self.model), "time": time.time()}
-        if self.val is not None and model_kind(self.model) == "quality":
+        kind = model_kind(self.model)
+        if kind == "gan":  # no single loss: the generator's is "loss", then every loss the GAN step logs
+            rec["loss"] = float((logs or {}).get("g_loss", float("nan")))
+            rec.update({k: float(v) for k, v in (logs or {}).items() if k != "loss"})
+        if self.val is not None and kind in PAIR_MODES:
+            m = evaluate_pairs(self.model, self.val, self.fmt, self.cfg.data.lr_heights)
+            rec.update({f"val_{k}": v for k, v in m.items() if k != "count"})
+        elif self.val is not None and kind == "quality":
             from lprnet_tf.evaluation import evaluate_quality_net
 
             m = evaluate_quality_net(self.model, self.val, self.fmt)
@@ -159,10 +191,10 @@ class RunKeeper(keras.callbacks.Callback):
         ck = save_model(self.model, os.path.join(ck_dir, f"step_{step:08d}.keras"))
         for _, old in checkpoint_files(self.run_dir)[: -self.cfg.train.keep_checkpoints]:
             os.remove(old)
-        acc = rec.get("val_accuracy", rec.get("val_srocc"))  # quality networks: the best rank correlation
+        key, acc = best_score(rec)  # exact match; quality networks: SROCC; image models: PSNR
         if acc is not None and acc >= self.state.get("best_val_accuracy", -1.0):
             copy_atomic(ck, os.path.join(self.run_dir, "best.keras"))
-            self.state.update(best_val_accuracy=acc, best_step=step)
+            self.state.update(best_val_accuracy=acc, best_step=step, best_metric=key)
         copy_atomic(ck, os.path.join(self.run_dir, "last.keras"))
         self.state["step"] = step
         _write_json(os.path.join(self.run_dir, "state.json"), self.state)
@@ -271,12 +303,12 @@ def trim_metrics(run_dir: str, step: int) -> list[dict]:
 def _recover_state(run_dir: str, state: dict, step: int, resume_path: str | None, kept: list[dict]) -> dict:
     """Bring state.json in line with the resume point (a kill can leave it one epoch behind)."""
     state = dict(state, step=step)
-    scored = [(r.get("val_accuracy", r.get("val_srocc")), r["step"]) for r in kept]
-    state.pop("best_val_accuracy", None)
-    state.pop("best_step", None)
-    for acc, step_ in scored:  # same rule as RunKeeper: the latest epoch with the highest accuracy
+    scored = [(*best_score(r), r["step"]) for r in kept]
+    for k in ("best_val_accuracy", "best_step", "best_metric"):
+        state.pop(k, None)
+    for key, acc, step_ in scored:  # same rule as RunKeeper: the latest epoch with the highest score
         if acc is not None and acc >= state.get("best_val_accuracy", -1.0):
-            state.update(best_val_accuracy=acc, best_step=step_)
+            state.update(best_val_accuracy=acc, best_step=step_, best_metric=key)
     best_path = os.path.join(run_dir, "best.keras")
     if resume_path and state.get("best_step") == step and not _same_file(resume_path, best_path):
         copy_atomic(resume_path, best_path)  # the kill came before best.keras was updated
@@ -326,7 +358,21 @@ def build_training_model(cfg: ExperimentConfig, fmt):
 
 
 def compile_model(model, cfg: ExperimentConfig):
-    loss = loss_for_kind(model_kind(model), model.name)  # CTC, or per-slot cross-entropy for slot models
+    """Compile for training: the optimizer of :func:`lprnet_tf.optim.make_optimizer` and the kind's loss
+    (:func:`lprnet_tf.losses.loss_for_kind`). A GAN (MTGAN) gets two such optimizers, generator and
+    discriminator (the discriminator's gradient noise seeded ``train.seed + 1``), and computes its losses
+    in its own train step; EMA and mixed precision are not supported for it (ConfigError)."""
+    kind = model_kind(model)
+    if kind == "gan":
+        t = cfg.train
+        if t.ema or t.mixed_precision:
+            raise ConfigError(f"model {model.name} trains two networks with its own step: set train.ema: false and "
+                              f"train.mixed_precision: false")
+        d_opt = make_optimizer(dataclasses.replace(t, seed=t.seed + 1))
+        model.compile(g_optimizer=make_optimizer(t), d_optimizer=d_opt, jit_compile=False,
+                      steps_per_execution=t.steps_per_execution)
+        return model
+    loss = loss_for_kind(kind, model.name)  # CTC, per-slot cross-entropy for slot models, pixel MSE for images
     model.compile(optimizer=make_optimizer(cfg.train), loss=loss, jit_compile=False,
                   steps_per_execution=cfg.train.steps_per_execution)
     return model
@@ -394,6 +440,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
 
     d = cfg.data
     check_frames(model, d.frames)
+    pairs = PAIR_MODES.get(model_kind(model), "")  # dgm / mtgan: (HR, LR) pairs (config: data.pairs lowres)
     tracks = {"frames": d.frames, "track_policy": d.track_policy}
     train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad, **tracks)
     val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad, **tracks) if d.val else None
@@ -405,11 +452,12 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     if keras.backend.backend() == "tensorflow":
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_sample, repeat=True, drop_remainder=True, workers=d.workers,
-                             permute=d.permute)
+                             permute=d.permute, pairs=pairs, lr_heights=d.lr_heights)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
-                                   workers=cfg.train.backend_workers, permute=d.permute)
+                                   workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
+                                   lr_heights=d.lr_heights)
     prog = ProgressCallback(total, start_step, bs)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

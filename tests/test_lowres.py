@@ -151,8 +151,9 @@ def test_slot_loss_is_sum_of_per_slot_cross_entropy():
     short = keras.ops.convert_to_numpy(SlotCrossEntropy(reduction=None)(labels[:, :3], logits))  # 4th slot = pad
     np.testing.assert_allclose(short, want, rtol=1e-5)
     assert isinstance(loss_for_kind("slot"), SlotCrossEntropy)
+    assert loss_for_kind("gan", "mtgan") is None  # its own train step (tests/test_lowres_training.py)
     with pytest.raises(ConfigError, match="no lprnet-train recipe"):
-        loss_for_kind("gan", "mtgan")
+        loss_for_kind("video", "nope")
 
 
 def test_slot_decoder(br):

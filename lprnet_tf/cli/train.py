@@ -1,4 +1,5 @@
-"""lprnet-train: train (or resume) a recognizer from an experiment YAML.
+"""lprnet-train: train (or resume) a model from an experiment YAML (recognizers, quality networks, and the
+low-resolution DGM / MTGAN on HR/LR pairs: configs/experiments/dgm_cn.yaml, mtgan_cn.yaml).
 
   lprnet-train --config configs/experiments/lprnet_cn_basic.yaml --run_dir runs/cn_basic \
       [--schedule cpu] [--steps N] [--resume] [--set train.batch_size=64 --set data.train=DIR]
@@ -82,7 +83,8 @@ def _main(argv):
             print(f"done: step {state.get('step')} ({state.get('task')}; the chief writes the run directory)")
             return
     print(f"done: step {state.get('step')} best val score {state.get('best_val_accuracy')} "
-          f"(step {state.get('best_step')}; exact match, SROCC for quality networks) -> {FLAGS.run_dir}")
+          f"(step {state.get('best_step')}; {state.get('best_metric') or 'val_accuracy'}: exact match, SROCC for "
+          f"quality networks, PSNR for image models) -> {FLAGS.run_dir}")
 
 
 def main():

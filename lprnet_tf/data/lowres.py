@@ -20,7 +20,8 @@ tight CN crops that is the plate height, the BR crops have a little margin.
   once, deterministic (same input -> byte-identical files). ``datasets/make_lowres.py`` is the script.
 - :class:`PairedSource`: (HR, LR, text) pairs of one plate made with that rule, at the sizes a model
   takes (the DGM's HR -> LR training pairs, the MTGAN's LR -> HR pairs) until real close/far pairs
-  of the same plate exist.
+  of the same plate exist. The training pipeline makes its pairs with it (``data.pairs: lowres``:
+  :class:`lprnet_tf.data.pipeline.ExampleMaker` with ``pairs``, LR heights from ``data.lr_heights``).
 """
 
 from __future__ import annotations
@@ -165,12 +166,23 @@ class PairedSource:
     def __len__(self):
         return len(self.source)
 
+    def lr_height(self, key: int) -> int:
+        """The LR crop height of sample ``key``, drawn from ``heights`` by (seed, key) only."""
+        return self.heights[int(np.random.default_rng([self.seed, 0x4C52, int(key)]).integers(len(self.heights)))]
+
+    def pair(self, image: np.ndarray, key: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """One uint8 crop -> (HR uint8 (H, W, 3), LR uint8 (h, w, 3), the LR crop height used); the height
+        is :meth:`lr_height` of ``key``. The pipeline's pair mode (:class:`lprnet_tf.data.pipeline.ExampleMaker`
+        with ``pairs``) calls this on its (augmented) crops with the global sample index as ``key``."""
+        height = self.lr_height(key)
+        small, _ = downscale_to_height(image, height)
+        return fit_crop(image, self.fmt), fit_crop(small, self.lr_fmt), height
+
     def get(self, i: int) -> tuple[np.ndarray, np.ndarray, str, int]:
         """-> (HR uint8 (H, W, 3), LR uint8 (h, w, 3), text, the LR crop height used)."""
         image, text = self.source.get(i)
-        height = self.heights[int(np.random.default_rng([self.seed, 0x4C52, int(i)]).integers(len(self.heights)))]
-        small, _ = downscale_to_height(image, height)
-        return fit_crop(image, self.fmt), fit_crop(small, self.lr_fmt), text, height
+        hr, lr, height = self.pair(image, i)
+        return hr, lr, text, height
 
     def batch(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Samples ``start .. start+size-1`` -> (HR float32 (n, H, W, 3), LR float32 (n, h, w, 3) in [0, 1],

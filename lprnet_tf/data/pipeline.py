@@ -8,6 +8,10 @@ wraps it with ``tf.data`` (parallel map, batch, prefetch) for the TensorFlow bac
 batches in threads or, with ``workers``, in worker processes (:func:`process_batches`; the work is
 mostly Python, so threads are held back by the GIL); :class:`BatchSequence` wraps the same function
 as a ``keras.utils.PyDataset`` for JAX.
+
+Image-to-image and GAN models (``dgm``, ``mtgan``) read (HR, LR) pairs of each crop from the same
+pipeline: ``ExampleMaker(..., pairs=...)`` (:data:`PAIR_MODES`) makes the LR crop with the one
+downsampling rule of :mod:`lprnet_tf.data.lowres` (area averaging to a crop height drawn per sample).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from lprnet_tf.runtime import fit_crop, tile_frames  # the one preprocessing rul
 from lprnet_tf.vocab import PlateFormat
 
 SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
+# Pair modes of ExampleMaker (the model kinds that train on (HR, LR) pairs, lprnet_tf.models.registry):
+# "hr_to_lr": x = HR crop (B, H, W, 3), y = its LR version brought back to H x W (the DGM's HR -> LR task);
+# "lr_to_hr": x = LR crop (B, H/2, W/2, 3), y = (HR crop (B, H, W, 3), labels (B, L)) (MTGAN.fit's contract).
+PAIR_MODES = {"image": "hr_to_lr", "gan": "lr_to_hr"}
 
 
 class SampleSource:
@@ -216,15 +224,29 @@ class ExampleMaker:
     """Global sample indices -> batches for one source; numpy/cv2 only, shared by the tf.data and
     PyDataset paths. With ``shuffle`` a finite source is visited in a new permutation every pass.
     With ``permute`` > 0 each sample is, with that probability, replaced by a character-permuted
-    version of itself (:mod:`lprnet_tf.data.permute`), decided by (seed, global index) only."""
+    version of itself (:mod:`lprnet_tf.data.permute`), decided by (seed, global index) only.
+
+    ``pairs`` (a value of :data:`PAIR_MODES`) makes (HR, LR) pairs of every crop for image-to-image
+    and GAN models (:meth:`_pair_batch`): the LR crop is :class:`lprnet_tf.data.lowres.PairedSource`'s,
+    area-downscaled to a crop height drawn from ``lr_heights`` by (seed, global index) only."""
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
-                 shuffle: bool = False, permute: float = 0.0):
+                 shuffle: bool = False, permute: float = 0.0, pairs: str = "", lr_heights=None):
         self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
         self.permute = float(permute)
         self.augment = Augmenter(augment)
         self.n = len(source)
         self._perm_cache: dict[int, np.ndarray] = {}
+        self.pairs, self._paired = pairs or "", None
+        if self.pairs:
+            if self.pairs not in PAIR_MODES.values():
+                raise ValueError(f"pairs must be one of {sorted(PAIR_MODES.values())} or empty, got {pairs!r}")
+            if self.frames:
+                raise DataError("(HR, LR) pairs are made from single crops, not tracklets; set data.frames: 0")
+            from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, PairedSource  # lowres imports this module
+
+            lr_size = (fmt.height // 2, fmt.width // 2) if self.pairs == "lr_to_hr" else None
+            self._paired = PairedSource(source, fmt, lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
 
     def index(self, g: int) -> int:
         if not self.shuffle or isinstance(self.source, SynthSource):
@@ -242,8 +264,15 @@ class ExampleMaker:
         return getattr(self.source, "frames", 0)
 
     def signature(self) -> tuple:
-        """``((x shape, x dtype), (y shape, y dtype))`` of a batch, batch dimension None."""
+        """``((x shape, x dtype), (y shape, y dtype))`` of a batch, batch dimension None; in the
+        ``lr_to_hr`` pair mode y is ``((HR shape, dtype), (labels shape, dtype))`` (see :func:`flat_signature`)."""
         k = self.frames
+        h, w = self.fmt.height, self.fmt.width
+        if self.pairs == "hr_to_lr":
+            return ((None, h, w, 3), "float32"), ((None, h, w, 3), "float32")
+        if self.pairs == "lr_to_hr":
+            return (((None, h // 2, w // 2, 3), "float32"),
+                    (((None, h, w, 3), "float32"), ((None, self.fmt.max_length), "int32")))
         if not k:
             return ((None, self.fmt.height, self.fmt.width, 3), "float32"), ((None, self.fmt.max_length), "int32")
         from lprnet_tf.quality import PATCHES
@@ -271,23 +300,78 @@ class ExampleMaker:
         x = np.stack([np.concatenate(frames[j:j + k], axis=1) for j in range(0, len(frames), k)])
         return x.astype(np.float32) * (1.0 / 255.0), np.stack(ys)
 
-    def batch(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, g: int) -> tuple[np.ndarray, str]:
+        """The uint8 crop and text of global sample ``g`` (character-permuted with probability ``permute``)."""
+        if self.permute > 0:
+            from lprnet_tf.data.permute import maybe_permute
+
+            return maybe_permute(self.source, self.index(g), self.fmt, self.permute, self.seed, g)
+        return self.source.get(self.index(g))
+
+    def _pair_batch(self, start: int, size: int) -> tuple:
+        """Pair modes (``multitask-lowres-lpr.md`` §2.2 DGM, ``mtgan.md`` §2): the source crops are augmented
+        (seeded by (seed, start) as every batch), then each crop g gives its HR version (the format's H x W,
+        :func:`to_model_input`'s rule) and an LR version area-downscaled to the height
+        :meth:`lprnet_tf.data.lowres.PairedSource.lr_height` draws for (seed, g), brought to the LR input size
+        with the same rule. ``hr_to_lr`` -> (HR (n, H, W, 3), LR at H x W (n, H, W, 3)); ``lr_to_hr`` ->
+        (LR (n, H/2, W/2, 3), (HR (n, H, W, 3), labels int32 (n, L))); images float32 in [0, 1]."""
+        gs = range(int(start), int(start) + int(size))
+        crops, labels = [], []
+        for g in gs:
+            image, text = self._sample(g)
+            crops.append(image)
+            labels.append(self.fmt.pad(self.fmt.encode(text)))
+        crops = self.augment(crops, seed=self.seed * 1_000_003 + int(start))
+        hr, lr = [], []
+        for g, crop in zip(gs, crops):
+            a, b, _ = self._paired.pair(crop, g)
+            hr.append(a)
+            lr.append(b)
+        scale = np.float32(1.0 / 255.0)
+        hr, lr = np.stack(hr).astype(np.float32) * scale, np.stack(lr).astype(np.float32) * scale
+        if self.pairs == "hr_to_lr":
+            return hr, lr
+        return lr, (hr, np.asarray(labels, np.int32))
+
+    def batch(self, start: int, size: int) -> tuple:
         """Samples ``start .. start+size-1`` -> (x (n, H, W, 3) float32 in [0, 1], y (n, L) int32).
-        Tracklet sources: see :meth:`_tracklet_batch`."""
+        Tracklet sources: see :meth:`_tracklet_batch`; pair modes: :meth:`_pair_batch`."""
         if self.frames:
             return self._tracklet_batch(start, size)
+        if self.pairs:
+            return self._pair_batch(start, size)
         images, labels = [], []
         for g in range(int(start), int(start) + int(size)):
-            if self.permute > 0:
-                from lprnet_tf.data.permute import maybe_permute
-
-                image, text = maybe_permute(self.source, self.index(g), self.fmt, self.permute, self.seed, g)
-            else:
-                image, text = self.source.get(self.index(g))
+            image, text = self._sample(g)
             images.append(to_model_input(image, self.fmt))
             labels.append(self.fmt.pad(self.fmt.encode(text)))
         images = self.augment(images, seed=self.seed * 1_000_003 + int(start))
         return np.stack(images).astype(np.float32) * (1.0 / 255.0), np.asarray(labels, np.int32)
+
+
+def flat_signature(signature) -> list[tuple]:
+    """The ``(shape, dtype)`` leaves of :meth:`ExampleMaker.signature`, in order."""
+    if len(signature) == 2 and isinstance(signature[1], str):
+        return [signature]
+    return [leaf for part in signature for leaf in flat_signature(part)]
+
+
+def flatten_batch(batch, signature) -> list:
+    """A batch ``(x, y)`` (y possibly a tuple) -> its arrays in :func:`flat_signature` order."""
+    if len(signature) == 2 and isinstance(signature[1], str):
+        return [batch]
+    return [a for part, sig in zip(batch, signature) for a in flatten_batch(part, sig)]
+
+
+def nest_batch(flat, signature):
+    """Inverse of :func:`flatten_batch`: arrays/tensors in leaf order -> the nested ``(x, y)``."""
+    it = iter(flat)
+
+    def build(sig):
+        if len(sig) == 2 and isinstance(sig[1], str):
+            return next(it)
+        return tuple(build(part) for part in sig)
+    return build(signature)
 
 
 # ---- worker processes --------------------------------------------------------------------------
@@ -335,7 +419,8 @@ def process_batches(payload: bytes, spans: Iterator[tuple[int, int]], workers: i
 def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
                   drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
-                  slices: tuple[int, int, int] | None = None, permute: float = 0.0):
+                  slices: tuple[int, int, int] | None = None, permute: float = 0.0, pairs: str = "",
+                  lr_heights=None):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -347,13 +432,14 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     slices ``first .. first+count-1`` of each, one element per slice (with ``repeat`` or
     ``drop_remainder``): a tf.distribute worker's share of every global batch, one slice per local
     replica (:mod:`lprnet_tf.distributed`). A slice is augmented as a batch of its own.
-    ``permute``: character-permutation probability (:class:`ExampleMaker`).
+    ``permute``: character-permutation probability; ``pairs``, ``lr_heights``: (HR, LR) pairs for
+    image-to-image / GAN models (:class:`ExampleMaker`; y is then nested for ``lr_to_hr``).
     """
     import tensorflow as tf
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
@@ -377,7 +463,8 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     options.deterministic = True
     if workers:
         payload = pickle.dumps(maker)  # fail here, not in a worker, if the source cannot be pickled
-        signature = tuple(tf.TensorSpec(shape, dtype) for shape, dtype in maker.signature())
+        sig = maker.signature()
+        signature = nest_batch([tf.TensorSpec(shape, dtype) for shape, dtype in flat_signature(sig)], sig)
         ds = tf.data.Dataset.from_generator(
             lambda: process_batches(payload, map(span, range(n_batches)), workers), output_signature=signature)
         # No prefetch, neither ours nor the one tf.data injects by default: the workers already read
@@ -386,13 +473,15 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
         options.experimental_optimization.inject_prefetch = False
         return ds.with_options(options)
 
-    (x_shape, x_dtype), (y_shape, y_dtype) = maker.signature()
+    sig = maker.signature()
+    leaves = flat_signature(sig)  # (x, y) or, for the lr_to_hr pairs, (x, (hr, labels)): numpy_function is flat
 
     def mapped(b):
-        x, y = tf.numpy_function(lambda b: maker.batch(*span(b)), [b], [x_dtype, y_dtype], stateful=False)
-        x.set_shape(x_shape)
-        y.set_shape(y_shape)
-        return x, y
+        out = tf.numpy_function(lambda b: flatten_batch(maker.batch(*span(b)), sig), [b],
+                                [dtype for _, dtype in leaves], stateful=False)
+        for t, (shape, _) in zip(out, leaves):
+            t.set_shape(shape)
+        return nest_batch(out, sig)
 
     ds = tf.data.Dataset.range(n_batches).with_options(options)
     ds = ds.map(mapped, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
@@ -401,11 +490,11 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
 
 def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
-                        workers: int = 1, permute: float = 0.0):
+                        workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None):
     """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend)."""
     import keras
 
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights)
 
     class BatchSequence(keras.utils.PyDataset):
         def __len__(self):

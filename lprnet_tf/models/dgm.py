@@ -16,6 +16,10 @@ paper; ``out_channels: 3`` gives colour output for RGB pipelines.
 Input float32 ``(B, H, W, 3)`` in [0, 1] with H and W multiples of 8 (three 2x poolings, three 2x
 upsamplings; the 40 x 120 variants qualify, 24 x 94 does not). Output ``(B, H, W, out_channels)``
 in [0, 1].
+
+Training: ``lprnet-train`` with ``data.pairs: lowres`` (``configs/experiments/dgm_cn.yaml``): x = the HR
+crop, y = its low-resolution version brought back to H x W; loss :class:`lprnet_tf.losses.ImageMSE`
+(pixel MSE, the paper names none; a one-channel output is compared with the grey target).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@
   ``L_G = L_MSE - L_F`` (+ recognition of the super-resolved plate).
 - :class:`MTGAN` holds both networks; ``model(lr)`` super-resolves then recognizes, giving slot logits
   ``(B, S, C)``; :meth:`MTGAN.super_resolve` gives the image. ``fit(lr, (hr, labels))`` runs the custom
-  adversarial step of :mod:`lprnet_tf.gan_training` (TensorFlow backend).
+  adversarial step of :mod:`lprnet_tf.gan_training` (TensorFlow backend). ``lprnet-train`` trains it with
+  ``data.pairs: lowres`` (``configs/experiments/mtgan_cn.yaml``); its compile config holds both
+  optimizers, so a saved MTGAN loads compiled with both optimizers' state (resume at the same step).
 
 The poster gives neither K nor the discriminator's filters: K = 8 residual blocks of 64 filters by
 default (model options ``residual_blocks``, ``gen_filters``, ``disc_convs``, ``disc_fc_units``).
@@ -113,11 +115,22 @@ class MTGAN(keras.Model):
         return self.generator(lr, training=training)
 
     def get_compile_config(self):
-        return None  # two optimizers: a loaded MTGAN is compiled again by the caller
+        """Both optimizers (and the compile options): a saved compiled MTGAN loads compiled, and the
+        ``.keras`` file's weights hold both optimizers' state (``optimizer`` = the generator's,
+        ``d_optimizer``), so a resumed run continues at the same step with the same Adam moments."""
+        if not self.compiled or self.d_optimizer is None:
+            return None
+        return {"g_optimizer": self.optimizer, "d_optimizer": self.d_optimizer, **self._compile_options}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         super().compile(optimizer=g_optimizer or keras.optimizers.Adam(1e-4), **kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-4)
+        self._compile_options = {k: kwargs[k] for k in ("steps_per_execution", "jit_compile", "run_eagerly")
+                                 if k in kwargs}
         self.optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
