@@ -55,11 +55,32 @@ class after the last character), ``logits (B, S, C)``,
 takes the tiled float32 ``[1 or -1, H, K*W, 3]`` and outputs ``logits``, ``frame_weights`` (and
 ``quality``) by name; the encoder LSTM is traced unrolled (a ``while`` loop over a dynamic batch
 needs TensorList ops TFLite lacks). Parity is checked on tracklets (synthetic by default).
+
+**Slot models** (the multi-task CNN, ``papers/multitask-lowres-lpr.md`` §2.1; model kind ``slot``: logits
+``(B, S, C)``, one class per character slot, class 0 = no character) export exactly as CTC models (same
+signatures, TFLite variants, sidecars and checks); only the decode differs: :func:`slot_decode_tf` in the
+graph and the sidecar's rule ``slot`` on the host (:func:`lprnet_tf.decoding.slot_decode`: arg-max per
+slot, class 0 dropped; confidence = the smallest max softmax probability over all slots).
+
+**The MTGAN generator** (``papers/mtgan.md`` §2; model kind ``gan``; export kind ``sr``): the
+super-resolution network is exported, not the discriminator. SavedModel (:func:`export_sr_savedmodel`):
+``serving_default`` on encoded low-resolution crops (string ``[None]``, decoded and laid out at the
+generator's input ``H/2 x W/2`` in the graph as above) and ``predict_images`` on uint8 ``[None, H/2, W/2,
+3]``, both returning ``sr_image`` (uint8 ``(B, H, W, 3)``) and ``sr`` (float32 in [0, 1]); with a
+recognizer (``--recognizer``) also ``plate``, ``confidence`` and ``logits`` of that recognizer read on
+the float SR image laid out at its input size (:func:`fit_float_tf`). TFLite f32 only
+(:func:`export_tflite`): float32 ``[1 or -1, H/2, W/2, 3]`` -> ``sr``. Parity
+(:func:`verify_sr_export`) on synthetic (or given) plates downscaled with
+:func:`lprnet_tf.data.lowres.downscale_to_height`: SR within :data:`SR_ATOL` of Keras.
+
+Every SavedModel holds ``assets/model.json`` (:func:`model_info`): the export kind (``ctc``, ``slot``,
+``attn``, ``sr``) and the decoding rule, which :class:`lprnet_tf.runtime.Recognizer` reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -90,6 +111,14 @@ ONNX_OPSET = 15  # tf2onnx's default opset (ONNX Runtime >= 1.10 runs it)
 ONNX_INPUT, ONNX_OUTPUT = "image", "logits"
 ONNX_MODULES = ("onnx", "onnxruntime", "tf2onnx")
 ONNX_INSTALL = 'pip install "lprnet_tf[onnx]"'
+MODEL_INFO_FILE = "model.json"  # assets/model.json: export kind + decoding rule (read by lprnet_tf.runtime)
+SR_TFLITE_VARIANTS = ("f32",)  # the MTGAN generator: quantized SR files are not calibrated or verified
+# MTGAN generator parity: its output is a sigmoid in [0, 1]; float32 exports differ from Keras by ~1e-6 (the
+# rounding of a few convolutions). 1e-4 is 1/39 of a grey level (1/255), so the uint8 SR images are equal
+# except where a value lies within 1e-4 of a rounding boundary (then they differ by one level).
+SR_ATOL = 1e-4
+SR_BYTES_MEAN_ATOL = 1.0 / 255  # serving_default (in-graph decode + TF resize vs cv2): mean |SR diff| <= 1 level
+PARITY_SR_CROPS = 64  # MTGAN generator: default number of synthetic plates for the parity check
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_REAL_CROPS = {"cn": os.path.join(_REPO_ROOT, os.pardir, "shared", "data", "cn_ccpd_like_1000")}
@@ -204,6 +233,53 @@ def attention_decode_tf(logits: tf.Tensor, table, max_length: int) -> tuple[tf.T
     return plate, conf
 
 
+def slot_decode_tf(logits: tf.Tensor, table) -> tuple[tf.Tensor, tf.Tensor]:
+    """In-graph :func:`lprnet_tf.decoding.slot_decode` of ``(B, S, C)`` slot logits (class 0 = no character)
+    -> (plate string (B,), confidence (B,)): arg-max per slot, pad slots dropped, the rest looked up in
+    ``table`` (class id (int64) -> character, anything else -> ""); confidence = the smallest max softmax
+    probability over all slots, pad decisions included (``multitask-lowres-lpr.md`` §2.1: one
+    classifier per slot)."""
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (B, S)
+    conf = tf.reduce_min(tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1), axis=1)  # (B,)
+    ids = tf.cast(tf.where(tf.not_equal(best, BLANK), best, -1), tf.int64)  # (B, S), pad -> -1 -> ""
+    return tf.strings.reduce_join(table.lookup(ids), axis=1), conf
+
+
+def decode_tf(logits: tf.Tensor, table, kind: str, max_length: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The in-graph decode of a recognizer of kind ``kind`` (``ctc``: :func:`greedy_decode_tf`, ``slot``:
+    :func:`slot_decode_tf`, ``attn``: :func:`attention_decode_tf`) -> (plate (B,), confidence (B,))."""
+    if kind == "slot":
+        return slot_decode_tf(logits, table)
+    if kind == "attn":
+        return attention_decode_tf(logits, table, max_length)
+    return greedy_decode_tf(logits, table)
+
+
+def _resize_float(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    h, w = int(x.shape[1]), int(x.shape[2])
+    if (h, w) == (height, width):
+        return x  # cv2.resize to the same size is the identity too
+    method = "area" if h > height and w > width else "bilinear"  # the rule of lprnet_tf.runtime.resize_crop
+    return tf.image.resize(x, (height, width), method=method)
+
+
+def fit_float_tf(x: tf.Tensor, fmt: PlateFormat) -> tf.Tensor:
+    """float32 images ``(B, h, w, 3)`` of a static size -> ``(B, H, W, 3)`` laid out for ``fmt`` as
+    :func:`lprnet_tf.runtime.fit_crop` lays out a crop (the resize rule, the row layout of two-row
+    formats), in float (no rounding): how a recognizer reads the MTGAN generator's output. The identity
+    when the sizes already agree (one-row formats)."""
+    from lprnet_tf.runtime import row_bounds
+
+    height, width = int(fmt.height), int(fmt.width)
+    if fmt.rows == 1:
+        return _resize_float(x, height, width)
+    cut = row_bounds(int(x.shape[1]), fmt)
+    left = width // 2
+    top = _resize_float(x[:, :cut], height, left)
+    bottom = _resize_float(x[:, cut:], height, width - left)
+    return tf.concat([top, bottom], axis=2)  # (B, H, W, 3)
+
+
 def tile_frames_tf(frames: tf.Tensor) -> tf.Tensor:
     """In-graph :func:`lprnet_tf.runtime.tile_frames`: ``(B, K, H, W, C)`` -> ``(B, H, K*W, C)``, frame 0
     left (column ``k * W + w`` of the tiled image is column ``w`` of frame ``k``)."""
@@ -222,6 +298,40 @@ def model_frames(model) -> int:
             raise ExportError(f"model '{model.name}' is an attention-decoder model but has no 'frames' "
                               f"attribute (K); rebuild it with lprnet_tf.models.build_model")
     return k
+
+
+EXPORT_KINDS = ("ctc", "slot", "attn", "sr")
+
+
+def export_kind(model) -> str:
+    """What an export of ``model`` is: ``ctc`` / ``slot`` / ``attn`` (multi-frame) recognizers, or ``sr``
+    (the MTGAN generator, model kind ``gan``). Other kinds (DGM images, EQ-LPR quality networks) raise
+    ExportError."""
+    from lprnet_tf.models import model_kind
+
+    if model_frames(model):
+        return "attn"
+    kind = model_kind(model)
+    if kind == "gan":
+        if getattr(model, "generator", None) is None:
+            raise ExportError(f"model '{model.name}' is a GAN without a 'generator' network; rebuild it with "
+                              f"lprnet_tf.models.build_model")
+        return "sr"
+    if kind not in ("ctc", "slot"):
+        raise ExportError(f"model '{model.name}' is a '{kind}' model; lprnet-export writes recognizers (ctc, slot, "
+                          f"multi-frame attn) and the MTGAN generator only")
+    return kind
+
+
+def model_info(model, kind: str | None = None, extra: dict | None = None) -> dict:
+    """``assets/model.json`` of a SavedModel: the export kind and how to read its outputs."""
+    kind = kind or export_kind(model)
+    rules = {"ctc": "greedy CTC: argmax per step, collapse repeats, drop blank (0)",
+             "slot": "slot: argmax per character slot, drop the pad class (0); confidence = min over slots of the "
+                     "max softmax probability (lprnet_tf.decoding.slot_decode)",
+             "attn": "attention: argmax per step up to the first end class (0) (lprnet_tf.decoding.attention_decode)",
+             "sr": "none: the outputs are the super-resolved image (sr_image uint8, sr float32 in [0, 1])"}
+    return {"model": model.name, "model_kind": kind, "decoder": rules[kind], **(extra or {})}
 
 
 @contextlib.contextmanager
@@ -270,7 +380,7 @@ class ServingModule(tf.Module):
 
     Multi-frame models (``frames`` = K > 0): the signatures take K frames per plate and tile them in
     the graph; the attention decode replaces the CTC one and ``frame_weights`` (+ ``quality``) are
-    returned too."""
+    returned too. Slot models: the slot decode (:func:`slot_decode_tf`) replaces the CTC one."""
 
     def __init__(self, model, fmt: PlateFormat, asset_dir: str):
         super().__init__(name="lprnet_serving")
@@ -278,13 +388,11 @@ class ServingModule(tf.Module):
         self.model_variables = _variables(model)
         self.height, self.width = int(fmt.height), int(fmt.width)
         self.frames = model_frames(model)
+        self.kind = export_kind(model)
         self.fmt = fmt
-        self.alphabet_file = tf.saved_model.Asset(os.path.join(asset_dir, ALPHABET_FILE))
+        self.table, self.alphabet_file = _asset_table(asset_dir)
         self.format_file = tf.saved_model.Asset(os.path.join(asset_dir, FORMAT_FILE))
-        init = tf.lookup.TextFileInitializer(
-            self.alphabet_file, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
-        self.table = tf.lookup.StaticHashTable(init, default_value="")
+        self.info_file = tf.saved_model.Asset(os.path.join(asset_dir, MODEL_INFO_FILE))
         h, w, k = self.height, self.width, self.frames
         if k:  # K frames per plate
             self.predict_images = tf.function(
@@ -308,8 +416,8 @@ class ServingModule(tf.Module):
             if "quality" in out:
                 res["quality"] = tf.cast(out["quality"], tf.float32)
             return res
-        logits = tf.cast(out, tf.float32)  # (B, T, C)
-        plate, conf = greedy_decode_tf(logits, self.table)
+        logits = tf.cast(out, tf.float32)  # (B, T, C) CTC or (B, S, C) slot logits
+        plate, conf = decode_tf(logits, self.table, self.kind, self.fmt.max_length)
         return {"plate": plate, "confidence": conf, "logits": logits}
 
     def _predict_images(self, images):
@@ -319,12 +427,7 @@ class ServingModule(tf.Module):
         return self._run(tile_frames_tf(images))  # (B, K, H, W, 3) -> (B, H, K*W, 3)
 
     def _decode_one(self, data):
-        image = tf.cond(  # JPEG with the accurate IDCT: the same pixels as cv2/libjpeg's default
-            tf.io.is_jpeg(data),
-            lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-            lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
-        image.set_shape([None, None, 3])
-        return fit_like_pipeline(image, self.fmt)
+        return decode_fit(data, self.fmt)
 
     def _serve_bytes(self, image_bytes):
         images = tf.map_fn(self._decode_one, image_bytes,
@@ -337,6 +440,34 @@ class ServingModule(tf.Module):
                            fn_output_signature=tf.TensorSpec([self.height, self.width, 3], tf.uint8))
         images = tf.reshape(images, [-1, self.frames, self.height, self.width, 3])  # (B, K, H, W, 3)
         return self._run(tile_frames_tf(images))
+
+
+def decode_fit(data: tf.Tensor, fmt: PlateFormat) -> tf.Tensor:
+    """One encoded image (JPEG/PNG/BMP/GIF bytes) -> uint8 RGB ``(H, W, 3)`` laid out for ``fmt``
+    (:func:`fit_like_pipeline`)."""
+    image = tf.cond(  # JPEG with the accurate IDCT: the same pixels as cv2/libjpeg's default
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
+    image.set_shape([None, None, 3])
+    return fit_like_pipeline(image, fmt)
+
+
+def _asset_table(asset_dir: str):
+    """(class id (int64) -> character table read from ``asset_dir/alphabet.txt``, that file as a tracked
+    SavedModel asset)."""
+    alphabet = tf.saved_model.Asset(os.path.join(asset_dir, ALPHABET_FILE))
+    init = tf.lookup.TextFileInitializer(
+        alphabet, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
+    return tf.lookup.StaticHashTable(init, default_value=""), alphabet
+
+
+def _write_info(info: dict, path: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    return path
 
 
 class LogitsModule(tf.Module):
@@ -370,6 +501,23 @@ def export_savedmodel(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", 
     watching ``out_dir/name`` never loads half a model. An existing version is an error unless
     ``overwrite``.
     """
+    if export_kind(model) == "sr":  # the MTGAN generator (no recognizer): see export_sr_savedmodel
+        return export_sr_savedmodel(model, fmt, out_dir, name, version, overwrite=overwrite)
+    final, tmp = _version_dirs(out_dir, name, version, overwrite)
+    try:
+        with tempfile.TemporaryDirectory() as assets:
+            write_alphabet(fmt, os.path.join(assets, ALPHABET_FILE))
+            fmt.save(os.path.join(assets, FORMAT_FILE))
+            _write_info(model_info(model), os.path.join(assets, MODEL_INFO_FILE))
+            module = ServingModule(model, fmt, assets)
+            _save_module(module, os.path.join(tmp, "model"), final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _version_dirs(out_dir: str, name: str, version: int, overwrite: bool) -> tuple[str, str]:
+    """(final folder ``out_dir/name/version``, a temporary folder beside it) of a SavedModel export."""
     if int(version) < 1:
         raise ExportError(f"--version must be a positive integer (TF Serving versions), got {version}")
     base = os.path.join(out_dir, name)
@@ -377,22 +525,18 @@ def export_savedmodel(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", 
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} exists; pick another --version or pass --overwrite")
     os.makedirs(base, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{int(version)}-", dir=base)  # not numeric: servers ignore it
-    try:
-        with tempfile.TemporaryDirectory() as assets:
-            write_alphabet(fmt, os.path.join(assets, ALPHABET_FILE))
-            fmt.save(os.path.join(assets, FORMAT_FILE))
-            module = ServingModule(model, fmt, assets)
-            sigs = {"serving_default": module.serve_bytes.get_concrete_function(),
-                    "predict_images": module.predict_images.get_concrete_function()}
-            export_dir = os.path.join(tmp, "model")
-            tf.saved_model.save(module, export_dir, signatures=sigs)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(export_dir, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return final, tempfile.mkdtemp(prefix=f".tmp-{int(version)}-", dir=base)  # not numeric: servers ignore it
+
+
+def _save_module(module, export_dir: str, final: str) -> None:
+    """Save ``module`` with its ``serving_default`` / ``predict_images`` signatures to ``export_dir``, then
+    rename it to ``final`` (complete or not there at all)."""
+    sigs = {"serving_default": module.serve_bytes.get_concrete_function(),
+            "predict_images": module.predict_images.get_concrete_function()}
+    tf.saved_model.save(module, export_dir, signatures=sigs)
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(export_dir, final)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -563,6 +707,22 @@ def _tensor_info(d: dict) -> dict:
             "dtype": np.dtype(d["dtype"]).name, "quantization": {"scale": float(scale), "zero_point": int(zero)}}
 
 
+def _crop_input(fmt: PlateFormat, inp: dict, dynamic: bool) -> dict:
+    """The sidecar's ``input``: the tensor (``inp``) and how to lay a crop out for it (``fmt``'s size and rows)."""
+    return {**inp, "height": fmt.height, "width": fmt.width, "channels": 3,
+            "color": "RGB", "layout": "NHWC", "batch": "dynamic" if dynamic else 1,
+            "range": [0.0, 1.0],
+            "normalization": "pixel / 255 as float32 in [0, 1]; the model normalizes to [-1, 1] inside",
+            "resize": "cv2.resize to (width, height): INTER_AREA when the crop is larger on both "
+                      "sides, else INTER_LINEAR",
+            "rows": fmt.rows,
+            **({"row_layout": f"two-row plate: cut the crop at row round(h * {fmt.row_split}) (at least 1 "
+                              "pixel each side); resize the top part to (width // 2, height) and the "
+                              "bottom part to (width - width // 2, height), each with the resize rule; "
+                              "place them side by side, top row left",
+                "row_split": fmt.row_split} if fmt.rows == 2 else {})}
+
+
 def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: dict, dynamic: bool,
              time_steps: int) -> dict:
     """The sidecar keys shared by the ``.tflite`` and ``.onnx`` files of a single-crop model: the plate
@@ -572,27 +732,17 @@ def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: di
         "sidecar_version": SIDECAR_VERSION,
         "model": model_name,
         "variant": variant,
+        "model_kind": "ctc",
         "plate_format": fmt.name,
         "alphabet": fmt.alphabet,
         "blank_index": BLANK,
         "classes": ["<blank>"] + list(fmt.alphabet),
         "num_classes": fmt.num_classes,
-        "input": {**inp, "height": fmt.height, "width": fmt.width, "channels": 3,
-                  "color": "RGB", "layout": "NHWC", "batch": "dynamic" if dynamic else 1,
-                  "range": [0.0, 1.0],
-                  "normalization": "pixel / 255 as float32 in [0, 1]; the model normalizes to [-1, 1] inside",
-                  "resize": "cv2.resize to (width, height): INTER_AREA when the crop is larger on both "
-                            "sides, else INTER_LINEAR",
-                  "rows": fmt.rows,
-                  **({"row_layout": f"two-row plate: cut the crop at row round(h * {fmt.row_split}) (at least 1 "
-                                    "pixel each side); resize the top part to (width // 2, height) and the "
-                                    "bottom part to (width - width // 2, height), each with the resize rule; "
-                                    "place them side by side, top row left",
-                      "row_split": fmt.row_split} if fmt.rows == 2 else {})},
+        "input": _crop_input(fmt, inp, dynamic),
         "output": {**out, "layout": "(B, T, C) CTC logits, class 0 = blank",
                    "time_steps": int(time_steps)},
-        "decoder": {"default": "greedy", "greedy": "argmax per step, collapse repeats, drop blank (0); "
-                    "confidence = min over emitted characters of their max softmax probability",
+        "decoder": {"default": "greedy", "rule": "ctc", "greedy": "argmax per step, collapse repeats, drop blank "
+                    "(0); confidence = min over emitted characters of their max softmax probability",
                     "template": "beam search, first of the top beams matching a template"},
         "max_length": fmt.max_length,
         "templates": list(fmt.templates),
@@ -601,11 +751,12 @@ def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: di
 
 
 def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name: str = "",
-                   extra: dict | None = None, frames: int = 0) -> dict:
+                   extra: dict | None = None, frames: int = 0, kind: str = "ctc") -> dict:
     """The JSON written next to a ``.tflite`` file: everything a host needs to feed and decode it.
 
     ``frames`` = K > 0 (multi-frame model): adds ``frames``, ``frame_size``, ``tiling``,
     ``outputs`` (every named output) and the attention decoding rule (see :func:`_multiframe_sidecar`).
+    ``kind="slot"``: the slot layout and decoding rule (:func:`_slot_sidecar`).
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -619,8 +770,31 @@ def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name:
                     dynamic=inp["shape_signature"][0] < 0, time_steps=int(out["shape"][1]))
     if frames:
         side.update(_multiframe_sidecar(fmt, frames, side["input"], out, outs))
+    elif kind == "slot":
+        side.update(_slot_sidecar(fmt, side["output"]))
     side.update(extra or {})
     return side
+
+
+def _slot_sidecar(fmt: PlateFormat, out: dict) -> dict:
+    """Sidecar keys of a slot model (multi-task CNN, ``multitask-lowres-lpr.md`` §2.1): class 0 is "no
+    character in this slot" (not a CTC blank), the output has one row per character slot, and the
+    decoding rule is ``slot`` (:func:`lprnet_tf.decoding.slot_decode`)."""
+    slots = int(out["shape"][1])
+    return {
+        "model_kind": "slot",
+        "blank_index": None,
+        "pad_index": 0,
+        "classes": ["<pad>"] + list(fmt.alphabet),
+        "output": {**{k: v for k, v in out.items() if k != "time_steps"}, "slots": slots,
+                   "layout": "(B, S, C) slot logits: one classifier per character slot (slot s = the s-th "
+                             "character), class 0 = no character in this slot"},
+        "decoder": {"default": "greedy", "rule": "slot",
+                    "greedy": "slot decode: argmax per slot (the first maximum on ties); drop the slots whose "
+                              "argmax is class 0; map the others, in slot order, to alphabet[k - 1]; confidence = "
+                              "min over all slots (pad slots included) of the max softmax probability "
+                              "(lprnet_tf.decoding.slot_decode). No collapsing of repeats, no beam search"},
+    }
 
 
 def _multiframe_sidecar(fmt: PlateFormat, frames: int, inp: dict, logits: dict, outs: dict) -> dict:
@@ -647,11 +821,26 @@ def _multiframe_sidecar(fmt: PlateFormat, frames: int, inp: dict, logits: dict, 
             "frame_weights": "(B, K) temporal attention per frame (sums to 1)",
             "quality": "(B, M) patch quality scores in [0, 1], M = K * patches per frame"}.get(name, "")}
             for name, d in sorted(outs.items())},
-        "decoder": {"default": "greedy", "greedy": "attention decode: argmax per step up to the first end class "
+        "decoder": {"default": "greedy", "rule": "attn",
+                    "greedy": "attention decode: argmax per step up to the first end class "
                     "(0), at most max_length characters; classes 1.. map to the alphabet; confidence = product of "
                     "the read steps' softmax probabilities times the end class probability at the step after the "
                     "last character (when there is one) (lprnet_tf.decoding.attention_decode)"},
     }
+
+
+def check_variants(kind: str, variants: Sequence[str], frames: int = 0) -> str | None:
+    """Why some of the TFLite ``variants`` are refused for an export of ``kind`` (``None`` when none is):
+    multi-frame models and the MTGAN generator export ``f32`` only (their quantized files are neither
+    calibrated nor verified); CTC and slot models every variant."""
+    allowed = {"attn": MULTIFRAME_TFLITE_VARIANTS, "sr": SR_TFLITE_VARIANTS}.get(kind, TFLITE_VARIANTS)
+    bad = [v for v in variants if v not in allowed]
+    if not bad:
+        return None
+    what = (f"a multi-frame model (IQ-STAN, K={frames})" if kind == "attn" else
+            "the MTGAN generator (super-resolution)")
+    return (f"TFLite variant(s) {bad}: {what} exports only {list(allowed)} (quantized files are not calibrated "
+            f"or verified for it)")
 
 
 def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
@@ -669,23 +858,29 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
     Multi-frame models (IQ-STAN, K frames): input ``[1 or -1, H, K*W, 3]`` (the K frames tiled), named
     outputs ``logits``, ``frame_weights`` (+ ``quality``), ``f32`` only (others: ExportError); the
     sidecar records K, the frame size, the tiling and the attention decoding rule.
+
+    Slot models: as CTC models (every variant); the sidecar's decoding rule is ``slot``. The MTGAN
+    generator (export kind ``sr``): input ``[1 or -1, H/2, W/2, 3]``, output ``sr`` ``[B, H, W, 3]``,
+    ``f32`` only; the sidecar is :func:`sr_sidecar`'s.
     """
 
     bad = [v for v in variants if v not in TFLITE_VARIANTS]
     if bad:
         raise ExportError(f"unknown TFLite variant(s) {bad}; choose from {list(TFLITE_VARIANTS)}")
+    kind = export_kind(model)
     frames = model_frames(model)
-    bad = [v for v in variants if frames and v not in MULTIFRAME_TFLITE_VARIANTS]
-    if bad:
-        raise ExportError(f"TFLite variant(s) {bad}: a multi-frame model (IQ-STAN, K={frames}) exports only "
-                          f"{list(MULTIFRAME_TFLITE_VARIANTS)} (quantized files are not calibrated or verified "
-                          f"for it); pass --tflite f32")
+    refused = check_variants(kind, variants, frames)
+    if refused:
+        raise ExportError(refused + "; pass --tflite f32")
     float_layers = int8_float_layer_names(model, int8_float) if "int8" in variants else []
     os.makedirs(out_dir, exist_ok=True)
     rep = representative_batches(fmt, representative, calibration_count, seed) if "int8" in variants else None
     written = []
     with tempfile.TemporaryDirectory() as tmp:
-        saved = _save_logits_model(model, fmt, os.path.join(tmp, "logits"))
+        if kind == "sr":
+            saved = _save_generator_model(model, os.path.join(tmp, "generator"))
+        else:
+            saved = _save_logits_model(model, fmt, os.path.join(tmp, "logits"))
         for variant in variants:
             for b in batch:
                 sig = "batch1" if b == "1" else "batched"
@@ -701,7 +896,10 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
                     extra["int8"] = {"calibration": "representative crops, preprocessed like training",
                                      "float32_layers": float_layers,
                                      "io": "float32 input and output; int8 inside"}
-                side = tflite_sidecar(path, fmt, variant, model_name=name, extra=extra, frames=frames)
+                if kind == "sr":
+                    side = sr_sidecar(path, model, fmt, variant, model_name=name, extra=extra)
+                else:
+                    side = tflite_sidecar(path, fmt, variant, model_name=name, extra=extra, frames=frames, kind=kind)
                 with open(os.path.join(out_dir, stem + ".json"), "w", encoding="utf-8") as f:
                     json.dump(side, f, indent=2, ensure_ascii=False)
                 written.append(path)
@@ -829,6 +1027,196 @@ def export_onnx(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", opset:
 
 
 # ------------------------------------------------------------------------------------------------
+# MTGAN generator (super-resolution, mtgan.md §2)
+def lr_format(model, fmt: PlateFormat) -> PlateFormat:
+    """The plate format at the MTGAN generator's input size (``H/2 x W/2``; same rows and row split): how a
+    low-resolution crop is laid out before the generator reads it, as
+    :class:`lprnet_tf.data.lowres.PairedSource` lays out the training pairs."""
+    h, w = (int(v) for v in model.generator.input_shape[1:3])
+    return fmt if (h, w) == (fmt.height, fmt.width) else dataclasses.replace(fmt, height=h, width=w)
+
+
+def _sr_size(model) -> tuple[int, int]:
+    return tuple(int(v) for v in model.generator.output_shape[1:3])  # (H, W)
+
+
+def _to_uint8_tf(sr: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.clip_by_value(tf.round(sr * 255.0), 0.0, 255.0), tf.uint8)  # half to even, as np.rint
+
+
+def _to_uint8(sr: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(sr, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_recognizer(recognizer, rec_fmt) -> str:
+    """The export kind of a recognizer composed with the generator (``ctc`` or ``slot``); ExportError
+    for anything else or a missing plate format."""
+    if rec_fmt is None:
+        raise ExportError("a recognizer composed with the MTGAN generator needs its plate format")
+    kind = export_kind(recognizer)
+    if kind not in ("ctc", "slot"):
+        raise ExportError(f"recognizer '{recognizer.name}' is a '{kind}' model; the SR + recognize export composes "
+                          f"single-crop recognizers (ctc, slot) only")
+    return kind
+
+
+def sr_info(model, fmt: PlateFormat, recognizer=None, rec_fmt: PlateFormat | None = None) -> dict:
+    """``assets/model.json`` of an MTGAN generator SavedModel (export kind ``sr``): sizes, the layout of
+    the low-resolution input, the outputs and the composed recognizer (or ``null``)."""
+    lr = lr_format(model, fmt)
+    hr = _sr_size(model)
+    rec = None
+    if recognizer is not None:
+        kind = _check_recognizer(recognizer, rec_fmt)
+        rec = {"model": recognizer.name, "model_kind": kind, "plate_format": rec_fmt.name,
+               "input_size": [int(rec_fmt.height), int(rec_fmt.width)], "decoder": model_info(recognizer)["decoder"],
+               "reads": "the float SR image (sr, not the rounded sr_image) laid out at input_size with the resize "
+                        "rule (the identity when the sizes agree and the format has one row)"}
+    return {"scale": hr[0] // lr.height, "lr_size": [lr.height, lr.width], "hr_size": list(hr),
+            "sr_format": _format_dict(fmt),
+            "input": "low-resolution RGB crop laid out at lr_size by the resize rule (cv2.resize: INTER_AREA when "
+                     "the crop is larger on both sides, else INTER_LINEAR; two-row formats: the row layout)",
+            "outputs": {"sr_image": "uint8 (B, H, W, 3): round(sr * 255), half to even",
+                        "sr": "float32 (B, H, W, 3) in [0, 1]: the generator's output",
+                        **({"plate": "string (B,)", "confidence": "float32 (B,)",
+                            "logits": "float32 (B, T, C): the recognizer's"} if rec else {})},
+            "recognizer": rec}
+
+
+class GeneratorModule(tf.Module):
+    """The MTGAN generator alone, float32 LR ``(B, H/2, W/2, 3)`` in [0, 1] -> ``sr`` ``(B, H, W, 3)``: the
+    graph its TFLite files are converted from."""
+
+    def __init__(self, model):
+        super().__init__(name="lprnet_sr")
+        gen = model.generator
+        self._model = _Untracked(gen)
+        self.model_variables = _variables(gen)
+        shape = tuple(int(v) for v in gen.input_shape[1:])  # (H/2, W/2, 3)
+        self.batch1 = tf.function(self._sr, input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="image")])
+        self.batched = tf.function(self._sr, input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="image")])
+
+    def _sr(self, image):
+        return {"sr": tf.cast(self._model.get()(image, training=False), tf.float32)}  # (B, H, W, 3)
+
+
+def _save_generator_model(model, path: str) -> str:
+    module = GeneratorModule(model)
+    tf.saved_model.save(module, path, signatures={"batch1": module.batch1.get_concrete_function(),
+                                                  "batched": module.batched.get_concrete_function()})
+    return path
+
+
+class SRServingModule(tf.Module):
+    """The served MTGAN generator (``mtgan.md`` §2) [+ a recognizer reading its output]: low-resolution
+    crops -> ``sr_image`` (uint8), ``sr`` (float32 in [0, 1]) [+ ``plate``, ``confidence``, ``logits``].
+
+    ``predict_images``: uint8 ``[None, H/2, W/2, 3]`` crops already laid out at the generator's input
+    with the cv2 rule; ``serving_default``: encoded crops ``[None]`` decoded and laid out in the graph
+    (:func:`decode_fit`). The recognizer reads the float SR image laid out at its own input
+    (:func:`fit_float_tf`) and its plates are decoded in the graph (:func:`decode_tf`)."""
+
+    def __init__(self, model, fmt: PlateFormat, asset_dir: str, recognizer=None, rec_fmt: PlateFormat | None = None):
+        super().__init__(name="lprnet_sr_serving")
+        gen = model.generator
+        self._gen = _Untracked(gen)
+        self.model_variables = _variables(gen)
+        self.lr_fmt = lr_format(model, fmt)
+        self.format_file = tf.saved_model.Asset(os.path.join(asset_dir, FORMAT_FILE))
+        self.info_file = tf.saved_model.Asset(os.path.join(asset_dir, MODEL_INFO_FILE))
+        self._rec = None
+        if recognizer is not None:
+            self.rec_kind = _check_recognizer(recognizer, rec_fmt)
+            self._rec = _Untracked(recognizer)
+            self.recognizer_variables = _variables(recognizer)
+            self.rec_fmt = rec_fmt
+            self.table, self.alphabet_file = _asset_table(asset_dir)
+        h, w = int(self.lr_fmt.height), int(self.lr_fmt.width)
+        self.predict_images = tf.function(
+            self._run, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
+        self.serve_bytes = tf.function(
+            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+
+    def _run(self, images):
+        x = tf.cast(images, tf.float32) * (1.0 / 255.0)  # (B, H/2, W/2, 3) in [0, 1]
+        sr = tf.cast(self._gen.get()(x, training=False), tf.float32)  # (B, H, W, 3) in [0, 1]
+        out = {"sr": sr, "sr_image": _to_uint8_tf(sr)}
+        if self._rec is not None:
+            logits = tf.cast(self._rec.get()(fit_float_tf(sr, self.rec_fmt), training=False), tf.float32)
+            plate, conf = decode_tf(logits, self.table, self.rec_kind, self.rec_fmt.max_length)
+            out.update(plate=plate, confidence=conf, logits=logits)
+        return out
+
+    def _serve_bytes(self, image_bytes):
+        images = tf.map_fn(lambda d: decode_fit(d, self.lr_fmt), image_bytes,
+                           fn_output_signature=tf.TensorSpec([self.lr_fmt.height, self.lr_fmt.width, 3], tf.uint8))
+        return self._run(images)
+
+
+def export_sr_savedmodel(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version: int = 1,
+                         overwrite: bool = False, recognizer=None, recognizer_format: PlateFormat | None = None) -> str:
+    """Write the MTGAN generator's SavedModel ``out_dir/name/version/`` (TF Serving layout, written like
+    :func:`export_savedmodel`) and return that folder; with ``recognizer`` (a ctc or slot Keras model and
+    its plate format) the signatures also return its plates (SR + recognize in one graph).
+
+    Assets: ``plate_format.yaml`` (the recognizer's format, else the MTGAN's), ``model.json``
+    (:func:`sr_info`) and, with a recognizer, its ``alphabet.txt``."""
+    if export_kind(model) != "sr":
+        raise ExportError(f"model '{model.name}' is not an MTGAN (no generator to export); use export_savedmodel")
+    if recognizer is not None:
+        _check_recognizer(recognizer, recognizer_format)
+    final, tmp = _version_dirs(out_dir, name, version, overwrite)
+    try:
+        with tempfile.TemporaryDirectory() as assets:
+            (recognizer_format if recognizer is not None else fmt).save(os.path.join(assets, FORMAT_FILE))
+            if recognizer is not None:
+                write_alphabet(recognizer_format, os.path.join(assets, ALPHABET_FILE))
+            _write_info(model_info(model, "sr", sr_info(model, fmt, recognizer, recognizer_format)),
+                        os.path.join(assets, MODEL_INFO_FILE))
+            module = SRServingModule(model, fmt, assets, recognizer, recognizer_format)
+            _save_module(module, os.path.join(tmp, "model"), final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def sr_sidecar(tflite_path: str, model, fmt: PlateFormat, variant: str, model_name: str = "",
+               extra: dict | None = None) -> dict:
+    """The JSON written next to an MTGAN generator ``.tflite`` file: the low-resolution input (size and
+    layout rule), the ``sr`` output and how to turn it into an image or read its plate."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from lprnet_tf.runtime import output_details_by_name
+
+    interp = Interpreter(model_path=tflite_path)
+    inp = interp.get_input_details()[0]
+    out = output_details_by_name(interp)
+    out = out.get("sr", interp.get_output_details()[0])
+    lr = lr_format(model, fmt)
+    hr = _sr_size(model)
+    side = {
+        "sidecar_version": SIDECAR_VERSION,
+        "model": model_name,
+        "variant": variant,
+        "model_kind": "sr",
+        "plate_format": fmt.name,
+        "scale": hr[0] // lr.height,
+        "input": {**_crop_input(lr, _tensor_info(inp), dynamic=inp["shape_signature"][0] < 0),
+                  "what": "a low-resolution plate crop (any size), laid out at the generator's input like a crop"},
+        "output": {**_tensor_info(out), "height": hr[0], "width": hr[1], "channels": 3, "color": "RGB",
+                   "layout": "(B, H, W, 3) super-resolved plate, NHWC", "range": [0.0, 1.0],
+                   "to_uint8": "round(sr * 255) (half to even), clipped to [0, 255]"},
+        "decoder": {"default": None, "rule": "none",
+                    "note": "an image-to-image model: no plate text. To read the plate, lay the float SR image out "
+                            "for a recognizer (lprnet_tf.runtime.fit_crop) and run it: lprnet-recognize --sr FILE "
+                            "--model RECOGNIZER"},
+        "format": _format_dict(fmt),
+    }
+    side.update(extra or {})
+    return side
+
+
+# ------------------------------------------------------------------------------------------------
 # parity
 def crops_from_spec(spec: str, fmt: PlateFormat, count: int, with_path: bool = True,
                     skip_bad: bool = False) -> list:
@@ -947,11 +1335,17 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     :func:`lprnet_tf.runtime.tile_frames` does; ``predict_images`` gets the frames ``(N, K, H, W, 3)``,
     ``serving_default`` the encoded frames ``[N, K]``; plates are attention-decoded, and the exact
     checks also need ``frame_weights`` within ``LOGIT_ATOL``.
+
+    Slot models: plates are slot-decoded (:func:`lprnet_tf.decoding.slot_decode`), the checks are the
+    CTC ones. The MTGAN generator: :func:`verify_sr_export` (``crops`` are then high-resolution crops).
     """
     from lprnet_tf.runtime import fit_crop, tile_frames
 
+    kind = export_kind(model)
+    if kind == "sr":
+        return verify_sr_export(model, fmt, saved_model_dir, tflite_files, crops=crops, batch_size=batch_size,
+                                raise_on_fail=raise_on_fail, report_path=report_path, crops_source=crops_source)
     frames = model_frames(model)
-    kind = "attn" if frames else "ctc"
     what = "tracklet" if frames else "crop"
     source = crops_source
     if crops is None:
@@ -992,6 +1386,8 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
               "keras": {"accuracy": _accuracy(ref_plates, texts, fmt)}, "exports": {}, "failures": []}
     if frames:
         report["decoder"] = "attention (lprnet_tf.decoding.attention_decode)"
+    elif kind == "slot":
+        report["decoder"] = "slot (lprnet_tf.decoding.slot_decode)"
 
     def compare(key, logits=None, plates=None, exact=False, conf=None, weights=None):
         if plates is None:
@@ -1076,25 +1472,196 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     return report
 
 
+def lowres_crops(crops, heights: Sequence[int] | None = None) -> list:
+    """High-resolution crops ``(image, text[, path])`` -> low-resolution ones ``(small uint8 RGB, text, height)``:
+    crop i downscaled to ``heights[i % len(heights)]`` pixels high with its aspect ratio kept
+    (:func:`lprnet_tf.data.lowres.downscale_to_height`, area averaging; default heights
+    :data:`lprnet_tf.data.lowres.DEFAULT_HEIGHTS`), the rule of the low-resolution test sets and pairs."""
+    from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, downscale_to_height
+
+    heights = tuple(int(h) for h in (heights or DEFAULT_HEIGHTS))
+    out = []
+    for i, c in enumerate(crops):
+        h = heights[i % len(heights)]
+        out.append((downscale_to_height(np.asarray(c[0]), h)[0], c[1], h))
+    return out
+
+
+def verify_sr_export(model, fmt: PlateFormat, saved_model_dir: str | None = None, tflite_files: Sequence[str] = (),
+                     crops=None, recognizer=None, recognizer_format: PlateFormat | None = None,
+                     heights: Sequence[int] | None = None, batch_size: int = 64, raise_on_fail: bool = True,
+                     report_path: str | None = None, crops_source: str = "given crops") -> dict:
+    """Reload an MTGAN generator export and compare it with the Keras generator; returns the report dict.
+
+    ``crops``: high-resolution crops ``(uint8 RGB image, text[, path])`` of the MTGAN's plate format
+    (default :data:`PARITY_SR_CROPS` synthetic plates), made low-resolution by :func:`lowres_crops` and
+    laid out at the generator's input (:func:`lr_format`, :func:`lprnet_tf.runtime.fit_crop`) as
+    :class:`lprnet_tf.data.lowres.PairedSource` does. Checks:
+
+    - SavedModel ``predict_images`` (uint8 LR) and TFLite f32: ``max |SR - Keras SR| <= SR_ATOL`` on
+      [0, 1] floats (and ``sr_image`` = the rounded ``sr``, so at most one grey level from Keras');
+    - SavedModel ``serving_default`` (the small crops PNG-encoded, decoded and laid out in the graph with
+      TF's resize instead of cv2's): mean |SR diff| <= SR_BYTES_MEAN_ATOL (one grey level);
+    - with ``recognizer`` (composed SavedModel): the recognizer's plates on the SR images vs Keras (the
+      Keras generator, its float SR laid out by ``fit_crop`` for the recognizer, the Keras recognizer):
+      logits within the f32 tolerance and identical plates when no resize is needed (SR size = the
+      recognizer's one-row input), else plate agreement >= MIN_AGREEMENT; in-graph plates and
+      confidences equal to :mod:`lprnet_tf.decoding` on the returned logits.
+
+    Raises ExportParityError listing the failures (after writing ``report_path``) unless
+    ``raise_on_fail`` is False.
+    """
+    from lprnet_tf.runtime import fit_crop
+
+    lr = lr_format(model, fmt)
+    hr = _sr_size(model)
+    source = crops_source
+    if crops is None:
+        crops = crops_from_spec("synth:12345", fmt, PARITY_SR_CROPS)
+        source = f"synthetic plates (seed 12345, {len(crops)})"
+    if not crops:
+        raise ExportError("parity check needs at least one crop")
+    small = lowres_crops(crops, heights)
+    texts = [c[1] for c in small]
+    u8 = np.stack([fit_crop(c[0], lr) for c in small])  # (N, H/2, W/2, 3) uint8
+    x = u8.astype(np.float32) * (1.0 / 255.0)
+    gen = model.generator
+    ref = np.concatenate([np.asarray(gen(x[i:i + batch_size], training=False), np.float32)
+                          for i in range(0, len(x), batch_size)])  # (N, H, W, 3)
+    ref_u8 = _to_uint8(ref)
+    report = {"crops": {"source": source, "count": len(small), "unit": "low-resolution crops",
+                        "heights": sorted({c[2] for c in small}), "lr_size": [lr.height, lr.width],
+                        "hr_size": list(hr), "downscale": "lprnet_tf.data.lowres.downscale_to_height (INTER_AREA, "
+                        "aspect kept), then laid out at lr_size with the runtime's rule"},
+              "thresholds": {"sr_atol": SR_ATOL, "sr_bytes_mean_atol": SR_BYTES_MEAN_ATOL},
+              "keras": {}, "exports": {}, "failures": []}
+    rec_kind = exact_rec = ref_logits = ref_plates = None
+    if recognizer is not None:
+        rec_kind = _check_recognizer(recognizer, recognizer_format)
+        rin = np.stack([fit_crop(im, recognizer_format) for im in ref]).astype(np.float32)
+        ref_logits = np.concatenate([np.asarray(recognizer(rin[i:i + batch_size], training=False), np.float32)
+                                     for i in range(0, len(rin), batch_size)])
+        ref_plates, _ = decode(ref_logits, recognizer_format, "greedy", kind=rec_kind)
+        exact_rec = tuple(hr) == (recognizer_format.height, recognizer_format.width) and recognizer_format.rows == 1
+        report["keras"]["accuracy"] = _accuracy(ref_plates, texts, recognizer_format)
+        report["recognizer"] = {"model": recognizer.name, "model_kind": rec_kind,
+                                "plate_format": recognizer_format.name, "resize": not exact_rec}
+        report["thresholds"].update(logit_atol=LOGIT_ATOL, logit_rtol=LOGIT_RTOL, min_agreement=MIN_AGREEMENT,
+                                    max_accuracy_drop=MAX_ACCURACY_DROP)
+
+    def compare(key, sr, exact, sr_u8=None, out=None):
+        d = np.abs(np.asarray(sr, np.float32) - ref)
+        sr_u8 = _to_uint8(sr) if sr_u8 is None else np.asarray(sr_u8)
+        r = {"max_abs_sr_diff": float(d.max()), "mean_abs_sr_diff": float(d.mean()),
+             "max_uint8_diff": int(np.abs(sr_u8.astype(np.int16) - ref_u8).max()),
+             "uint8_identical": float(np.mean(sr_u8 == ref_u8))}
+        if exact:
+            r["check"] = f"max |SR diff| <= {SR_ATOL:g}"
+            ok = r["max_abs_sr_diff"] <= SR_ATOL
+            why = [f"max |SR diff| {r['max_abs_sr_diff']:.3g} (limit {SR_ATOL:g})"]
+        else:
+            r["check"] = f"mean |SR diff| <= {SR_BYTES_MEAN_ATOL:.3g} (one grey level)"
+            ok = r["mean_abs_sr_diff"] <= SR_BYTES_MEAN_ATOL
+            why = [f"mean |SR diff| {r['mean_abs_sr_diff']:.3g} (limit {SR_BYTES_MEAN_ATOL:.3g})"]
+        if out is not None and "logits" in out:  # the composed recognizer
+            logits = np.asarray(out["logits"], np.float32)
+            plates, conf = decode(logits, recognizer_format, "greedy", kind=rec_kind)
+            agree = float(np.mean([a == b for a, b in zip(plates, ref_plates)]))
+            acc = _accuracy(plates, texts, recognizer_format)
+            r.update(plate_agreement=agree, accuracy=acc, accuracy_diff=acc - report["keras"]["accuracy"],
+                     max_abs_logit_diff=float(np.max(np.abs(logits - ref_logits))),
+                     max_abs_keras_logit=float(np.max(np.abs(ref_logits))))
+            if exact and exact_rec:
+                limit = LOGIT_ATOL + LOGIT_RTOL * r["max_abs_keras_logit"]
+                r["logit_diff_limit"] = limit
+                r["check"] += " + logits within atol + identical plates"
+                ok = ok and r["max_abs_logit_diff"] <= limit and agree == 1.0
+                why.append(f"max |logit diff| {r['max_abs_logit_diff']:.3g} (limit {limit:.3g}), plates "
+                           f"{agree:.2%} identical")
+            else:
+                r["check"] += " + plate agreement + accuracy"
+                ok = ok and agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
+                why.append(f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs "
+                           f"Keras {report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)")
+            graph = [p.decode("utf-8") for p in np.asarray(out["plate"])]
+            r["in_graph_plates_identical"] = graph == list(plates)
+            r["max_abs_in_graph_confidence_diff"] = float(np.max(np.abs(np.asarray(out["confidence"]) - conf)))
+            if not r["in_graph_plates_identical"] or r["max_abs_in_graph_confidence_diff"] > 1e-4:
+                ok = False
+                why.append(f"in-graph {rec_kind} decode differs from lprnet_tf.decoding (plates or confidence)")
+        r["passed"] = bool(ok)
+        if not ok:
+            report["failures"].append(f"{key}: " + ", ".join(why))
+        report["exports"][key] = r
+
+    if saved_model_dir:
+        loaded = tf.saved_model.load(saved_model_dir)
+        for sig_name, inputs in (("predict_images", u8), ("serving_default", None)):
+            sig = loaded.signatures[sig_name]
+            arg = "images"
+            if inputs is None:  # the small crops as PNG files: decoded and laid out in the graph
+                inputs, arg = [_encoded(c[0], None) for c in small], "image_bytes"
+            outs = [sig(**{arg: tf.constant(inputs[i:i + batch_size])}) for i in range(0, len(inputs), batch_size)]
+            out = {k: np.concatenate([o[k].numpy() for o in outs]) for k in outs[0]}
+            key = f"savedmodel:{sig_name}"
+            compare(key, out["sr"], exact=sig_name == "predict_images", sr_u8=out["sr_image"], out=out)
+            r = report["exports"][key]
+            r["sr_image_is_rounded_sr"] = bool(np.array_equal(out["sr_image"], _to_uint8(out["sr"])))
+            if not r["sr_image_is_rounded_sr"]:
+                r["passed"] = False
+                report["failures"].append(f"{key}: sr_image is not round(sr * 255)")
+            if sig_name == "serving_default":
+                r["note"] = ("small crops PNG-encoded, decoded and laid out in the graph (tf.image.resize) vs cv2 in "
+                             "the Keras path: TF's resize differs from cv2's by up to one grey level")
+    for path in tflite_files:
+        from lprnet_tf.runtime import TFLiteBackend
+
+        key = f"tflite:{os.path.basename(path)}"
+        compare(key, TFLiteBackend(path, max_batch=batch_size).outputs(x)["sr"], exact=True)
+        report["exports"][key]["bytes"] = os.path.getsize(path)
+    report["passed"] = not report["failures"]
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+    if report["failures"] and raise_on_fail:
+        raise ExportParityError("export parity check failed:\n  " + "\n  ".join(report["failures"])
+                                + (f"\n(full report: {report_path})" if report_path else ""), report)
+    return report
+
+
 # ------------------------------------------------------------------------------------------------
 def export_all(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version: int = 1,
                tflite: Sequence[str] = TFLITE_VARIANTS, verify: bool = True, crops=None,
                overwrite: bool = False, representative=None, calibration_count: int = 200,
                int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, batch: Sequence[str] = ("1", "dynamic"),
-               crops_source: str = "given crops", onnx: bool = False) -> dict:
+               crops_source: str = "given crops", onnx: bool = False, recognizer=None,
+               recognizer_format: PlateFormat | None = None) -> dict:
     """SavedModel + TFLite variants (+ ``out_dir/onnx/NAME.onnx`` with ``onnx``) + parity report
-    ``out_dir/parity.json``; returns a summary."""
+    ``out_dir/parity.json``; returns a summary.
+
+    The MTGAN generator (export kind ``sr``): :func:`export_sr_savedmodel` (with ``recognizer`` and its
+    ``recognizer_format``: SR + recognize in one SavedModel), TFLite f32 of the generator and
+    :func:`verify_sr_export` (``crops``: high-resolution crops)."""
+    kind = export_kind(model)
     frames = model_frames(model)
+    if recognizer is not None and kind != "sr":
+        raise ExportError(f"a recognizer is composed only with the MTGAN generator (super-resolution); model "
+                          f"'{model.name}' is a '{kind}' model")
+    if recognizer is not None:
+        _check_recognizer(recognizer, recognizer_format)
     if onnx:  # refused before anything is written
         require_onnx()
         why = onnx_unsupported(model)
         if why:
             raise ExportError(why)
-    bad = [v for v in tflite if frames and v not in MULTIFRAME_TFLITE_VARIANTS]
-    if bad:  # refused before anything is written
-        raise ExportError(f"TFLite variant(s) {bad}: a multi-frame model (IQ-STAN, K={frames}) exports only "
-                          f"{list(MULTIFRAME_TFLITE_VARIANTS)}; pass --tflite f32")
-    saved = export_savedmodel(model, fmt, out_dir, name, version, overwrite=overwrite)
+    refused = check_variants(kind, tflite, frames)
+    if refused:  # refused before anything is written
+        raise ExportError(refused + "; pass --tflite f32")
+    if kind == "sr":
+        saved = export_sr_savedmodel(model, fmt, out_dir, name, version, overwrite=overwrite, recognizer=recognizer,
+                                     recognizer_format=recognizer_format)
+    else:
+        saved = export_savedmodel(model, fmt, out_dir, name, version, overwrite=overwrite)
     files = []
     if tflite:
         files = export_tflite(model, fmt, os.path.join(out_dir, "tflite"), name, tflite, batch=batch,
@@ -1104,7 +1671,12 @@ def export_all(model, fmt: PlateFormat, out_dir: str, name: str = "lpr", version
     summary = {"savedmodel": saved, "tflite": files, "onnx": onnx_files, "parity": None}
     if verify:
         path = os.path.join(out_dir, "parity.json")
-        summary["parity"] = verify_export(model, fmt, saved, files, crops=crops, report_path=path,
-                                          crops_source=crops_source, onnx_files=onnx_files)
+        if kind == "sr":
+            summary["parity"] = verify_sr_export(model, fmt, saved, files, crops=crops, recognizer=recognizer,
+                                                 recognizer_format=recognizer_format, report_path=path,
+                                                 crops_source=crops_source)
+        else:
+            summary["parity"] = verify_export(model, fmt, saved, files, crops=crops, report_path=path,
+                                              crops_source=crops_source, onnx_files=onnx_files)
         summary["parity_path"] = path
     return summary

@@ -26,6 +26,15 @@ through steps 1-3 at the format's H x W, are tiled side by side (frame 0 left) i
 of plate), ``frame_weights (B, K)`` (and ``quality``), read by name; the plate is the attention
 decode (:func:`lprnet_tf.decoding.attention_decode`: arg-max per step up to the first end class) --
 :meth:`Recognizer.recognize_frames`.
+
+Slot models (the multi-task CNN, ``multitask-lowres-lpr.md``; sidecar ``model_kind`` / ``decoder.rule``
+``slot``, SavedModel ``assets/model.json``): logits ``(B, S, C)``, one class per character slot, decoded
+by :func:`lprnet_tf.decoding.slot_decode` (arg-max per slot, class 0 = no character dropped).
+
+The MTGAN generator (``mtgan.md``; sidecar ``model_kind`` ``sr``): a low-resolution crop laid out at the
+generator's input ``H/2 x W/2`` by steps 1-3 -> the super-resolved ``(H, W, 3)`` image in [0, 1] --
+:class:`SuperResolver`; ``Recognizer(..., sr=SuperResolver(...))`` reads plates on the SR images (the
+float SR image laid out for the recognizer by :func:`fit_crop`).
 """
 
 from __future__ import annotations
@@ -275,9 +284,10 @@ class SavedModelBackend:
 
 
 class KerasBackend:
-    """A Keras model called through one compiled ``tf.function`` (never ``model.predict`` per image)."""
+    """A Keras model called through one compiled ``tf.function`` (never ``model.predict`` per image).
+    A single-output model's output is named ``output`` (``logits``; ``sr`` for the MTGAN generator)."""
 
-    def __init__(self, model, batch_size: int = 64):
+    def __init__(self, model, batch_size: int = 64, output: str = "logits"):
         import tensorflow as tf
 
         self.frames = int(getattr(model, "frames", 0) or 0)  # multi-frame (IQ-STAN): dict outputs
@@ -289,12 +299,13 @@ class KerasBackend:
         self.fn = tf.function(lambda x: model(x, training=False),
                               input_signature=[tf.TensorSpec((None,) + shape, tf.float32)])
         self.batch_size = batch_size
+        self.output = output
 
     def outputs(self, x: np.ndarray) -> dict:
         x = np.asarray(x, np.float32)
         runs = [self.fn(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         if not self.frames:
-            return {"logits": np.concatenate([np.asarray(r) for r in runs])}
+            return {self.output: np.concatenate([np.asarray(r) for r in runs])}
         return {k: np.concatenate([np.asarray(r[k], np.float32) for r in runs]) for k in runs[0]}
 
     def logits(self, x: np.ndarray) -> np.ndarray:
@@ -332,6 +343,98 @@ def is_savedmodel(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
+def load_model_info(saved_model_dir: str) -> dict:
+    """``assets/model.json`` of a SavedModel written by lprnet-export (export kind, decoding rule, the MTGAN
+    generator's sizes); ``{"model_kind": "ctc"}`` for exports older than that file."""
+    path = os.path.join(saved_model_dir, "assets", "model.json")
+    if not os.path.isfile(path):
+        return {"model_kind": "ctc"}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeModelError(f"{path}: unreadable model info ({e}); re-export with lprnet-export") from None
+
+
+def _kind_of(side: dict) -> str:
+    """The export kind a sidecar declares (``model_kind``, else ``decoder.rule``); ``ctc`` when absent."""
+    return str(side.get("model_kind") or (side.get("decoder") or {}).get("rule") or "ctc")
+
+
+def _sr_refused(path: str) -> RuntimeModelError:
+    return RuntimeModelError(f"{path}: an MTGAN generator (super-resolution, no plate text); read plates with a "
+                             f"recognizer on its output: Recognizer(RECOGNIZER, sr=SuperResolver(path)) "
+                             f"(lprnet-recognize --sr {path} --model RECOGNIZER)")
+
+
+def _sized(fmt: PlateFormat, size) -> PlateFormat:
+    h, w = (int(v) for v in size)
+    return fmt if (h, w) == (fmt.height, fmt.width) else dataclasses.replace(fmt, height=h, width=w)
+
+
+class SuperResolver:
+    """Super-resolve low-resolution plate crops with an exported MTGAN generator (``mtgan.md`` §2).
+
+    ``SuperResolver("export_sr/tflite/lpr_f32.tflite")`` (LiteRT; sizes and layout from its sidecar, no
+    TensorFlow), ``SuperResolver("export_sr/lpr/1")`` (its SavedModel; imports TF) or :meth:`from_keras`
+    (an MTGAN Keras model). Each crop (any size) is laid out at the generator's input ``H/2 x W/2`` by
+    :func:`fit_crop` with the MTGAN's plate format at that size (:attr:`lr_fmt`), scaled to [0, 1] and
+    run; the output is the super-resolved ``(H, W, 3)`` image.
+    """
+
+    def __init__(self, path: str | None = None, num_threads: int | None = None, backend=None,
+                 fmt: PlateFormat | None = None, lr_size: tuple | None = None):
+        self.path = path
+        if backend is None:
+            if path is None:
+                raise RuntimeModelError("SuperResolver needs a .tflite file or a SavedModel folder")
+            if is_savedmodel(path):
+                info = load_model_info(path)
+                if info.get("model_kind") != "sr":
+                    raise RuntimeModelError(f"{path}: a '{info.get('model_kind')}' SavedModel, not an MTGAN generator "
+                                            f"export (assets/model.json model_kind 'sr')")
+                fmt, lr_size = plate_format_from_dict(info["sr_format"], source=path), info["lr_size"]
+                backend = SavedModelBackend(path)
+            elif path.endswith(".tflite"):
+                side = load_sidecar(path)
+                if _kind_of(side) != "sr":
+                    raise RuntimeModelError(f"{path}: a '{_kind_of(side)}' model, not an MTGAN generator (sidecar "
+                                            f"model_kind 'sr'); pass it as the recognizer (--model)")
+                fmt = plate_format_from_dict(side["format"], source=sidecar_path(path))
+                lr_size = (side["input"]["height"], side["input"]["width"])
+                backend = TFLiteBackend(path, num_threads=num_threads)
+            else:
+                raise RuntimeModelError(f"{path}: not a .tflite file or a SavedModel folder of an MTGAN generator")
+        if fmt is None or lr_size is None:
+            raise RuntimeModelError("SuperResolver needs the plate format and the generator's input size")
+        self.backend = backend
+        self.fmt = load_plate_format(fmt)  # the MTGAN's (high-resolution) format
+        self.lr_fmt = _sized(self.fmt, lr_size)
+        shape = getattr(backend, "input_shape", None)
+        if shape is not None and tuple(shape[:2]) != (self.lr_fmt.height, self.lr_fmt.width):
+            raise RuntimeModelError(f"{path}: generator input {tuple(shape[:2])} does not match its recorded "
+                                    f"low-resolution size {(self.lr_fmt.height, self.lr_fmt.width)}")
+
+    @classmethod
+    def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64) -> "SuperResolver":
+        """An MTGAN Keras model (its ``generator``) for plate format ``fmt``."""
+        gen = getattr(model, "generator", None)
+        if gen is None:
+            raise RuntimeModelError(f"model '{model.name}' has no generator: not an MTGAN (super-resolution) model")
+        return cls(backend=KerasBackend(gen, batch_size, output="sr"), fmt=fmt, lr_size=tuple(gen.input_shape[1:3]))
+
+    def super_resolve_float(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 RGB low-resolution crops (any size) -> float32 ``(N, H, W, 3)`` in [0, 1]."""
+        x = preprocess_batch(images, self.lr_fmt)  # (N, H/2, W/2, 3)
+        if not len(x):
+            return np.zeros((0, 2 * self.lr_fmt.height, 2 * self.lr_fmt.width, 3), np.float32)
+        return np.asarray(self.backend.outputs(x)["sr"], np.float32)
+
+    def super_resolve(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 RGB low-resolution crops (any size) -> uint8 ``(N, H, W, 3)``: ``round(sr * 255)``."""
+        return np.clip(np.rint(self.super_resolve_float(images) * 255.0), 0, 255).astype(np.uint8)
+
+
 class Recognizer:
     """Recognize plate crops with an exported model.
 
@@ -342,18 +445,37 @@ class Recognizer:
 
     Multi-frame models (``frames`` = K > 0, from the sidecar, the SavedModel signature or the Keras
     model): :meth:`recognize_frames` takes the K frames of each plate.
+
+    The decoding rule (``kind``: ``ctc``, ``slot`` or ``attn``) comes from the sidecar (``model_kind`` /
+    ``decoder.rule``), the SavedModel's ``assets/model.json`` or the Keras model. ``sr``: a
+    :class:`SuperResolver` (MTGAN generator) run on every crop first; the recognizer reads its float SR
+    images laid out by :func:`fit_crop`. A SavedModel that composes the generator with a recognizer
+    (``lprnet-export --recognizer``) takes the low-resolution crops itself (laid out at ``H/2 x W/2``).
     """
 
     def __init__(self, path: str | None = None, fmt: PlateFormat | str | None = None,
-                 num_threads: int | None = None, backend=None, kind: str = "ctc"):
+                 num_threads: int | None = None, backend=None, kind: str = "ctc", sr: SuperResolver | None = None):
         self.path = path
         self.sidecar: dict = {}
-        self.kind = kind  # "ctc" (sequence logits) or "slot" (one class per character slot)
+        self.kind = kind  # "ctc" (sequence logits), "slot" (one class per character slot) or "attn"
+        self.sr = sr
+        input_fmt = None  # the layout of the model's input when it is not the plate format's (SR SavedModel)
         if backend is not None:
             self.backend = backend
         elif path is None:
             raise RuntimeModelError("Recognizer needs a .tflite file or a SavedModel folder")
         elif is_savedmodel(path):
+            info = load_model_info(path)
+            self.kind = str(info.get("model_kind") or "ctc")
+            if self.kind == "sr":  # the MTGAN generator, maybe composed with a recognizer
+                rec = info.get("recognizer")
+                if not rec:
+                    raise _sr_refused(path)
+                if sr is not None:
+                    raise RuntimeModelError(f"{path}: already super-resolves its input (generator + recognizer); "
+                                            f"drop the separate super-resolution model (--sr)")
+                self.kind = str(rec.get("model_kind") or "ctc")
+                input_fmt = _sized(plate_format_from_dict(info["sr_format"], source=path), info["lr_size"])
             if fmt is None:
                 fpath = os.path.join(path, "assets", "plate_format.yaml")
                 if not os.path.isfile(fpath):
@@ -363,6 +485,10 @@ class Recognizer:
         elif path.endswith((".tflite", ".onnx")):
             if fmt is None or os.path.isfile(sidecar_path(path)):
                 self.sidecar = load_sidecar(path)
+            if self.sidecar:
+                self.kind = _kind_of(self.sidecar)
+                if self.kind == "sr":
+                    raise _sr_refused(path)
             if fmt is None:
                 fmt = plate_format_from_dict(self.sidecar["format"], source=sidecar_path(path))
             backend = TFLiteBackend if path.endswith(".tflite") else OnnxBackend
@@ -372,6 +498,7 @@ class Recognizer:
         if fmt is None:
             raise RuntimeModelError("no plate format given")
         self.fmt = load_plate_format(fmt)
+        self.input_fmt = input_fmt or self.fmt
         self.frames = int(self.sidecar.get("frames") or getattr(self.backend, "frames", 0) or 0)
         shape = getattr(self.backend, "input_shape", None)
         outs = getattr(self.backend, "_outs", {})
@@ -379,20 +506,31 @@ class Recognizer:
             self.frames = int(shape[1]) // self.fmt.width  # a multi-frame file without its sidecar
         if self.frames:
             self.kind = "attn"  # multi-frame models (IQ-STAN) have an attention decoder
-        width = self.fmt.width * max(self.frames, 1)
-        if shape is not None and tuple(shape[:2]) != (self.fmt.height, width):
+        width = self.input_fmt.width * max(self.frames, 1)
+        if shape is not None and tuple(shape[:2]) != (self.input_fmt.height, width):
             k = f" ({self.frames} frames side by side)" if self.frames else ""
             raise RuntimeModelError(f"{path}: model input {tuple(shape[:2])} does not match plate format "
-                                    f"'{self.fmt.name}' ({self.fmt.height}, {width}){k}")
+                                    f"'{self.input_fmt.name}' ({self.input_fmt.height}, {width}){k}")
+        if self.sr is not None and self.frames:
+            raise RuntimeModelError(f"{path or 'model'}: super-resolution (sr) is for single-crop recognizers, not a "
+                                    f"multi-frame model")
 
     @classmethod
-    def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64) -> "Recognizer":
+    def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64,
+                   sr: SuperResolver | None = None) -> "Recognizer":
         from lprnet_tf.models.registry import model_kind  # light: no keras import
 
-        return cls(fmt=fmt, backend=KerasBackend(model, batch_size), kind=model_kind(model))
+        kind = model_kind(model)
+        if kind == "gan":
+            raise RuntimeModelError(f"model '{model.name}' is an MTGAN (super-resolution, no plate text): pass it as "
+                                    f"sr=SuperResolver.from_keras(...) with a recognizer (lprnet-recognize --sr MTGAN "
+                                    f"--model RECOGNIZER)")
+        if kind not in ("ctc", "slot", "attn"):
+            raise RuntimeModelError(f"model '{model.name}' is a '{kind}' model, not a recognizer")
+        return cls(fmt=fmt, backend=KerasBackend(model, batch_size), kind=kind, sr=sr)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        return preprocess(image, self.fmt)
+        return preprocess(image, self.input_fmt)
 
     def _single_crop(self):
         if self.frames:
@@ -400,9 +538,13 @@ class Recognizer:
                                     f"plate): use recognize_frames (lprnet-recognize --frames {self.frames})")
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """uint8 RGB crops (any size) -> logits ``(N, T, C)``."""
+        """uint8 RGB crops (any size) -> logits ``(N, T, C)``. With ``sr``: the crops are super-resolved
+        first and the float SR images laid out for the recognizer (:func:`fit_crop`, no rounding)."""
         self._single_crop()
-        x = preprocess_batch(images, self.fmt)
+        if self.sr is not None and len(images):
+            x = np.stack([fit_crop(im, self.fmt) for im in self.sr.super_resolve_float(images)]).astype(np.float32)
+        else:
+            x = preprocess_batch(images, self.input_fmt)
         if not len(x):
             return np.zeros((0, 0, self.fmt.num_classes), np.float32)
         return self.backend.logits(x)

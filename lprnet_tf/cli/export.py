@@ -12,6 +12,13 @@ Multi-frame models (IQ-STAN, K frames of one plate): the SavedModel takes K fram
 TFLite file the K frames tiled side by side; only the f32 TFLite variant is written (the default
 for them), and parity is checked on tracklets (``--parity_data`` read with K frames per track;
 default 64 synthetic tracklets).
+
+Slot models (the multi-task CNN) export like CTC models; their sidecars and ``assets/model.json`` carry
+the slot decoding rule. An MTGAN (``--model`` a run or ``.keras`` of one) exports its **generator**
+(super-resolution: low-resolution crops at ``H/2 x W/2`` -> ``H x W``); ``--recognizer NAME_OR_PATH``
+adds that recognizer to the SavedModel (SR + recognize in one graph). Only the f32 TFLite variant of the
+generator is written (the default for it); parity is checked on plates downscaled to low resolution
+(``--parity_data``: high-resolution crops; default 64 synthetic plates).
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ flags.DEFINE_bool("onnx", False, "Also write OUT/onnx/NAME.onnx (float32 [N,H,W,
                   "needs pip install \"lprnet_tf[onnx]\".")
 flags.DEFINE_bool("no_verify", False, "Skip the parity check (reloading every export and comparing it with Keras).")
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
+flags.DEFINE_string("recognizer", None, "MTGAN models only: a recognizer (shipped name such as cn_lprnet_basic, run "
+                    "directory or .keras; CTC or slot) added to the generator's SavedModel: its signatures then "
+                    "also return the plate read on the super-resolved image.")
 
 
 def _main(argv):
@@ -71,11 +81,45 @@ def _main(argv):
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
     variants = [] if [v.lower() for v in FLAGS.tflite] in ([], ["none"]) else FLAGS.tflite
     int8_float = [] if [v.lower() for v in FLAGS.int8_float] in ([], ["none"]) else FLAGS.int8_float
+    try:
+        kind = export.export_kind(model)
+    except export.ExportError as e:
+        raise UsageError(f"--model {FLAGS.model}: {e}") from None
     frames = export.model_frames(model)
     why = export.onnx_unsupported(model) if FLAGS.onnx else None
     if why:
         raise UsageError(f"--onnx: {why}; drop --onnx")
-    if frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
+    if FLAGS.recognizer and kind != "sr":
+        raise UsageError(f"--recognizer: model {FLAGS.model} is a '{kind}' recognizer, not an MTGAN; --recognizer "
+                         f"adds a recognizer to an MTGAN generator's export. Drop --recognizer")
+    recognizer = rec_fmt = None
+    if kind == "sr":  # the MTGAN generator: f32 TFLite only, parity on downscaled plates
+        if not FLAGS["tflite"].present:
+            variants = [v for v in variants if v in export.SR_TFLITE_VARIANTS]
+        bad = [v for v in variants if v not in export.SR_TFLITE_VARIANTS]
+        if bad:
+            raise UsageError(f"--tflite {','.join(bad)}: the MTGAN generator exports only "
+                             f"{','.join(export.SR_TFLITE_VARIANTS)} TFLite files (quantized super-resolution is not "
+                             f"calibrated or verified); pass --tflite f32 or --tflite none")
+        if FLAGS.recognizer:
+            recognizer, rec_fmt, rec_path = load_for_inference(FLAGS.recognizer)
+            try:
+                rec_kind = export.export_kind(recognizer)
+            except export.ExportError as e:
+                raise UsageError(f"--recognizer {FLAGS.recognizer}: {e}") from None
+            if rec_kind not in ("ctc", "slot"):
+                raise UsageError(f"--recognizer {FLAGS.recognizer}: a '{rec_kind}' model; the SR + recognize export "
+                                 f"composes single-crop recognizers (CTC or slot models)")
+            print(f"recognizer {rec_path} (plate format '{rec_fmt.name}', {rec_fmt.height}x{rec_fmt.width}, "
+                  f"{rec_kind}) reads the super-resolved images")
+        count = FLAGS.parity_count if FLAGS["parity_count"].present else export.PARITY_SR_CROPS
+        crops = None
+        if not FLAGS.no_verify:
+            crops = export.crops_from_spec(FLAGS.parity_data or "synth:12345", fmt, count)
+        source = (f"--parity_data {FLAGS.parity_data}" if FLAGS.parity_data else f"synthetic plates (synth:12345, "
+                  f"{count})") + ", downscaled to low resolution"
+        rep = None
+    elif frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
         if not FLAGS["tflite"].present:
             variants = [v for v in variants if v in export.MULTIFRAME_TFLITE_VARIANTS]
         bad = [v for v in variants if v not in export.MULTIFRAME_TFLITE_VARIANTS]
@@ -93,14 +137,21 @@ def _main(argv):
                if "int8" in variants else None)
         crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
         source = f"--parity_data {FLAGS.parity_data}"
-    print(f"exporting {path} (plate format '{fmt.name}', {fmt.height}x{fmt.width}, {fmt.num_classes} classes"
-          + (f", {frames} frames side by side" if frames else "") + ")")
+    if kind == "sr":
+        lr = export.lr_format(model, fmt)
+        print(f"exporting the MTGAN generator of {path} (super-resolution {lr.height}x{lr.width} -> "
+              f"{fmt.height}x{fmt.width}, plate format '{fmt.name}')")
+    else:
+        print(f"exporting {path} (plate format '{fmt.name}', {fmt.height}x{fmt.width}, {fmt.num_classes} classes"
+              + (f", {frames} frames side by side" if frames else "") + (", slot model" if kind == "slot" else "")
+              + ")")
     try:
         summary = export.export_all(model, fmt, FLAGS.out, FLAGS.name, FLAGS.version, tflite=variants,
                                     verify=not FLAGS.no_verify, crops=crops, overwrite=FLAGS.overwrite,
                                     representative=rep, calibration_count=FLAGS.calibration_count,
                                     int8_float=int8_float, batch=FLAGS.tflite_batch,
-                                    crops_source=source, onnx=FLAGS.onnx)
+                                    crops_source=source, onnx=FLAGS.onnx, recognizer=recognizer,
+                                    recognizer_format=rec_fmt)
     except export.ExportParityError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
@@ -112,12 +163,18 @@ def _main(argv):
     report = summary["parity"]
     if report:
         unit = report["crops"].get("unit", "crops")
-        print(f"parity on {report['crops']['count']} {unit} ({report['crops']['source']}), Keras accuracy "
-              f"{report['keras']['accuracy']:.2%}:")
+        acc = report["keras"].get("accuracy")
+        print(f"parity on {report['crops']['count']} {unit} ({report['crops']['source']})"
+              + (f", Keras accuracy {acc:.2%}" if acc is not None else "") + ":")
         for key, r in report["exports"].items():
-            diff = f", max |logit diff| {r['max_abs_logit_diff']:.2e}" if "max_abs_logit_diff" in r else ""
-            print(f"  {key:40s} plates agree {r['plate_agreement']:.2%}, accuracy {r['accuracy']:.2%}{diff}"
-                  f"  {'ok' if r['passed'] else 'FAIL'}")
+            parts = []
+            if "max_abs_sr_diff" in r:
+                parts.append(f"max |SR diff| {r['max_abs_sr_diff']:.2e} (mean {r['mean_abs_sr_diff']:.1e})")
+            if "plate_agreement" in r:
+                parts.append(f"plates agree {r['plate_agreement']:.2%}, accuracy {r['accuracy']:.2%}")
+            if "max_abs_logit_diff" in r:
+                parts.append(f"max |logit diff| {r['max_abs_logit_diff']:.2e}")
+            print(f"  {key:40s} {', '.join(parts)}  {'ok' if r['passed'] else 'FAIL'}")
         print(f"wrote {summary['parity_path']}")
 
 

@@ -4,6 +4,7 @@
       [--decoder greedy|beam|template]
   lprnet-recognize --stream SOURCE [--quality MODEL] [--boxes CSV|detect] [--model ...] [--json]
   lprnet-recognize --frames K FOLDER... --model iq_stan.keras|iq_stan_f32.tflite [--track_policy error]
+  lprnet-recognize LOWRES_IMAGE_OR_DIR... --sr mtgan_run|sr_f32.tflite|sr/1 --model cn_lprnet_basic
 
 Prints ``path<TAB>plate<TAB>confidence`` per crop (``--json``: one JSON object per line with
 ``path``, ``plate``, ``confidence``, ``matches_template``). ``--model`` takes a .keras file, a run
@@ -20,6 +21,11 @@ folder is skipped; ``skip``: a warning; ``repeat``/``pad_last``: frames cycled /
 Prints ``folder<TAB>plate<TAB>confidence<TAB>w0,w1,...`` (the model's attention weight of each
 frame; ``--json``: ``folder``, ``frames``, ``plate``, ``confidence``, ``matches_template``,
 ``frame_weights``).
+
+``--sr MODEL`` (low-resolution crops): an MTGAN generator (a run or ``.keras`` of an MTGAN, its
+``lprnet-export`` TFLite file or SavedModel) super-resolves each crop first (laid out at the
+generator's input ``H/2 x W/2``); ``--model`` then reads the float SR image laid out at its own input.
+Slot models (the multi-task CNN) are read like the others (arg-max per slot, greedy decoder only).
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ flags.DEFINE_integer("frames", 0, "Multi-frame models (IQ-STAN): K, the frames t
 flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last"], "--frames: a folder with fewer "
                   "than K frames is an error (the folder is skipped with an error line), skipped with a warning, "
                   "or filled by cycling its frames (repeat) or repeating its last frame (pad_last).")
+flags.DEFINE_string("sr", None, "Super-resolve every crop first with an MTGAN generator: an MTGAN run directory or "
+                    ".keras, its .tflite (lprnet-export; sidecar beside it) or its SavedModel folder; --model then "
+                    "reads the super-resolved images.")
 flags.DEFINE_string("boxes", None, "--stream with a full-frame video: plate boxes from a CSV frame,track,x,y,w,h, "
                     "or 'detect' (OpenCV's plate Haar cascade + IoU tracker).")
 
@@ -80,16 +89,35 @@ def image_files(inputs, errors):
     return out
 
 
-def load_recognizer(spec: str, fmt=None, threads=None, batch: int = 32):
-    """A :class:`lprnet_tf.runtime.Recognizer` for any model spec (TFLite/ONNX/SavedModel/Keras)."""
+def load_recognizer(spec: str, fmt=None, threads=None, batch: int = 32, sr: str | None = None):
+    """A :class:`lprnet_tf.runtime.Recognizer` for any model spec (TFLite/ONNX/SavedModel/Keras); ``sr``: an
+    MTGAN generator spec (:func:`load_super_resolver`) run on every crop first."""
     from lprnet_tf.runtime import Recognizer, is_savedmodel
 
+    resolver = load_super_resolver(sr, threads, batch) if sr else None
     if spec.endswith((".tflite", ".onnx")) or is_savedmodel(spec):
-        return Recognizer(spec, fmt=fmt, num_threads=threads)
+        return Recognizer(spec, fmt=fmt, num_threads=threads, sr=resolver)
     from lprnet_tf.modelio import load_for_inference
 
     model, pf, _ = load_for_inference(spec, fmt)
-    return Recognizer.from_keras(model, pf, batch_size=batch)
+    return Recognizer.from_keras(model, pf, batch_size=batch, sr=resolver)
+
+
+def load_super_resolver(spec: str, threads=None, batch: int = 32):
+    """A :class:`lprnet_tf.runtime.SuperResolver` for an MTGAN generator: its ``.tflite`` file (no TensorFlow),
+    its SavedModel folder, or an MTGAN ``.keras`` file / run directory."""
+    from lprnet_tf.runtime import SuperResolver, is_savedmodel
+
+    if spec.endswith(".tflite") or is_savedmodel(spec):
+        return SuperResolver(spec, num_threads=threads)
+    from lprnet_tf.modelio import load_for_inference
+    from lprnet_tf.models import model_kind
+
+    model, pf, path = load_for_inference(spec)
+    if model_kind(model) != "gan":
+        raise UsageError(f"--sr {spec}: {path} holds a '{model_kind(model)}' model, not an MTGAN (super-resolution) "
+                         f"model; pass it as --model, or an MTGAN as --sr")
+    return SuperResolver.from_keras(model, pf, batch_size=batch)
 
 
 def folder_frames(folder: str, k: int, policy: str = "error") -> tuple[list, int]:
@@ -186,6 +214,9 @@ def _main(argv):
     from lprnet_tf.runtime import read_image
 
     inputs = argv[1:]
+    if FLAGS.sr and (FLAGS.frames or FLAGS.stream):
+        raise UsageError(f"--sr reads single low-resolution crops; it cannot be combined with "
+                         f"{'--frames' if FLAGS.frames else '--stream'}")
     if FLAGS.frames:  # multi-frame model: one plate per folder of frames
         if FLAGS.stream:
             raise UsageError("--frames and --stream cannot be combined")
@@ -206,7 +237,7 @@ def _main(argv):
     if not paths:
         print("error: no image to read", file=sys.stderr)
         return EXIT_NOTHING_READ  # returned, not sys.exit: absl exits with it (no TF import on the way)
-    rec = load_recognizer(FLAGS.model, FLAGS.format, FLAGS.threads, FLAGS.batch)
+    rec = load_recognizer(FLAGS.model, FLAGS.format, FLAGS.threads, FLAGS.batch, sr=FLAGS.sr)
     read = 0
     for start in range(0, len(paths), FLAGS.batch):
         chunk, images = [], []
