@@ -1316,6 +1316,19 @@ def _frame_paths(item) -> list | None:
     return list(p) if isinstance(p, (list, tuple)) and all(isinstance(v, str) for v in p) else None
 
 
+def finish_report(report: dict, report_path: str | None, raise_on_fail: bool) -> dict:
+    """Close a parity report: ``passed``, written to ``report_path`` (JSON) if given, and an
+    :class:`ExportParityError` listing the failures when ``raise_on_fail``."""
+    report["passed"] = not report["failures"]
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+    if report["failures"] and raise_on_fail:
+        raise ExportParityError("export parity check failed:\n  " + "\n  ".join(report["failures"])
+                                + (f"\n(full report: {report_path})" if report_path else ""), report)
+    return report
+
+
 def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
                   tflite_files: Sequence[str] = (), crops=None, batch_size: int = 64,
                   raise_on_fail: bool = True, report_path: str | None = None,
@@ -1462,14 +1475,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
         key = f"onnx:{os.path.basename(path)}"
         compare(key, logits=backend.logits(x), exact=True)
         report["exports"][key].update(bytes=os.path.getsize(path), runtime=backend.runtime)
-    report["passed"] = not report["failures"]
-    if report_path:
-        with open(report_path, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
-    if report["failures"] and raise_on_fail:
-        raise ExportParityError("export parity check failed:\n  " + "\n  ".join(report["failures"])
-                                + (f"\n(full report: {report_path})" if report_path else ""), report)
-    return report
+    return finish_report(report, report_path, raise_on_fail)
 
 
 def lowres_crops(crops, heights: Sequence[int] | None = None) -> list:
@@ -1619,14 +1625,7 @@ def verify_sr_export(model, fmt: PlateFormat, saved_model_dir: str | None = None
         key = f"tflite:{os.path.basename(path)}"
         compare(key, TFLiteBackend(path, max_batch=batch_size).outputs(x)["sr"], exact=True)
         report["exports"][key]["bytes"] = os.path.getsize(path)
-    report["passed"] = not report["failures"]
-    if report_path:
-        with open(report_path, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
-    if report["failures"] and raise_on_fail:
-        raise ExportParityError("export parity check failed:\n  " + "\n  ".join(report["failures"])
-                                + (f"\n(full report: {report_path})" if report_path else ""), report)
-    return report
+    return finish_report(report, report_path, raise_on_fail)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -135,7 +135,30 @@ def output_details_by_name(interp) -> dict:
     return {"logits": interp.get_output_details()[0]}
 
 
-class TFLiteBackend:
+class _BatchedBackend:
+    """A file backend that runs at most ``max_batch`` inputs per call (``_run(x) -> {name: array}``)."""
+
+    path: str
+    input_shape: tuple
+    max_batch: int
+    _outs: dict
+
+    def outputs(self, x: np.ndarray) -> dict:
+        """float32 ``(N, *input_shape)`` -> ``{output name: float32 array (N, ...)}``."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape[1:] != self.input_shape:
+            raise RuntimeModelError(f"{self.path}: expected input (N, {', '.join(map(str, self.input_shape))}), "
+                                    f"got {x.shape}")
+        if not len(x):
+            return {name: np.zeros((0,), np.float32) for name in self._outs}
+        runs = [self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+        return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.outputs(x)["logits"]
+
+
+class TFLiteBackend(_BatchedBackend):
     """A ``.tflite`` file run with ``ai_edge_litert``. Batch-1 files run crop by crop; files with a
     dynamic batch (``*_batch.tflite``) are resized to the batch with ``resize_tensor_input``.
     Quantized (int8/uint8) inputs/outputs are (de)quantized with the tensors' scale/zero point.
@@ -186,25 +209,11 @@ class TFLiteBackend:
         self.interp.invoke()
         return {name: self._get(d) for name, d in self._outs.items()}
 
-    def outputs(self, x: np.ndarray) -> dict:
-        """float32 ``(N, *input_shape)`` -> ``{output name: float32 array (N, ...)}``."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.shape[1:] != self.input_shape:
-            raise RuntimeModelError(f"{self.path}: expected input (N, {', '.join(map(str, self.input_shape))}), "
-                                    f"got {x.shape}")
-        if not len(x):
-            return {name: np.zeros((0,), np.float32) for name in self._outs}
-        runs = [self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
-        return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.outputs(x)["logits"]
-
 
 ONNX_INSTALL = 'pip install "lprnet_tf[onnx]"'
 
 
-class OnnxBackend:
+class OnnxBackend(_BatchedBackend):
     """A ``.onnx`` file (``lprnet-export --onnx``) run with ONNX Runtime on the CPU: input float32
     ``(N, H, W, 3)`` in [0, 1], output ``logits``. Needs ``onnxruntime`` (``pip install
     "lprnet_tf[onnx]"``); imports no TensorFlow. A dynamic batch runs ``max_batch`` crops per call."""
@@ -234,21 +243,10 @@ class OnnxBackend:
         names = [o.name for o in self.session.get_outputs()]
         self._outs = {name: name for name in names} if "logits" in names else {"logits": names[0]}
 
-    def outputs(self, x: np.ndarray) -> dict:
-        """float32 ``(N, *input_shape)`` -> ``{output name: float32 array (N, ...)}``."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.shape[1:] != self.input_shape:
-            raise RuntimeModelError(f"{self.path}: expected input (N, {', '.join(map(str, self.input_shape))}), "
-                                    f"got {x.shape}")
-        if not len(x):
-            return {name: np.zeros((0,), np.float32) for name in self._outs}
+    def _run(self, x: np.ndarray) -> dict:
         names = list(self._outs)
-        runs = [self.session.run([self._outs[n] for n in names], {self.input_name: x[i:i + self.max_batch]})
-                for i in range(0, len(x), self.max_batch)]
-        return {n: np.concatenate([np.asarray(r[j], np.float32) for r in runs]) for j, n in enumerate(names)}
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.outputs(x)["logits"]
+        out = self.session.run([self._outs[n] for n in names], {self.input_name: x})
+        return {n: np.asarray(v, np.float32) for n, v in zip(names, out)}
 
 
 class SavedModelBackend:
