@@ -1,7 +1,7 @@
 """Multi-frame recognition: IQ-STAN against single-frame LPRNet on the same tracklets (issue 6, item 4).
 
-  python benchmarks/multiframe.py [--iq_stan runs/iq_stan_cn] [--noiq runs/iq_stan_cn_noiq]
-      [--lprnet cn_lprnet_basic] [--br_iq_stan runs/iq_stan_br] [--br_lprnet br_lprnet_basic]
+  python benchmarks/multiframe.py [--iq_stan cn_iq_stan] [--noiq cn_iq_stan_noiq]
+      [--lprnet cn_lprnet_basic] [--br_iq_stan br_iq_stan] [--br_lprnet br_lprnet_basic]
       [--data ../shared/data] [--count 500]
 
 Sets (K = 5 frames per track):
@@ -104,7 +104,7 @@ def multiframe_rows(spec: str, tracks, label: str, fmt_name: str | None = None) 
     src = TrackletSource(tracks, model.frames)
     out = predict_outputs(model, src, fmt, batch_size=64)
     _, preds, _ = score(out["logits"], src.texts(), fmt, "greedy", kind="attn")
-    return {label: preds}, quality_metrics(out, fmt), out["frame_weights"].mean(0).round(3).tolist()
+    return {label: preds}, quality_metrics(out, fmt), out["frame_weights"]
 
 
 def synthetic_tracks(fmt, count: int):
@@ -144,6 +144,17 @@ def table(rows: dict, texts, fmt, merges) -> list:
     return out
 
 
+def _exists(spec: str) -> bool:
+    """A model spec (path, run dir or shipped name) that resolves to a .keras file."""
+    from lprnet_tf.modelio import ModelFileError, model_file
+
+    try:
+        model_file(spec)
+        return True
+    except ModelFileError:
+        return False
+
+
 def run_set(name, tracks, quality, fmt, lprnet_spec, iq_specs, merges) -> dict:
     from lprnet_tf.modelio import load_for_inference
 
@@ -151,10 +162,15 @@ def run_set(name, tracks, quality, fmt, lprnet_spec, iq_specs, merges) -> dict:
     print(f"{name}: {len(tracks)} tracks x {K} frames", flush=True)
     rows, extra = {}, {}
     for label, spec in iq_specs:
-        if spec and os.path.exists(spec):
+        if spec and _exists(spec):
             r, q, w = multiframe_rows(spec, tracks, label)
             rows.update(r)
-            extra[label] = {"quality": q, "frame_weights_mean": w}
+            from lprnet_tf.metrics import srocc
+
+            # how far the temporal attention moves from uniform, and whether it follows frame quality
+            extra[label] = {"quality": q, "weight_spread": float((w.max(1) - w.min(1)).mean()),
+                            "weight_max": float(w.max()),
+                            "weight_vs_quality_srocc": srocc(w.ravel(), np.asarray(quality).ravel())}
         else:
             print(f"  (no model at {spec!r}: row {label!r} left out)", flush=True)
     lpr, fmt_l, _ = load_for_inference(lprnet_spec)
@@ -165,10 +181,10 @@ def run_set(name, tracks, quality, fmt, lprnet_spec, iq_specs, merges) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--iq_stan", default="runs/iq_stan_cn", help="IQ-STAN for CN (run dir, .keras or shipped name)")
-    ap.add_argument("--noiq", default="runs/iq_stan_cn_noiq", help="the ablation without the IQ branch")
+    ap.add_argument("--iq_stan", default="cn_iq_stan", help="IQ-STAN for CN (run dir, .keras or shipped name)")
+    ap.add_argument("--noiq", default="cn_iq_stan_noiq", help="the ablation without the IQ branch")
     ap.add_argument("--lprnet", default="cn_lprnet_basic", help="single-frame CN recognizer")
-    ap.add_argument("--br_iq_stan", default="runs/iq_stan_br", help="IQ-STAN for BR")
+    ap.add_argument("--br_iq_stan", default="br_iq_stan", help="IQ-STAN for BR")
     ap.add_argument("--br_lprnet", default="br_lprnet_basic", help="single-frame BR recognizer")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
     ap.add_argument("--count", type=int, default=500, help="synthetic test tracks")
@@ -211,7 +227,9 @@ def write(results: list, out: str):
                     f.write(f"\n{label} quality branch vs ground truth: LCC {q['quality_lcc_frame']:.3f} / SROCC "
                             f"{q['quality_srocc_frame']:.3f} per frame, LCC {q['quality_lcc_patch']:.3f} / SROCC "
                             f"{q['quality_srocc_patch']:.3f} per patch.")
-                f.write(f"\n{label} mean frame weights: {e['frame_weights_mean']}.\n")
+                f.write(f"\n{label} temporal attention: mean (max - min) frame weight per track "
+                        f"{e['weight_spread']:.4f} (uniform = 0; largest weight seen {e['weight_max']:.3f}); SROCC of "
+                        f"frame weights vs ground-truth frame quality {e['weight_vs_quality_srocc']:.3f}.\n")
             f.write("\n")
     print(f"wrote {out}.md and .json")
 

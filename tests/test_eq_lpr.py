@@ -126,3 +126,20 @@ def test_quality_network_trains_and_evaluates(tmp_path):
     m = evaluate_quality_net(load_model(str(run / "last.keras")), open_source("synth:9:4", load_plate_format("cn")),
                              load_plate_format("cn"))
     assert m["count"] == 4 and 0 <= m["mae"] <= 1 and 0 <= m["alpha_mean"] <= 1
+
+
+def test_compile_loads_the_real_teacher_eagerly(cn):
+    """The frozen recognizer must be loaded before fit traces the train step (loaded inside the trace,
+    its weights were never assigned and alpha came from a random network)."""
+    import keras
+
+    from lprnet_tf.modelio import load_for_inference
+    from lprnet_tf.models import build_model
+
+    m = build_model("eq_lpr_e", cn, recognizer="cn_lprnet_basic")
+    m.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rec, _, _ = load_for_inference("cn_lprnet_basic")
+    np.testing.assert_array_equal(m.teacher().get_layer("conv1").get_weights()[0], rec.get_layer("conv1").get_weights()[0])
+    x = np.random.default_rng(2).random((4, 24, 94, 3)).astype("float32")
+    m.train_on_batch(x, None)  # the traced step uses the same teacher
+    np.testing.assert_array_equal(m.teacher().get_layer("conv1").get_weights()[0], rec.get_layer("conv1").get_weights()[0])

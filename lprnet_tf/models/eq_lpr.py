@@ -152,7 +152,8 @@ class QualityNet(keras.Model):
         return keras.Model(rec.input, rec.get_layer(BACKBONE_OUTPUT).output, name="shared_backbone")
 
     def teacher(self):
-        """The frozen recognizer as ``x -> (logits (B, T, C), F_r (B, h, w, 256))`` (loaded on first use)."""
+        """The frozen recognizer as ``x -> (logits (B, T, C), F_r (B, h, w, 256))`` (loaded on first use,
+        which must be eager: :meth:`compile` does it)."""
         if self._teacher.net is None:
             rec = self._load_recognizer()
             rec.trainable = False
@@ -168,6 +169,12 @@ class QualityNet(keras.Model):
 
     def build(self, input_shape=None):
         self.built = True  # built in __init__
+
+    def compile(self, *args, **kwargs):
+        # Load the teacher now, eagerly: loaded lazily inside fit's traced train step, its weights would
+        # be assigned by graph ops that never run, and the "teacher" would be a randomly initialised net.
+        self.teacher()
+        super().compile(*args, **kwargs)
 
     def call(self, inputs, training=False):
         return dict(self.net(inputs, training=training))
