@@ -1,11 +1,12 @@
 """Quality-aware stream recognition (EQ-LPR, ``papers/eq-lpr.md``): Algorithm 1 with the quality
 networks P, S and E against recognizing every frame, on the same tracklets (issue 7, item 4).
 
-  python benchmarks/stream.py [--recognizer cn_lprnet_basic] [--p runs/eq_lpr_p_cn] [--s runs/eq_lpr_s_cn]
-      [--e runs/eq_lpr_e_cn] [--count 500] [--timing_reps 200]
+  python benchmarks/stream.py [--sets cn,br] [--count 500] [--timing_reps 200]
 
-Set: the synthetic CN test tracklets of ``benchmarks/multiframe.py`` (seed 777000777, K = 5 frames,
-``data/tracks_cn_test``), each track streamed frame by frame in order.
+Sets (the tracks of ``benchmarks/multiframe.py``, each streamed frame by frame in order): the
+synthetic CN test tracklets (seed 777000777, K = 5, ``data/tracks_cn_test``; recognizer
+``cn_lprnet_basic``, quality networks ``cn_eq_lpr_{p,s,e}``) and the real BR capture groups (val,
+>= 2 views, 5 views; recognizer ``br_lprnet_basic``, ``br_eq_lpr_*`` where shipped).
 Rows (accuracy = exact match of the track's final plate; calls = recognizer runs per track):
 - Algorithm 1 (:class:`lprnet_tf.stream.StreamRecognizer`) with P, S, E, and with the no-reference
   score PQS (:mod:`lprnet_tf.quality`) as a training-free quality function;
@@ -50,17 +51,14 @@ def compiled(model):
     return lambda x: tf.nest.map_structure(lambda v: v.numpy(), fn(tf.constant(x)))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recognizer", default="cn_lprnet_basic")
-    ap.add_argument("--p", default="runs/eq_lpr_p_cn")
-    ap.add_argument("--s", default="runs/eq_lpr_s_cn")
-    ap.add_argument("--e", default="runs/eq_lpr_e_cn")
-    ap.add_argument("--count", type=int, default=500)
-    ap.add_argument("--timing_reps", type=int, default=200)
-    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "stream"))
-    a = ap.parse_args()
+SETS = {  # set -> (plate format, recognizer, quality networks P/S/E: shipped names, run dirs or .keras)
+    "cn": ("cn", "cn_lprnet_basic", {"P": "cn_eq_lpr_p", "S": "cn_eq_lpr_s", "E": "cn_eq_lpr_e"}),
+    "br": ("br", "br_lprnet_basic", {"P": "br_eq_lpr_p", "S": "br_eq_lpr_s", "E": "br_eq_lpr_e"}),
+}
 
+
+def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: int) -> dict:
+    """Every row of the module docstring on ``tracks`` streamed in order."""
     import keras
 
     from lprnet_tf.data.pipeline import to_model_input
@@ -70,13 +68,10 @@ def main():
     from lprnet_tf.models.eq_lpr import recognition_quality
     from lprnet_tf.quality import quality_score
     from lprnet_tf.stream import StreamRecognizer
-    from multiframe import majority_vote, synthetic_tracks
-    from lprnet_tf.vocab import load_plate_format
+    from multiframe import _exists, majority_vote
 
-    fmt = load_plate_format("cn")
-    tracks, _ = synthetic_tracks(fmt, a.count)
     texts = [t.text for t in tracks]
-    rec, rfmt, _ = load_for_inference(a.recognizer)
+    rec, rfmt, _ = load_for_inference(recognizer)
 
     def prep(crops):
         return np.stack([to_model_input(c, rfmt) for c in crops]).astype(np.float32) / 255.0
@@ -85,8 +80,7 @@ def main():
 
     def recognize(crops):
         counter["calls"] += len(crops)
-        logits = np.asarray(rec.predict_on_batch(prep(crops)))
-        return decode(logits, rfmt, "greedy")
+        return decode(np.asarray(rec.predict_on_batch(prep(crops))), rfmt, "greedy")
 
     # every frame once: readings, confidences and alpha (the oracle and the majority vote use them)
     frames = [t.images() for t in tracks]
@@ -98,68 +92,98 @@ def main():
     preds = np.asarray(preds, dtype=object).reshape(-1, k)
     confs, alpha = np.asarray(confs).reshape(-1, k), alpha.reshape(-1, k)
 
-    results = {"tracks": len(tracks), "frames_per_track": k, "rows": [], "quality": {}, "ms": {}}
+    results = {"set": label, "recognizer": recognizer, "tracks": len(tracks), "frames_per_track": k, "rows": [],
+               "quality": {}, "ms": {}}
     x1 = prep(flat[:1])
-    results["ms"]["recognizer"] = batch1_ms(compiled(rec), x1, a.timing_reps)
+    results["ms"]["recognizer"] = rec_ms = batch1_ms(compiled(rec), x1, reps)
+    print(f"{label}: {len(tracks)} tracks x {k} frames, recognizer {recognizer} {rec_ms:.2f} ms/frame", flush=True)
 
-    def add_row(label, final, calls, ms_per_frame):
-        m = plate_metrics(texts, final, max_positions=fmt.max_length)
-        results["rows"].append({"row": label, "accuracy": m["accuracy"], "accuracy_no_first": m["accuracy_no_first"],
+    def add_row(name, final, calls, ms_per_frame):
+        m = plate_metrics(texts, final, merges=merges, max_positions=fmt.max_length)
+        results["rows"].append({"row": name, "accuracy": m["accuracy"], "accuracy_no_first": m["accuracy_no_first"],
                                 "calls_per_track": calls, "call_fraction": calls / k, "ms_per_frame": ms_per_frame})
-        print(f"{label:44s} exact={m['accuracy']:.4f} calls/track={calls:.2f} ({calls / k:.0%}) "
+        print(f"  {name:44s} exact={m['accuracy']:.4f} calls/track={calls:.2f} ({calls / k:.0%}) "
               f"ms/frame={ms_per_frame:.2f}", flush=True)
 
     quality_fns = {"PQS (no-reference, no training)": (lambda crops: np.asarray([quality_score(c) for c in crops]), None)}
-    for v, spec in (("P", a.p), ("S", a.s), ("E", a.e)):
-        if not os.path.exists(spec):
-            print(f"(no model at {spec}: EQ-LPR-{v} left out)", flush=True)
+    for v, spec in nets.items():
+        if not _exists(spec):
+            print(f"  (no model {spec}: EQ-LPR-{v} left out)", flush=True)
             continue
         net, _, _ = load_for_inference(spec)
         quality_fns[f"EQ-LPR-{v}"] = ((lambda n: lambda crops: np.asarray(n.predict_on_batch(prep(crops))["quality"]))(net), net)
 
-    for label, (qfn, net) in quality_fns.items():
-        q_ms = (batch1_ms(compiled(net), x1, a.timing_reps) if net is not None
-                else batch1_ms(lambda x: quality_score(flat[0]), x1, max(20, a.timing_reps // 10)))
-        results["ms"][label] = q_ms
+    for name, (qfn, net) in quality_fns.items():
+        q_ms = (batch1_ms(compiled(net), x1, reps) if net is not None
+                else batch1_ms(lambda x: quality_score(flat[0]), x1, max(20, reps // 10)))
+        results["ms"][name] = q_ms
         scores = np.concatenate([qfn(fr) for fr in frames]).reshape(-1, k)
-        results["quality"][label] = {"mae": float(np.abs(scores - alpha).mean()) if net is not None else None,
-                                     "srocc": srocc(scores.ravel(), alpha.ravel())}
+        results["quality"][name] = {"mae": float(np.abs(scores - alpha).mean()) if net is not None else None,
+                                    "srocc": srocc(scores.ravel(), alpha.ravel())}
         counter["calls"] = 0
         sr = StreamRecognizer(lambda crops, s=iter(scores.ravel()): np.asarray([next(s) for _ in crops]), recognize)
-        final = []
-        for fr in frames:
-            result, _ = sr.run_track(fr)
-            final.append(result.plate)
+        final = [sr.run_track(fr)[0].plate for fr in frames]
         calls = counter["calls"] / len(frames)
-        add_row(f"Algorithm 1 + {label}", final, calls, q_ms + calls / k * results["ms"]["recognizer"])
-    rec_ms = results["ms"]["recognizer"]
+        add_row(f"Algorithm 1 + {name}", final, calls, q_ms + calls / k * rec_ms)
     add_row("every frame + majority vote", [majority_vote(list(p), list(c)) for p, c in zip(preds, confs)], k, rec_ms)
     best = alpha.argmax(1)
     add_row("oracle best frame (highest alpha)", [preds[i, best[i]] for i in range(len(tracks))], k, rec_ms)
     add_row("last frame", list(preds[:, -1]), 1, rec_ms / k)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="cn,br", help="cn (synthetic CN test tracklets), br (real BR capture groups)")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
+    ap.add_argument("--count", type=int, default=500, help="synthetic CN test tracklets")
+    ap.add_argument("--timing_reps", type=int, default=200)
+    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "stream"))
+    a = ap.parse_args()
+
+    from multiframe import br_tracks, synthetic_tracks
+    from lprnet_tf.vocab import load_plate_format
+
+    results = []
+    for key in [k for k in a.sets.split(",") if k]:
+        fmt_name, recognizer, nets = SETS[key]
+        fmt = load_plate_format(fmt_name)
+        if key == "cn":
+            tracks, _ = synthetic_tracks(fmt, a.count)
+            label = "synthetic CN test tracklets (seed 777000777)"
+        elif os.path.isdir(os.path.join(a.data, "br_openalpr_crops")):
+            tracks, _ = br_tracks(fmt, a.data)
+            label = "real BR capture groups (val, >= 2 views, 5 views cycled)"
+        else:
+            print(f"no {a.data}/br_openalpr_crops: BR left out")
+            continue
+        results.append(run_set(label, tracks, fmt, recognizer, nets, list(fmt.merges) if key == "br" else [],
+                               a.timing_reps))
     write(results, a.out)
 
 
-def write(results: dict, out: str):
+def write(results: list, out: str):
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".json", "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
-    ms = results["ms"]
     with open(out + ".md", "w", encoding="utf-8") as f:
-        f.write(f"Stream recognition (EQ-LPR), `python benchmarks/stream.py`, {time.strftime('%Y-%m-%d')}: "
-                f"{results['tracks']} synthetic CN test tracklets of {results['frames_per_track']} frames streamed in "
-                f"order, recognizer cn_lprnet_basic (greedy). ms: batch-1 median on this 2-core CPU, one run.\n\n")
-        f.write("| reader | exact | no-first | recognizer calls / track | share of frames | ms / frame |\n"
-                "|---|---|---|---|---|---|\n")
-        for r in results["rows"]:
-            f.write(f"| {r['row']} | {r['accuracy']:.3f} | {r['accuracy_no_first']:.3f} | {r['calls_per_track']:.2f} | "
-                    f"{r['call_fraction']:.0%} | {r['ms_per_frame']:.2f} |\n")
-        f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
-                "recognizer's ms |\n|---|---|---|---|---|\n")
-        for label, q in results["quality"].items():
-            mae = f"{q['mae']:.3f}" if q["mae"] is not None else "n/a (not trained on alpha)"
-            f.write(f"| {label} | {mae} | {q['srocc']:.3f} | {ms[label]:.2f} | {ms[label] / ms['recognizer']:.0%} |\n")
-        f.write(f"| recognizer (cn_lprnet_basic) | | | {ms['recognizer']:.2f} | 100% |\n")
+        f.write(f"Stream recognition (EQ-LPR), `python benchmarks/stream.py`, {time.strftime('%Y-%m-%d')}: tracks "
+                f"streamed frame by frame in order, greedy decoding. ms: batch-1 median on this 2-core CPU, all "
+                f"in one run; ms / frame of a row = quality ms + (recognizer calls / frames) x recognizer ms.\n\n")
+        for r in results:
+            ms = r["ms"]
+            f.write(f"**{r['set']}** ({r['tracks']} tracks x {r['frames_per_track']} frames, recognizer "
+                    f"`{r['recognizer']}`)\n\n| reader | exact | no-first | recognizer calls / track | share of frames "
+                    "| ms / frame |\n|---|---|---|---|---|---|\n")
+            for row in r["rows"]:
+                f.write(f"| {row['row']} | {row['accuracy']:.3f} | {row['accuracy_no_first']:.3f} | "
+                        f"{row['calls_per_track']:.2f} | {row['call_fraction']:.0%} | {row['ms_per_frame']:.2f} |\n")
+            f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
+                    "recognizer's ms |\n|---|---|---|---|---|\n")
+            for label, q in r["quality"].items():
+                mae = f"{q['mae']:.3f}" if q["mae"] is not None else "n/a (not trained on alpha)"
+                f.write(f"| {label} | {mae} | {q['srocc']:.3f} | {ms[label]:.2f} | {ms[label] / ms['recognizer']:.0%} |\n")
+            f.write(f"| recognizer `{r['recognizer']}` | | | {ms['recognizer']:.2f} | 100% |\n\n")
     print(f"wrote {out}.md and .json")
 
 
