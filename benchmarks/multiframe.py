@@ -107,17 +107,19 @@ def multiframe_rows(spec: str, tracks, label: str, fmt_name: str | None = None) 
     return {label: preds}, quality_metrics(out, fmt), out["frame_weights"]
 
 
-def synthetic_tracks(fmt, count: int):
+def synthetic_tracks(fmt, count: int, k: int = K):
+    """``count`` held-apart synthetic test tracks of ``k`` frames (seed 777000777), rendered once into
+    ``data/tracks_cn_test`` (``data/tracks_cn_test{k}`` for k != 5) -> (tracks, 1 - degradation per frame)."""
     from lprnet_tf.data.tracklets import read_tracklets
     from lprnet_tf.evaluation import HELD_OUT_SYNTH_SEED
     from lprnet_tf.synth.tracklets import write_tracklet_set
 
-    folder = os.path.join(REPO, "data", "tracks_cn_test")
+    folder = os.path.join(REPO, "data", "tracks_cn_test" + ("" if k == K else str(k)))
     csv_path = os.path.join(folder, "labels.csv")
-    if not os.path.isfile(csv_path) or sum(1 for _ in open(csv_path, encoding="utf-8")) - 1 < count * K:
-        print(f"rendering {count} test tracklets into {folder} (seed {HELD_OUT_SYNTH_SEED})", flush=True)
-        write_tracklet_set(fmt, folder, count, K, HELD_OUT_SYNTH_SEED, split="test")
-    tracks, _ = read_tracklets(folder, fmt, k=K)
+    if not os.path.isfile(csv_path) or sum(1 for _ in open(csv_path, encoding="utf-8")) - 1 < count * k:
+        print(f"rendering {count} test tracklets of {k} frames into {folder} (seed {HELD_OUT_SYNTH_SEED})", flush=True)
+        write_tracklet_set(fmt, folder, count, k, HELD_OUT_SYNTH_SEED, split="test")
+    tracks, _ = read_tracklets(folder, fmt, k=k)
     tracks = tracks[:count]
     quality = np.asarray([[1.0 - float(p["degradation"]) for p in t.params] for t in tracks])
     return tracks, quality
