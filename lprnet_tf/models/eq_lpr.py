@@ -153,7 +153,7 @@ class QualityNet(keras.Model):
 
     def teacher(self):
         """The frozen recognizer as ``x -> (logits (B, T, C), F_r (B, h, w, 256))`` (loaded on first use,
-        which must be eager: :meth:`compile` does it)."""
+        which must be eager: :meth:`fit` and :meth:`train_on_batch` do it)."""
         if self._teacher.net is None:
             rec = self._load_recognizer()
             rec.trainable = False
@@ -170,11 +170,16 @@ class QualityNet(keras.Model):
     def build(self, input_shape=None):
         self.built = True  # built in __init__
 
-    def compile(self, *args, **kwargs):
-        # Load the teacher now, eagerly: loaded lazily inside fit's traced train step, its weights would
-        # be assigned by graph ops that never run, and the "teacher" would be a randomly initialised net.
+    # Load the teacher eagerly before any traced train step: loaded lazily inside fit's traced step,
+    # its weights would be assigned by graph ops that never run and the "teacher" would be a randomly
+    # initialised net. (Not in compile(): Keras skips a custom compile() when it loads a model.)
+    def fit(self, *args, **kwargs):
         self.teacher()
-        super().compile(*args, **kwargs)
+        return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        self.teacher()
+        return super().train_on_batch(*args, **kwargs)
 
     def call(self, inputs, training=False):
         return dict(self.net(inputs, training=training))
