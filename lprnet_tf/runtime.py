@@ -325,16 +325,21 @@ def sidecar_path(tflite_path: str) -> str:
     return os.path.splitext(tflite_path)[0] + ".json"
 
 
+def _read_json(path: str, error: str) -> dict:
+    """A JSON file written by lprnet-export; ``error`` (with ``{e}``) describes an unreadable one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeModelError(f"{path}: " + error.format(e=e)) from None
+
+
 def load_sidecar(tflite_path: str) -> dict:
     path = sidecar_path(tflite_path)
     if not os.path.isfile(path):
         raise RuntimeModelError(f"{tflite_path}: no sidecar {os.path.basename(path)} beside it; re-export with "
                                 f"lprnet-export or pass the plate format")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise RuntimeModelError(f"{path}: unreadable sidecar ({e})") from None
+    return _read_json(path, "unreadable sidecar ({e})")
 
 
 def is_savedmodel(path: str) -> bool:
@@ -347,11 +352,7 @@ def load_model_info(saved_model_dir: str) -> dict:
     path = os.path.join(saved_model_dir, "assets", "model.json")
     if not os.path.isfile(path):
         return {"model_kind": "ctc"}
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise RuntimeModelError(f"{path}: unreadable model info ({e}); re-export with lprnet-export") from None
+    return _read_json(path, "unreadable model info ({e}); re-export with lprnet-export")
 
 
 def _kind_of(side: dict) -> str:

@@ -63,6 +63,18 @@ flags.DEFINE_string("recognizer", None, "MTGAN models only: a recognizer (shippe
                     "also return the plate read on the super-resolved image.")
 
 
+def _allowed_variants(variants: list, allowed, who: str, why: str) -> list:
+    """The TFLite variants a model kind supports: the default list is cut to ``allowed``; an explicit
+    ``--tflite`` naming another variant is a UsageError."""
+    if not FLAGS["tflite"].present:
+        variants = [v for v in variants if v in allowed]
+    bad = [v for v in variants if v not in allowed]
+    if bad:
+        raise UsageError(f"--tflite {','.join(bad)}: {who} {','.join(allowed)} TFLite files {why}; pass --tflite f32 "
+                         f"or --tflite none")
+    return variants
+
+
 def _main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help)")
@@ -94,13 +106,8 @@ def _main(argv):
                          f"adds a recognizer to an MTGAN generator's export. Drop --recognizer")
     recognizer = rec_fmt = None
     if kind == "sr":  # the MTGAN generator: f32 TFLite only, parity on downscaled plates
-        if not FLAGS["tflite"].present:
-            variants = [v for v in variants if v in export.SR_TFLITE_VARIANTS]
-        bad = [v for v in variants if v not in export.SR_TFLITE_VARIANTS]
-        if bad:
-            raise UsageError(f"--tflite {','.join(bad)}: the MTGAN generator exports only "
-                             f"{','.join(export.SR_TFLITE_VARIANTS)} TFLite files (quantized super-resolution is not "
-                             f"calibrated or verified); pass --tflite f32 or --tflite none")
+        variants = _allowed_variants(variants, export.SR_TFLITE_VARIANTS, "the MTGAN generator exports only",
+                                     "(quantized super-resolution is not calibrated or verified)")
         if FLAGS.recognizer:
             recognizer, rec_fmt, rec_path = load_for_inference(FLAGS.recognizer)
             try:
@@ -120,13 +127,9 @@ def _main(argv):
                   f"{count})") + ", downscaled to low resolution"
         rep = None
     elif frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
-        if not FLAGS["tflite"].present:
-            variants = [v for v in variants if v in export.MULTIFRAME_TFLITE_VARIANTS]
-        bad = [v for v in variants if v not in export.MULTIFRAME_TFLITE_VARIANTS]
-        if bad:
-            raise UsageError(f"--tflite {','.join(bad)}: a multi-frame model (K={frames}) exports only "
-                             f"{','.join(export.MULTIFRAME_TFLITE_VARIANTS)} TFLite files (quantized variants are "
-                             f"not supported for it); pass --tflite f32 or --tflite none")
+        variants = _allowed_variants(variants, export.MULTIFRAME_TFLITE_VARIANTS,
+                                     f"a multi-frame model (K={frames}) exports only",
+                                     "(quantized variants are not supported for it)")
         count = FLAGS.parity_count if FLAGS["parity_count"].present else export.PARITY_TRACKLETS
         spec = FLAGS.parity_data or "synth:12345"
         crops = export.tracklets_from_spec(spec, fmt, frames, count) if not FLAGS.no_verify else None
