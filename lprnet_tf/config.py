@@ -46,6 +46,11 @@ class DataConfig:
     # is area-downscaled (lprnet_tf.data.lowres) to a crop height drawn per sample from lr_heights
     pairs: str = ""
     lr_heights: list = dataclasses.field(default_factory=lambda: [8, 12, 16])
+    # lowres > 0: that fraction of a recognizer's training crops replaced by low-resolution versions
+    # (heights from lr_heights), made by degrader: area | bicubic | bilinear (plain downsampling) or a
+    # trained DGM (.keras file, run directory or shipped name); lprnet_tf.data.lowres.Degrader
+    lowres: float = 0.0
+    degrader: str = "bicubic"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +194,22 @@ def _check_values(cfg: ExperimentConfig, where: str):
                                           for h in cfg.data.lr_heights):
         raise ConfigError(f"{where}: data.lr_heights is a list of LR crop heights in pixels (e.g. [8, 12, 16]), "
                           f"got {cfg.data.lr_heights!r}")
+    if not 0.0 <= cfg.data.lowres <= 1.0:
+        raise ConfigError(f"{where}: data.lowres is the fraction of training crops made low-resolution, in [0, 1]; "
+                          f"got {cfg.data.lowres}")
+    if cfg.data.lowres and (cfg.data.pairs or cfg.data.frames):
+        raise ConfigError(f"{where}: data.lowres degrades single training crops of a recognizer; remove it or "
+                          f"data.pairs / data.frames")
+    if cfg.data.lowres:
+        from lprnet_tf.data.lowres import INTERPOLATIONS
+        from lprnet_tf.modelio import ModelFileError, model_file
+
+        if cfg.data.degrader not in INTERPOLATIONS:
+            try:
+                model_file(cfg.data.degrader)
+            except ModelFileError as e:
+                raise ConfigError(f"{where}: data.degrader must be {' | '.join(INTERPOLATIONS)} or a trained DGM "
+                                  f"(train one with configs/experiments/dgm_*.yaml): {e}") from None
     if cfg.data.pairs and cfg.data.frames:
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:

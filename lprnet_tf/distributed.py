@@ -340,7 +340,8 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         local = replicas // ctx.num_input_pipelines  # this worker's replicas take consecutive slices
         return build_dataset(train_src, fmt, gb, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_step * gb, repeat=True, drop_remainder=True, workers=d.workers,
-                             slices=(ctx.input_pipeline_id * local, local, replicas), permute=d.permute)
+                             slices=(ctx.input_pipeline_id * local, local, replicas), permute=d.permute,
+                             lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     train_steps = _make_step(strategy, model, gb)

@@ -452,12 +452,13 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     if keras.backend.backend() == "tensorflow":
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_sample, repeat=True, drop_remainder=True, workers=d.workers,
-                             permute=d.permute, pairs=pairs, lr_heights=d.lr_heights)
+                             permute=d.permute, pairs=pairs, lr_heights=d.lr_heights, lowres=d.lowres,
+                             degrader=d.degrader)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
                                    workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
-                                   lr_heights=d.lr_heights)
+                                   lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader)
     prog = ProgressCallback(total, start_step, bs)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

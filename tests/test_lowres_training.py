@@ -177,3 +177,94 @@ def test_mtgan_trains_resumes_with_both_optimizers_and_loads(tmp_path, cn):
     lr = np.random.default_rng(1).random((2, 12, 47, 3)).astype("float32")
     assert model(lr).shape == (2, 8, cn.num_classes)
     assert model.super_resolve(lr).shape == (2, 24, 94, 3)
+
+
+# ---- low-resolution training crops for recognizers (data.lowres / data.degrader) ------------------------------
+def _tiny_dgm(path, out_channels=1, height=40, width=120):
+    from lprnet_tf.modelio import save_model
+    from lprnet_tf.models.dgm import build_dgm
+
+    keras.utils.set_random_seed(0)
+    save_model(build_dgm(height, width, filters=4, out_channels=out_channels), str(path))
+    return str(path)
+
+
+def test_degrader_plain_downsampling_is_the_test_set_rule_and_deterministic():
+    from lprnet_tf.data.lowres import Degrader, downscale_to_height
+    from lprnet_tf.runtime import fit_crop
+
+    cn40 = load_plate_format(CN40)
+    src = SynthSource(cn40, 5, 8)
+    plain, labels = ExampleMaker(src, cn40).batch(0, 8)
+    for method in ("bicubic", "area"):
+        maker = ExampleMaker(src, cn40, lowres=1.0, lr_heights=[8], degrader=method, seed=2)
+        x, y = maker.batch(0, 8)
+        np.testing.assert_array_equal(y, labels)  # labels untouched
+        assert x.shape == plain.shape and x.dtype == np.float32
+        assert _detail(x) < 0.6 * _detail(plain)
+        for g in (0, 5):  # exactly: the crop downscaled to 8 px with this method, enlarged by the runtime's rule
+            crop, _ = src.get(g)
+            want = fit_crop(downscale_to_height(crop, 8, method)[0], cn40).astype(np.float32) / np.float32(255.0)
+            np.testing.assert_allclose(x[g], want, atol=1e-6)
+    # a fraction: the drawn samples only, decided by (seed, g); another batch split gives the same arrays
+    maker = ExampleMaker(src, cn40, lowres=0.5, lr_heights=[8, 12], seed=4)
+    drawn = [maker._degrader.height(g) for g in range(8)]
+    assert set(drawn) - {0} <= {8, 12} and 0 < sum(h > 0 for h in drawn) < 8
+    x, _ = maker.batch(0, 8)
+    for g, h in enumerate(drawn):
+        same = np.array_equal(x[g], plain[g])
+        assert same == (h == 0)
+    x2, _ = ExampleMaker(src, cn40, lowres=0.5, lr_heights=[8, 12], seed=4).batch(3, 5)
+    np.testing.assert_array_equal(x2, x[3:])
+    with pytest.raises(ValueError, match="downscaling method"):
+        downscale_to_height(np.zeros((40, 120, 3), np.uint8), 8, "lanczos")
+
+
+def test_degrader_dgm_images_in_the_tf_data_pipeline(tmp_path):
+    import pickle
+
+    cn40 = load_plate_format(CN40)
+    src = SynthSource(cn40, 6, 8)
+    dgm = _tiny_dgm(tmp_path / "dgm.keras")
+    model = keras.models.load_model(dgm)
+    plain, _ = ExampleMaker(src, cn40).batch(0, 8)
+    maker = ExampleMaker(src, cn40, lowres=0.5, lr_heights=[8], degrader=dgm, seed=1)
+    drawn = [maker._degrader.height(g) > 0 for g in range(8)]
+    assert any(drawn) and not all(drawn)
+    x, _ = maker.batch(0, 8)
+    grey = keras.ops.convert_to_numpy(model(plain[np.array(drawn)]))  # (n, 40, 120, 1)
+    want = np.repeat(np.clip(np.rint(grey * 255.0), 0, 255), 3, axis=-1) / np.float32(255.0)
+    np.testing.assert_allclose(x[np.array(drawn)], want, atol=1.5 / 255)  # the DGM's image, grey -> RGB
+    np.testing.assert_array_equal(x[~np.array(drawn)], plain[~np.array(drawn)])
+    # the DGM is not pickled with the pipeline (worker processes load their own)
+    again = pickle.loads(pickle.dumps(maker))
+    assert again._degrader._model is None
+    np.testing.assert_array_equal(again.batch(0, 8)[0], x)
+    # tf.data threads call it too
+    ds = build_dataset(src, cn40, batch_size=4, lowres=0.5, lr_heights=[8], degrader=dgm, seed=1)
+    got = np.concatenate([b[0] for b in ds.as_numpy_iterator()])
+    np.testing.assert_allclose(got, x, atol=1e-6)
+    # a DGM for another input size is refused with the fix
+    other = _tiny_dgm(tmp_path / "dgm_small.keras", height=24, width=96)
+    with pytest.raises(Exception, match="same plate-format variant"):
+        ExampleMaker(src, cn40, lowres=1.0, degrader=other).batch(0, 2)
+
+
+def test_lowres_config_checks_and_training(tmp_path):
+    from lprnet_tf.training import train
+
+    base = {"name": "t", "plate_format": CN40, "model": {"name": "multitask_cnn"},
+            "data": {"train": "synth:0", "val": "synth:9:4", "lowres": 0.5, "augment": "light"},
+            "train": {"batch_size": 4, "steps": 2, "eval_every": 2, "gradient_noise": 0.0}}
+    cfg = config_from_dict(base)
+    assert cfg.data.lowres == 0.5 and cfg.data.degrader == "bicubic"
+    with pytest.raises(ConfigError, match="data.lowres is the fraction"):
+        config_from_dict(base, ["data.lowres=1.5"])
+    with pytest.raises(ConfigError, match="dgm_"):
+        config_from_dict(base, [f"data.degrader={tmp_path / 'missing.keras'}"])
+    with pytest.raises(ConfigError, match="data.lowres degrades single"):
+        config_from_dict({**base, "model": {"name": "dgm"}, "data": {**base["data"], "pairs": "lowres"}})
+    dgm = _tiny_dgm(tmp_path / "dgm.keras", out_channels=3)
+    cfg = config_from_dict(base, [f"data.degrader={dgm}"])
+    state = train(cfg, str(tmp_path / "run"), verbose=False)
+    assert state["step"] == 2 and np.isfinite(_records(str(tmp_path / "run"))[-1]["loss"])

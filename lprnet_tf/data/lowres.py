@@ -31,6 +31,8 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -47,16 +49,22 @@ METHOD = ("cv2.resize INTER_AREA to height H, width round(w * H / h) (aspect kep
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 6]
 
 
-def downscale_to_height(image: np.ndarray, height: int) -> tuple[np.ndarray, float]:
+INTERPOLATIONS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
+
+
+def downscale_to_height(image: np.ndarray, height: int, method: str = "area") -> tuple[np.ndarray, float]:
     """uint8 crop -> (crop ``height`` pixels high with its aspect ratio kept, scale); a crop not taller
-    than ``height`` comes back unchanged with scale 1.0 (never upsampled)."""
+    than ``height`` comes back unchanged with scale 1.0 (never upsampled). ``method``: a key of
+    :data:`INTERPOLATIONS` (the test sets use ``area``)."""
     h, w = image.shape[:2]
     if height < 1:
         raise ValueError(f"height must be >= 1, got {height}")
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"downscaling method must be one of {sorted(INTERPOLATIONS)}, got {method!r}")
     if h <= height:
         return image.copy(), 1.0
     new_w = max(1, int(round(w * height / h)))
-    return cv2.resize(image, (new_w, int(height)), interpolation=cv2.INTER_AREA), height / h
+    return cv2.resize(image, (new_w, int(height)), interpolation=INTERPOLATIONS[method]), height / h
 
 
 # ---- test sets ---------------------------------------------------------------------------------------
@@ -196,3 +204,95 @@ class PairedSource:
         scale = np.float32(1.0 / 255.0)
         return (np.stack(hr).astype(np.float32) * scale, np.stack(lr).astype(np.float32) * scale,
                 np.asarray(labels, np.int32))
+
+
+# ---- low-resolution training images for recognizers ----------------------------------------------------
+class Degrader:
+    """Replace a fraction of a recognizer's training crops by low-resolution versions of themselves
+    (``papers/multitask-lowres-lpr.md`` §2.2 and Table 3: the multi-task CNN trained with and without the
+    DGM's images; ``data.lowres`` / ``data.degrader`` of the experiment YAML).
+
+    Sample ``g`` is degraded with probability ``fraction``, decided by (seed, g) only, as is its LR crop
+    height (one of ``heights``). ``method``:
+
+    - ``area`` / ``bicubic`` / ``bilinear``: plain downsampling, :func:`downscale_to_height` of the crop
+      to that height with this interpolation, then enlarged to the model input by the runtime's rule
+      (:func:`lprnet_tf.runtime.fit_crop`), i.e. what the model is fed for a real crop that small. ``area``
+      is the rule the test sets are made with; ``bicubic`` is the plain baseline the paper compares with.
+    - anything else: a trained DGM (``.keras`` file, run directory or shipped name; ``lprnet-train`` with
+      ``configs/experiments/dgm_*.yaml``): the crop at the format's H x W goes through the DGM, whose output
+      (at H x W; a grey one-channel output is repeated to RGB) is the training image. The DGM is
+      deterministic and has no height input: it renders the mean degradation of the pairs it was trained on.
+
+    The DGM is loaded on first use in the process that makes the batches (not pickled with the
+    pipeline) and called under a lock (the tf.data map runs batches in parallel threads).
+    """
+
+    def __init__(self, fmt: PlateFormat, fraction: float, heights=DEFAULT_HEIGHTS, method: str = "bicubic",
+                 seed: int = 0):
+        if not 0.0 <= float(fraction) <= 1.0:
+            raise ValueError(f"the low-resolution fraction is a probability in [0, 1], got {fraction}")
+        self.fmt, self.fraction, self.seed, self.method = fmt, float(fraction), int(seed), str(method)
+        self.heights = tuple(int(h) for h in heights)
+        self._model = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_model"], state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._model, self._lock = None, threading.Lock()
+
+    @property
+    def uses_model(self) -> bool:
+        return self.method not in INTERPOLATIONS
+
+    def height(self, g: int) -> int:
+        """The LR crop height of global sample ``g``, or 0 when it stays at full resolution."""
+        rng = np.random.default_rng([self.seed, 0x4447, int(g)])
+        if rng.random() >= self.fraction:
+            return 0
+        return self.heights[int(rng.integers(len(self.heights)))]
+
+    def _dgm(self):
+        if self._model is None:
+            from lprnet_tf.modelio import load_model, model_file
+
+            path = model_file(self.method)
+            model = load_model(path)
+            shape = tuple(model.inputs[0].shape[1:])
+            want = (self.fmt.height, self.fmt.width, 3)
+            if shape != want:
+                raise DataError(f"data.degrader {self.method}: the DGM in {path} takes {shape[:2]} images, the "
+                                f"plate format '{self.fmt.name}' gives {want[:2]}; train the DGM with the same "
+                                f"plate-format variant (e.g. configs/variants/br_120x40.yaml)")
+            self._model = model
+        return self._model
+
+    def apply(self, crops: Sequence[np.ndarray], gs: Sequence[int]) -> list[np.ndarray]:
+        """uint8 crops of global samples ``gs`` -> uint8 model inputs (H, W, 3), degraded where drawn."""
+        out = [None] * len(crops)
+        via_model = []
+        for j, (crop, g) in enumerate(zip(crops, gs)):
+            h = self.height(g)
+            if h and not self.uses_model:
+                out[j] = fit_crop(downscale_to_height(crop, h, self.method)[0], self.fmt)
+            else:
+                out[j] = fit_crop(crop, self.fmt)
+                if h:
+                    via_model.append(j)
+        if via_model:
+            import keras
+
+            x = np.stack([out[j] for j in via_model]).astype(np.float32) * np.float32(1.0 / 255.0)
+            with self._lock:
+                y = keras.ops.convert_to_numpy(self._dgm()(x, training=False))
+            if y.shape[-1] == 1:
+                y = np.repeat(y, 3, axis=-1)
+            y = np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
+            for k, j in enumerate(via_model):
+                out[j] = y[k]
+        return out

@@ -231,7 +231,8 @@ class ExampleMaker:
     area-downscaled to a crop height drawn from ``lr_heights`` by (seed, global index) only."""
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
-                 shuffle: bool = False, permute: float = 0.0, pairs: str = "", lr_heights=None):
+                 shuffle: bool = False, permute: float = 0.0, pairs: str = "", lr_heights=None,
+                 lowres: float = 0.0, degrader: str = "bicubic"):
         self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
         self.permute = float(permute)
         self.augment = Augmenter(augment)
@@ -247,6 +248,14 @@ class ExampleMaker:
 
             lr_size = (fmt.height // 2, fmt.width // 2) if self.pairs == "lr_to_hr" else None
             self._paired = PairedSource(source, fmt, lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
+        self._degrader = None
+        if lowres > 0:
+            if self.pairs or self.frames:
+                raise DataError("data.lowres degrades single training crops of a recognizer; it does not combine "
+                                "with data.pairs or tracklets (data.frames)")
+            from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, Degrader
+
+            self._degrader = Degrader(fmt, lowres, lr_heights or DEFAULT_HEIGHTS, degrader, seed=self.seed)
 
     def index(self, g: int) -> int:
         if not self.shuffle or isinstance(self.source, SynthSource):
@@ -340,11 +349,14 @@ class ExampleMaker:
             return self._tracklet_batch(start, size)
         if self.pairs:
             return self._pair_batch(start, size)
+        gs = range(int(start), int(start) + int(size))
         images, labels = [], []
-        for g in range(int(start), int(start) + int(size)):
+        for g in gs:
             image, text = self._sample(g)
-            images.append(to_model_input(image, self.fmt))
+            images.append(image if self._degrader else to_model_input(image, self.fmt))
             labels.append(self.fmt.pad(self.fmt.encode(text)))
+        if self._degrader:  # some crops replaced by their low-resolution versions (data.lowres), then augmented
+            images = self._degrader.apply(images, gs)
         images = self.augment(images, seed=self.seed * 1_000_003 + int(start))
         return np.stack(images).astype(np.float32) * (1.0 / 255.0), np.asarray(labels, np.int32)
 
@@ -420,7 +432,7 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
                   drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
                   slices: tuple[int, int, int] | None = None, permute: float = 0.0, pairs: str = "",
-                  lr_heights=None):
+                  lr_heights=None, lowres: float = 0.0, degrader: str = "bicubic"):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -433,13 +445,15 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     ``drop_remainder``): a tf.distribute worker's share of every global batch, one slice per local
     replica (:mod:`lprnet_tf.distributed`). A slice is augmented as a batch of its own.
     ``permute``: character-permutation probability; ``pairs``, ``lr_heights``: (HR, LR) pairs for
-    image-to-image / GAN models (:class:`ExampleMaker`; y is then nested for ``lr_to_hr``).
+    image-to-image / GAN models (:class:`ExampleMaker`; y is then nested for ``lr_to_hr``);
+    ``lowres``, ``degrader``: low-resolution training crops for recognizers
+    (:class:`lprnet_tf.data.lowres.Degrader`, heights from ``lr_heights``).
     """
     import tensorflow as tf
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
@@ -490,11 +504,12 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
 
 def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
-                        workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None):
+                        workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None,
+                        lowres: float = 0.0, degrader: str = "bicubic"):
     """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend)."""
     import keras
 
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader)
 
     class BatchSequence(keras.utils.PyDataset):
         def __len__(self):
