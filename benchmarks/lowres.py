@@ -1,0 +1,209 @@
+"""Low-resolution plates: LPRNet, MTGAN super-resolution + LPRNet and the multi-task CNN (without low-res
+training crops, with bicubic ones, with DGM ones) on the same high- and low-resolution test crops (issue 8,
+item 6; ``papers/multitask-lowres-lpr.md`` Tables 2-3, ``papers/mtgan.md``).
+
+  python benchmarks/lowres.py [--data ../shared/data] [--lowres data/lowres] [--formats br,cn]
+      [--br_lprnet br_lprnet_basic] [--br_mtgan runs/mtgan_br/last.keras]
+      [--br_multitask runs/multitask_br_more/last.keras]
+      [--br_multitask_bicubic runs/multitask_br_bicubic/last.keras]
+      [--br_multitask_dgm runs/multitask_br_dgm/last.keras] [--cn_lprnet cn_lprnet_basic] [--cn_mtgan ...]
+
+Test sets: the real validation crops at full resolution (``HR``: ``br_openalpr_crops`` split val,
+``cn_ccpd_like_1000``) and the same crops area-downscaled to a crop height of 16, 12 and 8 pixels by
+``datasets/make_lowres.py --standard`` (made here into ``--lowres`` when missing; deterministic). Every
+reader enlarges a small crop to its own input with the runtime's rule (``lprnet_tf.runtime.fit_crop``).
+
+Readers (a row is left out when its model is missing, and the table says so). The trained models are read
+from their runs' ``last.keras`` (the last step, never the checkpoint chosen on validation: the validation
+crops are the test crops here):
+- **LPRNet**: the shipped CTC recognizer on the crop;
+- **MTGAN-SR + LPRNet**: the MTGAN generator super-resolves the crop laid out at 47 x 12 to 94 x 24, then
+  the same LPRNet reads it;
+- **multi-task CNN** (Table 1, 120 x 40): one model trained on the HR training crops with character
+  permutation (``multitask_br.yaml --schedule cpu``), then three runs of the same 1,000 more steps from it:
+  HR crops only (``--schedule cpu_more``), a third of the crops bicubic-downscaled
+  (``multitask_br_bicubic.yaml``), a third rendered by the DGM (``multitask_br_dgm.yaml``, ``br_dgm``).
+Greedy decoding (per slot for the multi-task CNN), exact match and character accuracy, the format's
+scoring merges. Writes ``benchmarks/results/lowres.md`` and ``.json`` (with the number-of-correct-characters
+histograms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+HEIGHTS = (16, 12, 8)
+SETS = {"br": ("br_openalpr_crops", "br_val"), "cn": ("cn_ccpd_like_1000", "cn_val")}
+READERS = (  # (flag suffix, row label, reader kind)
+    ("lprnet", "LPRNet", "direct"),
+    ("mtgan", "MTGAN-SR + LPRNet", "sr"),
+    ("multitask", "multi-task CNN, HR training crops only", "direct"),  # Table 3 "without samples from DGM"
+    ("multitask_bicubic", "multi-task CNN + 1/3 bicubic low-res crops", "direct"),
+    ("multitask_dgm", "multi-task CNN + 1/3 DGM low-res crops", "direct"),
+)
+
+
+def test_sets(fmt_name: str, data_root: str, lowres_root: str) -> list:
+    """[(column label, folder or None, split)] : HR then each low-resolution height; builds the
+    low-resolution folders with the standard rule when they are missing."""
+    from lprnet_tf.data.lowres import standard_sets, write_lowres_sets
+    from lprnet_tf.evaluation import REFERENCE_SETS
+
+    folder, name = SETS[fmt_name]
+    src = os.path.join(data_root, folder)
+    if not os.path.isdir(src):
+        return []
+    split = REFERENCE_SETS[folder][1]
+    missing = [h for h in HEIGHTS if not os.path.isfile(os.path.join(lowres_root, f"{name}_h{h}", "labels.csv"))]
+    if missing:
+        spec = next(s for s in standard_sets(data_root) if s[0] == name)
+        write_lowres_sets(spec[1], spec[2], lowres_root, name, missing, split=spec[3], progress=False)
+    cols = [("HR", src, split)]
+    cols += [(f"{h} px", os.path.join(lowres_root, f"{name}_h{h}"), None) for h in HEIGHTS]
+    return cols
+
+
+def _shown(spec: str | None) -> str | None:
+    """A model spec as written into the results: paths inside the repository relative to it."""
+    if spec and os.path.isabs(spec) and spec.startswith(REPO + os.sep):
+        return os.path.relpath(spec, REPO)
+    return spec
+
+
+def _exists(spec: str | None) -> bool:
+    from lprnet_tf.modelio import ModelFileError, model_file
+
+    if not spec:
+        return False
+    try:
+        model_file(spec)
+        return True
+    except ModelFileError:
+        return False
+
+
+def read_set(reader: dict, folder: str, split: str | None, merges) -> dict:
+    """One reader on one test folder -> metrics (exact, char accuracy, correct-characters histogram)."""
+    from lprnet_tf.data.pipeline import ArraySource, open_source
+    from lprnet_tf.evaluation import predict_logits, score
+
+    fmt = reader["fmt"]
+    src = open_source(folder, fmt, split=split)
+    texts = src.texts()
+    if reader["sr"] is not None:  # super-resolve every crop, then the recognizer reads the SR images
+        images = [src.get(i)[0] for i in range(len(src))]
+        sr = np.concatenate([reader["sr"].super_resolve(images[i:i + 64]) for i in range(0, len(images), 64)])
+        src = ArraySource(list(sr), texts)
+    logits = predict_logits(reader["model"], src, fmt)
+    m, _, _ = score(logits, texts, fmt, "greedy", merges, kind=reader["kind"])
+    return m
+
+
+def load_reader(spec: str, sr_spec: str | None = None) -> dict:
+    from lprnet_tf.modelio import load_for_inference
+    from lprnet_tf.models import model_kind
+    from lprnet_tf.runtime import SuperResolver
+
+    model, fmt, path = load_for_inference(spec)
+    sr = None
+    if sr_spec:
+        gan, gan_fmt, _ = load_for_inference(sr_spec)
+        if (gan_fmt.height, gan_fmt.width) != (fmt.height, fmt.width):
+            raise SystemExit(f"{sr_spec}: MTGAN output {gan_fmt.height}x{gan_fmt.width} differs from the "
+                             f"recognizer's input {fmt.height}x{fmt.width} ({spec})")
+        sr = SuperResolver.from_keras(gan, gan_fmt)
+    return {"model": model, "fmt": fmt, "kind": model_kind(model), "sr": sr, "path": path}
+
+
+def run_format(fmt_name: str, specs: dict, data_root: str, lowres_root: str) -> dict | None:
+    from lprnet_tf.vocab import load_plate_format
+
+    cols = test_sets(fmt_name, data_root, lowres_root)
+    if not cols:
+        print(f"skipped {fmt_name}: {SETS[fmt_name][0]} not under {data_root}", file=sys.stderr)
+        return None
+    merges = list(load_plate_format(fmt_name).merges)
+    rows, missing = {}, []
+    for key, label, how in READERS:
+        spec = specs.get(key)
+        needed = [spec] + ([specs.get("lprnet")] if how == "sr" else [])
+        if not all(_exists(s) for s in needed):
+            missing.append(f"{label} ({_shown(spec) or 'no model given'})")
+            continue
+        reader = load_reader(specs["lprnet"], spec) if how == "sr" else load_reader(spec)
+        rows[label] = {"model": _shown(spec), "sets": {}}
+        for col, folder, split in cols:
+            t0 = time.time()
+            m = read_set(reader, folder, split, merges)
+            rows[label]["sets"][col] = {k: m[k] for k in ("accuracy", "char_accuracy", "count", "correct_chars_histogram")
+                                        if k in m}
+            print(f"{fmt_name} {label:48s} {col:6s} exact {m['accuracy']:.3f} char {m['char_accuracy']:.3f} "
+                  f"({time.time() - t0:.1f} s)", flush=True)
+    return {"format": fmt_name, "set": SETS[fmt_name][0], "columns": [c[0] for c in cols],
+            "count": rows[next(iter(rows))]["sets"]["HR"].get("count") if rows else 0,
+            "rows": rows, "missing": missing, "merges": merges}
+
+
+def write(results: list, out: str):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".json", "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    with open(out + ".md", "w", encoding="utf-8") as f:
+        f.write(f"Low-resolution plates, `python benchmarks/lowres.py`, {time.strftime('%Y-%m-%d')}, 2-core CPU; "
+                f"greedy decoding; exact match / character accuracy; crops area-downscaled to the crop height "
+                f"shown (`datasets/make_lowres.py --standard`).\n\n")
+        for r in results:
+            f.write(f"**{r['set']}** (validation crops, {r['count']} per column; merges {r['merges'] or 'none'})\n\n")
+            f.write("| reader | " + " | ".join(r["columns"]) + " |\n|---|" + "---|" * len(r["columns"]) + "\n")
+            for label, row in r["rows"].items():
+                cells = [f"{row['sets'][c]['accuracy']:.3f} / {row['sets'][c]['char_accuracy']:.3f}"
+                         for c in r["columns"]]
+                f.write(f"| {label} | " + " | ".join(cells) + " |\n")
+            if r["missing"]:
+                f.write("\nNot measured (model not trained or not found): " + "; ".join(r["missing"]) + ".\n")
+            f.write("\n")
+    print(f"wrote {out}.md and .json")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data"))
+    p.add_argument("--lowres", default=os.path.join(REPO, "data", "lowres"),
+                   help="folder of the low-resolution test sets (built here when missing)")
+    defaults = {}
+    for fmt_name in SETS:  # the shipped LPRNet; the other models: last.keras of the run directories of the README
+        runs = {"mtgan": f"mtgan_{fmt_name}", "multitask": f"multitask_{fmt_name}_more",
+                "multitask_bicubic": f"multitask_{fmt_name}_bicubic", "multitask_dgm": f"multitask_{fmt_name}_dgm"}
+        defaults[fmt_name] = {"lprnet": f"{fmt_name}_lprnet_basic",
+                              **{k: os.path.join(REPO, "runs", v, "last.keras") for k, v in runs.items()}}
+    for fmt_name, d in defaults.items():
+        for key, spec in d.items():
+            p.add_argument(f"--{fmt_name}_{key}", default=spec, help=f"model for the '{key}' row of {fmt_name} "
+                           f"(shipped name, run directory or .keras; default {_shown(spec)})")
+    p.add_argument("--formats", default="br,cn", help="comma-separated: br, cn")
+    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "lowres"))
+    a = p.parse_args()
+    results = []
+    for fmt_name in a.formats.split(","):
+        specs = {key: getattr(a, f"{fmt_name}_{key}") for key, _, _ in READERS}
+        r = run_format(fmt_name, specs, a.data, a.lowres)
+        if r:
+            results.append(r)
+    if not results:
+        raise SystemExit(f"no test set found under {a.data}")
+    write(results, a.out)
+
+
+if __name__ == "__main__":
+    main()
