@@ -169,6 +169,10 @@ def write(results: list, out: str):
                 cells = [f"{row['sets'][c]['accuracy']:.3f} / {row['sets'][c]['char_accuracy']:.3f}"
                          for c in r["columns"]]
                 f.write(f"| {label} | " + " | ".join(cells) + " |\n")
+            if "MTGAN-SR + LPRNet" in r["rows"]:
+                f.write("\nThe MTGAN generator reads every crop laid out at 47 x 12 (its LR input), so its HR column is the "
+                        "full crop squeezed to 47 x 12 (more horizontal detail than a 12-px crop with its aspect kept), "
+                        "then super-resolved to 94 x 24.\n")
             if r["missing"]:
                 f.write("\nNot measured (model not trained or not found): " + "; ".join(r["missing"]) + ".\n")
             f.write("\n")
