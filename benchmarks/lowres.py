@@ -36,7 +36,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,18 +79,6 @@ def _shown(spec: str | None) -> str | None:
     return spec
 
 
-def _exists(spec: str | None) -> bool:
-    from lprnet_tf.modelio import ModelFileError, model_file
-
-    if not spec:
-        return False
-    try:
-        model_file(spec)
-        return True
-    except ModelFileError:
-        return False
-
-
 def read_set(reader: dict, folder: str, split: str | None, merges) -> dict:
     """One reader on one test folder -> metrics (exact, char accuracy, correct-characters histogram)."""
     from lprnet_tf.data.pipeline import ArraySource, open_source
@@ -101,8 +88,7 @@ def read_set(reader: dict, folder: str, split: str | None, merges) -> dict:
     src = open_source(folder, fmt, split=split)
     texts = src.texts()
     if reader["sr"] is not None:  # super-resolve every crop, then the recognizer reads the SR images
-        images = [src.get(i)[0] for i in range(len(src))]
-        sr = np.concatenate([reader["sr"].super_resolve(images[i:i + 64]) for i in range(0, len(images), 64)])
+        sr = reader["sr"].super_resolve([src.get(i)[0] for i in range(len(src))])  # batched by the backend
         src = ArraySource(list(sr), texts)
     logits = predict_logits(reader["model"], src, fmt)
     m, _, _ = score(logits, texts, fmt, "greedy", merges, kind=reader["kind"])
@@ -114,7 +100,7 @@ def load_reader(spec: str, sr_spec: str | None = None) -> dict:
     from lprnet_tf.models import model_kind
     from lprnet_tf.runtime import SuperResolver
 
-    model, fmt, path = load_for_inference(spec)
+    model, fmt, _ = load_for_inference(spec)
     sr = None
     if sr_spec:
         gan, gan_fmt, _ = load_for_inference(sr_spec)
@@ -122,10 +108,11 @@ def load_reader(spec: str, sr_spec: str | None = None) -> dict:
             raise SystemExit(f"{sr_spec}: MTGAN output {gan_fmt.height}x{gan_fmt.width} differs from the "
                              f"recognizer's input {fmt.height}x{fmt.width} ({spec})")
         sr = SuperResolver.from_keras(gan, gan_fmt)
-    return {"model": model, "fmt": fmt, "kind": model_kind(model), "sr": sr, "path": path}
+    return {"model": model, "fmt": fmt, "kind": model_kind(model), "sr": sr}
 
 
 def run_format(fmt_name: str, specs: dict, data_root: str, lowres_root: str) -> dict | None:
+    from lprnet_tf.modelio import model_exists
     from lprnet_tf.vocab import load_plate_format
 
     cols = test_sets(fmt_name, data_root, lowres_root)
@@ -137,7 +124,7 @@ def run_format(fmt_name: str, specs: dict, data_root: str, lowres_root: str) -> 
     for key, label, how in READERS:
         spec = specs.get(key)
         needed = [spec] + ([specs.get("lprnet")] if how == "sr" else [])
-        if not all(_exists(s) for s in needed):
+        if not all(model_exists(s) for s in needed):
             missing.append(f"{label} ({_shown(spec) or 'no model given'})")
             continue
         reader = load_reader(specs["lprnet"], spec) if how == "sr" else load_reader(spec)

@@ -146,25 +146,14 @@ def table(rows: dict, texts, fmt, merges) -> list:
     return out
 
 
-def _exists(spec: str) -> bool:
-    """A model spec (path, run dir or shipped name) that resolves to a .keras file."""
-    from lprnet_tf.modelio import ModelFileError, model_file
-
-    try:
-        model_file(spec)
-        return True
-    except ModelFileError:
-        return False
-
-
 def run_set(name, tracks, quality, fmt, lprnet_spec, iq_specs, merges) -> dict:
-    from lprnet_tf.modelio import load_for_inference
+    from lprnet_tf.modelio import load_for_inference, model_exists
 
     texts = [t.text for t in tracks]
     print(f"{name}: {len(tracks)} tracks x {K} frames", flush=True)
     rows, extra = {}, {}
     for label, spec in iq_specs:
-        if spec and _exists(spec):
+        if model_exists(spec):
             r, q, w = multiframe_rows(spec, tracks, label)
             rows.update(r)
             from lprnet_tf.metrics import srocc

@@ -67,11 +67,11 @@ def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: 
     from lprnet_tf.data.pipeline import to_model_input
     from lprnet_tf.decoding import decode
     from lprnet_tf.metrics import plate_metrics, srocc
-    from lprnet_tf.modelio import load_for_inference
+    from lprnet_tf.modelio import load_for_inference, model_exists
     from lprnet_tf.models.eq_lpr import recognition_quality
     from lprnet_tf.quality import quality_score
     from lprnet_tf.stream import StreamRecognizer
-    from multiframe import _exists, majority_vote
+    from multiframe import majority_vote
 
     texts = [t.text for t in tracks]
     rec, rfmt, _ = load_for_inference(recognizer)
@@ -110,7 +110,7 @@ def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: 
 
     quality_fns = {"PQS (no-reference, no training)": (lambda crops: np.asarray([quality_score(c) for c in crops]), None)}
     for v, spec in nets.items():
-        if not _exists(spec):
+        if not model_exists(spec):
             print(f"  (no model {spec}: EQ-LPR-{v} left out)", flush=True)
             continue
         net, _, _ = load_for_inference(spec)

@@ -197,10 +197,10 @@ def _check_values(cfg: ExperimentConfig, where: str):
     if not 0.0 <= cfg.data.lowres <= 1.0:
         raise ConfigError(f"{where}: data.lowres is the fraction of training crops made low-resolution, in [0, 1]; "
                           f"got {cfg.data.lowres}")
-    if cfg.data.lowres and (cfg.data.pairs or cfg.data.frames):
-        raise ConfigError(f"{where}: data.lowres degrades single training crops of a recognizer; remove it or "
-                          f"data.pairs / data.frames")
     if cfg.data.lowres:
+        if cfg.data.pairs or cfg.data.frames:
+            raise ConfigError(f"{where}: data.lowres degrades single training crops of a recognizer; remove it or "
+                              f"data.pairs / data.frames")
         from lprnet_tf.data.lowres import INTERPOLATIONS
         from lprnet_tf.modelio import ModelFileError, model_file
 

@@ -235,6 +235,18 @@ def model_file(spec: str) -> str:
     return path
 
 
+def model_exists(spec: str | None) -> bool:
+    """Whether a model spec (``.keras`` file, run directory, folder or shipped name) resolves to a file
+    (:func:`model_file`); an empty spec does not."""
+    if not spec:
+        return False
+    try:
+        model_file(spec)
+        return True
+    except ModelFileError:
+        return False
+
+
 def resolve_model(spec: str, fmt: str | PlateFormat | None = None) -> tuple[str, PlateFormat]:
     """Find the ``.keras`` file (:func:`model_file`) and plate format for a model spec. The plate
     format is ``fmt`` if given, else the ``plate_format.yaml`` next to the model."""
