@@ -34,6 +34,9 @@ class ModelConfig:
 class DataConfig:
     train: str = "synth:0"  # synth[:SEED[:COUNT]] or a path any reader understands
     train_split: str = ""  # rows of this split when train is a CSV with a split column
+    # mix: more training sources drawn from in fixed proportions, a list of {source, weight[, split]}
+    # (e.g. [{source: "synth:5", weight: 0.3}]: 30 % synthetic plates); train gets 1 - the sum of the weights
+    mix: list = dataclasses.field(default_factory=list)
     val: str = "synth:1000003:512"  # held-apart synthetic set (another seed) or a path
     val_split: str = ""
     augment: str = "full"  # none | light | full
@@ -210,6 +213,7 @@ def _check_values(cfg: ExperimentConfig, where: str):
             except ModelFileError as e:
                 raise ConfigError(f"{where}: data.degrader must be {' | '.join(INTERPOLATIONS)} or a trained DGM "
                                   f"(train one with configs/experiments/dgm_*.yaml): {e}") from None
+    _check_mix(cfg.data.mix, cfg.data.frames, where)
     if cfg.data.pairs and cfg.data.frames:
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:
@@ -230,6 +234,34 @@ def _check_values(cfg: ExperimentConfig, where: str):
         load_plate_format(cfg.plate_format)
     except PlateFormatError as e:
         raise ConfigError(f"{where}: plate_format: {e}") from None
+
+
+def _check_mix(mix: list, frames: int, where: str):
+    """``data.mix``: a list of ``{source: spec, weight: (0, 1), split: name}`` whose weights leave the main
+    source a share > 0."""
+    example = "e.g. mix: [{source: 'synth:5', weight: 0.3}]"
+    if mix and frames:
+        raise ConfigError(f"{where}: data.mix mixes single crops; remove it or data.frames")
+    total = 0.0
+    for i, m in enumerate(mix):
+        key = f"data.mix[{i}]"
+        if not isinstance(m, dict):
+            raise ConfigError(f"{where}: {key}: expected a mapping with source and weight ({example}), got {m!r}")
+        unknown = sorted(set(m) - {"source", "weight", "split"}, key=str)
+        if unknown:
+            raise ConfigError(f"{where}: {key}: unknown key(s) {unknown}; allowed: source, weight, split")
+        if not isinstance(m.get("source"), str) or not m["source"]:
+            raise ConfigError(f"{where}: {key}.source: a data spec (synth:SEED or a path) is required ({example})")
+        w = m.get("weight")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 < w < 1.0:
+            raise ConfigError(f"{where}: {key}.weight: the share of training samples from this source, in (0, 1); "
+                              f"got {w!r}")
+        if not isinstance(m.get("split", ""), (str, type(None))):
+            raise ConfigError(f"{where}: {key}.split: expected a split name, got {m['split']!r}")
+        total += float(w)
+    if mix and total >= 1.0:
+        raise ConfigError(f"{where}: data.mix weights sum to {total:g}; they must leave data.train a share "
+                          f"(sum < 1)")
 
 
 def save_config(cfg: ExperimentConfig, path: str):

@@ -42,7 +42,7 @@ import time
 import keras
 
 from lprnet_tf.config import ConfigError, ExperimentConfig, UsageError
-from lprnet_tf.data.pipeline import SynthSource, build_dataset, open_source
+from lprnet_tf.data.pipeline import SynthSource, build_dataset, open_source, open_train_source
 from lprnet_tf.modelio import ModelFileError, atomic_write, save_model
 from lprnet_tf.training import (LocNetGate, ProgressCallback, RunKeeper, _write_json, build_training_model,
                                 compile_model, current_step, log, open_run, steps_left)
@@ -329,7 +329,8 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         return state
 
     d = cfg.data
-    train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad)
+    train_src = open_train_source(d.train, fmt, split=d.train_split or None, mix=d.mix, seed=cfg.train.seed,
+                                  skip_bad=d.skip_bad)
     val_src = None
     if info.is_chief and d.val:
         val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad)

@@ -39,7 +39,8 @@ import time
 import keras
 
 from lprnet_tf.config import ConfigError, ExperimentConfig, save_config
-from lprnet_tf.data.pipeline import PAIR_MODES, SynthSource, build_dataset, make_batch_sequence, open_source
+from lprnet_tf.data.pipeline import (PAIR_MODES, SYNTH_STREAM, SynthSource, build_dataset, make_batch_sequence,
+                                     open_source, open_train_source)
 from lprnet_tf.evaluation import evaluate_pairs, predict_logits, score
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
 from lprnet_tf.losses import loss_for_kind
@@ -442,11 +443,13 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     check_frames(model, d.frames)
     pairs = PAIR_MODES.get(model_kind(model), "")  # dgm / mtgan: (HR, LR) pairs (config: data.pairs lowres)
     tracks = {"frames": d.frames, "track_policy": d.track_policy}
-    train_src = open_source(d.train, fmt, split=d.train_split or None, skip_bad=d.skip_bad, **tracks)
+    train_src = open_train_source(d.train, fmt, split=d.train_split or None, mix=d.mix, seed=cfg.train.seed,
+                                  skip_bad=d.skip_bad, **tracks)
     val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad, **tracks) if d.val else None
     if isinstance(val_src, SynthSource) and val_src.size is None:
         raise ConfigError("data.val: a synthetic validation set needs a count, e.g. synth:1000003:512")
-    log(f"train data: {d.train} ({'stream' if isinstance(train_src, SynthSource) and train_src.size is None else len(train_src)}), "
+    mixed = "".join(f" + {m['weight']:g} {m['source']}" for m in d.mix)
+    log(f"train data: {d.train}{mixed} ({'stream' if len(train_src) >= SYNTH_STREAM else len(train_src)}), "
         f"val: {d.val} ({len(val_src) if val_src is not None else 0}), steps {start_step}->{total}, batch {bs}")
     start_sample = start_step * bs
     if keras.backend.backend() == "tensorflow":

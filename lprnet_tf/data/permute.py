@@ -194,8 +194,10 @@ def rerender(fmt: PlateFormat, seed: int, index: int, rng: np.random.Generator) 
 
 def permuted_sample(source, i: int, fmt: PlateFormat, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """Sample ``i`` of ``source`` permuted: re-rendered for a synthetic source, strips moved otherwise."""
-    from lprnet_tf.data.pipeline import SynthSource
+    from lprnet_tf.data.pipeline import MixedSource, SynthSource
 
+    if isinstance(source, MixedSource):  # permute within the part the sample comes from
+        source, i = source.locate(i)
     if isinstance(source, SynthSource):
         return rerender(fmt, source.seed, i, rng)
     image, text = source.get(i)

@@ -110,6 +110,48 @@ class SynthSource(SampleSource):
         return [self._text(self.fmt, self.seed, i) for i in range(self.size)]
 
 
+class MixedSource(SampleSource):
+    """Several single-crop sources drawn from in fixed proportions: an unbounded stream whose sample ``i``
+    comes from part ``k`` with probability ``weights[k]``, decided by (seed, i) only, so a resumed run sees
+    the same samples. A finite part is sampled with replacement (index drawn by (seed, i)); an unbounded
+    synthetic part gives its own sample ``i`` (each at most once). Used for ``data.mix``: e.g. real crops
+    plus synthetic plates of the styles the real set lacks."""
+
+    _SALT = 11
+
+    def __init__(self, parts: Sequence[SampleSource], weights: Sequence[float], seed: int = 0):
+        if len(parts) != len(weights) or not parts:
+            raise ValueError(f"MixedSource: {len(parts)} parts but {len(weights)} weights")
+        w = np.asarray(weights, np.float64)
+        if np.any(w <= 0):
+            raise ValueError(f"MixedSource: weights must be > 0, got {list(weights)}")
+        for p in parts:
+            if getattr(p, "frames", 0):
+                raise DataError("data.mix mixes single crops; tracklet sources (data.frames > 0) cannot be mixed")
+            if len(p) == 0:
+                raise DataError("data.mix: one of the mixed sources has no samples")
+        self.parts, self.seed = list(parts), int(seed)
+        self.cum = np.cumsum(w / w.sum())
+
+    def __len__(self):
+        return SYNTH_STREAM
+
+    def locate(self, i: int) -> tuple[SampleSource, int]:
+        """(part, index within it) of sample ``i``."""
+        rng = np.random.default_rng([self.seed, self._SALT, int(i)])
+        k = min(int(np.searchsorted(self.cum, rng.random(), side="right")), len(self.parts) - 1)
+        part = self.parts[k]
+        n = len(part)
+        return part, (int(i) if n >= SYNTH_STREAM else int(rng.integers(n)))
+
+    def get(self, i):
+        part, j = self.locate(i)
+        return part.get(j)
+
+    def texts(self):
+        raise DataError("a mixed source is an unbounded stream and has no text list")
+
+
 class TrackletSource(SampleSource):
     """Tracklets of K frames (:mod:`lprnet_tf.data.tracklets`) for multi-frame models: ``get(i)`` gives
     ``(list of K uint8 RGB frames, text, quality map (K * 7,) float32)``. The quality map is the
@@ -214,6 +256,23 @@ def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad:
     return FileSource(samples)
 
 
+def open_train_source(spec: str, fmt: PlateFormat, split: str | None = None, mix=(), seed: int = 0,
+                      skip_bad: bool = False, frames: int = 0, track_policy: str = "error") -> SampleSource:
+    """The training source of a config: :func:`open_source` of ``spec``, or, with ``mix`` (``data.mix``: a
+    list of ``{source, weight, split}`` mappings), a :class:`MixedSource` in which each listed source has
+    its weight and ``spec`` the rest (1 - the sum of the weights)."""
+    main = open_source(spec, fmt, split=split, skip_bad=skip_bad, frames=frames, track_policy=track_policy)
+    if not mix:
+        return main
+    if frames:
+        raise DataError("data.mix mixes single crops; tracklet sources (data.frames > 0) cannot be mixed")
+    parts, weights = [main], [1.0 - sum(float(m["weight"]) for m in mix)]
+    for m in mix:
+        parts.append(open_source(m["source"], fmt, split=m.get("split") or None, skip_bad=skip_bad))
+        weights.append(float(m["weight"]))
+    return MixedSource(parts, weights, seed=seed)
+
+
 def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
     """A uint8 RGB crop laid out at the format's H x W (uint8; two-row plates side by side); the
     runtime's rule (:func:`lprnet_tf.runtime.fit_crop`), shared."""
@@ -258,7 +317,7 @@ class ExampleMaker:
             self._degrader = Degrader(fmt, lowres, lr_heights or DEFAULT_HEIGHTS, degrader, seed=self.seed)
 
     def index(self, g: int) -> int:
-        if not self.shuffle or isinstance(self.source, SynthSource):
+        if not self.shuffle or isinstance(self.source, SynthSource) or self.n >= SYNTH_STREAM:
             return g % self.n
         epoch, k = divmod(g, self.n)
         perm = self._perm_cache.get(epoch)
