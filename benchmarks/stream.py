@@ -18,7 +18,8 @@ Rows (accuracy = exact match of the track's final plate; calls = recognizer runs
 - the last frame (1 call).
 Quality networks are also scored against α on every frame (MAE, SROCC). Cost per frame on this CPU:
 batch-1 median latency of each network and of the recognizer (compiled ``predict_on_batch``-free
-calls, side by side in one run), and end-to-end ms per frame of each row.
+calls, interleaved round-robin so that their ratios see the same machine load), and end-to-end ms
+per frame of each row.
 Writes benchmarks/results/stream.md and .json.
 """
 
@@ -38,11 +39,21 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
 
-def batch1_ms(fn, x, reps: int) -> float:
-    """Median ms of ``fn(x)`` over ``reps`` calls after 5 warm-up calls (speed.py's timer)."""
-    from speed import _timeit
-
-    return 1000.0 * float(np.median(_timeit(lambda: fn(x), reps)))
+def side_by_side_ms(fns: dict, reps: dict) -> dict:
+    """Median batch-1 ms of each zero-argument ``fns[name]`` over ``reps[name]`` calls, after 5 warm-up calls
+    each, the calls interleaved round-robin so that every function sees the same machine load (the ratio
+    of two of them is what the table reports; this 2-core machine is shared and its speed drifts)."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        for _ in range(5):
+            fn()
+    for r in range(max(reps.values())):
+        for name, fn in fns.items():
+            if r < reps[name]:
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+    return {name: 1000.0 * float(np.median(t)) for name, t in times.items()}
 
 
 def compiled(model):
@@ -56,7 +67,7 @@ def compiled(model):
 SETS = {  # set -> (plate format, recognizer, quality networks P/S/E: shipped names, run dirs or .keras)
     "cn": ("cn", "cn_lprnet_basic", {"P": "cn_eq_lpr_p", "S": "cn_eq_lpr_s", "E": "cn_eq_lpr_e"}),
     "cn30": ("cn", "cn_lprnet_basic", {"P": "cn_eq_lpr_p", "S": "cn_eq_lpr_s", "E": "cn_eq_lpr_e"}),
-    "br": ("br", "br_lprnet_basic", {"S": "br_eq_lpr_s", "E": "br_eq_lpr_e"}),  # no BR P: not trained yet
+    "br": ("br", "br_lprnet_basic", {"P": "br_eq_lpr_p", "S": "br_eq_lpr_s", "E": "br_eq_lpr_e"}),
 }
 
 
@@ -98,8 +109,6 @@ def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: 
     results = {"set": label, "recognizer": recognizer, "tracks": len(tracks), "frames_per_track": k, "rows": [],
                "quality": {}, "ms": {}}
     x1 = prep(flat[:1])
-    results["ms"]["recognizer"] = rec_ms = batch1_ms(compiled(rec), x1, reps)
-    print(f"{label}: {len(tracks)} tracks x {k} frames, recognizer {recognizer} {rec_ms:.2f} ms/frame", flush=True)
 
     def add_row(name, final, calls, ms_per_frame):
         m = plate_metrics(texts, final, merges=merges, max_positions=fmt.max_length)
@@ -116,10 +125,16 @@ def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: 
         net, _, _ = load_for_inference(spec)
         quality_fns[f"EQ-LPR-{v}"] = ((lambda n: lambda crops: np.asarray(n.predict_on_batch(prep(crops))["quality"]))(net), net)
 
+    timed = {"recognizer": (lambda f: lambda: f(x1))(compiled(rec))}
+    timed.update({name: (lambda f: lambda: f(x1))(compiled(net)) if net is not None else (lambda: quality_score(flat[0]))
+                  for name, (_, net) in quality_fns.items()})
+    ms = side_by_side_ms(timed, {name: reps if name == "recognizer" or quality_fns[name][1] is not None
+                                 else max(20, reps // 10) for name in timed})
+    results["ms"] = ms
+    rec_ms = ms["recognizer"]
+    print(f"{label}: {len(tracks)} tracks x {k} frames, recognizer {recognizer} {rec_ms:.2f} ms/frame", flush=True)
     for name, (qfn, net) in quality_fns.items():
-        q_ms = (batch1_ms(compiled(net), x1, reps) if net is not None
-                else batch1_ms(lambda x: quality_score(flat[0]), x1, max(20, reps // 10)))
-        results["ms"][name] = q_ms
+        q_ms = ms[name]
         scores = np.concatenate([qfn(fr) for fr in frames]).reshape(-1, k)
         results["quality"][name] = {"mae": float(np.abs(scores - alpha).mean()) if net is not None else None,
                                     "srocc": srocc(scores.ravel(), alpha.ravel())}
