@@ -264,8 +264,6 @@ def open_train_source(spec: str, fmt: PlateFormat, split: str | None = None, mix
     main = open_source(spec, fmt, split=split, skip_bad=skip_bad, frames=frames, track_policy=track_policy)
     if not mix:
         return main
-    if frames:
-        raise DataError("data.mix mixes single crops; tracklet sources (data.frames > 0) cannot be mixed")
     parts, weights = [main], [1.0 - sum(float(m["weight"]) for m in mix)]
     for m in mix:
         parts.append(open_source(m["source"], fmt, split=m.get("split") or None, skip_bad=skip_bad))
