@@ -19,7 +19,9 @@ Rows (accuracy = exact match of the track's final plate; calls = recognizer runs
 Quality networks are also scored against α on every frame (MAE, SROCC). Cost per frame on this CPU:
 batch-1 median latency of each network and of the recognizer (compiled ``predict_on_batch``-free
 calls, interleaved round-robin so that their ratios see the same machine load), and end-to-end ms
-per frame of each row.
+per frame of each row; then the same through the deployment path: the recognizer and each quality
+network exported to TFLite f32 batch-1 (:func:`lprnet_tf.export.export_tflite`) and run with LiteRT
+(:class:`lprnet_tf.runtime.TFLiteBackend`, default threads), interleaved likewise (``--no_tflite`` skips it).
 Writes benchmarks/results/stream.md and .json.
 """
 
@@ -56,6 +58,15 @@ def side_by_side_ms(fns: dict, x, reps: dict) -> dict:
     return {name: 1000.0 * float(np.median(t)) for name, t in times.items()}
 
 
+def tflite_f32(model, fmt, out_dir: str, name: str):
+    """Batch-1 inference of ``model`` exported to TFLite f32 and run with LiteRT (the deployment path)."""
+    from lprnet_tf.export import export_tflite
+    from lprnet_tf.runtime import TFLiteBackend
+
+    (path,) = export_tflite(model, fmt, out_dir, name=name, variants=["f32"], batch=("1",))
+    return TFLiteBackend(path).outputs
+
+
 def compiled(model):
     """Batch-1 inference of a Keras model as a compiled ``tf.function`` (as benchmarks/speed.py times it)."""
     import tensorflow as tf
@@ -71,7 +82,7 @@ SETS = {  # set -> (plate format, recognizer, quality networks P/S/E: shipped na
 }
 
 
-def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: int) -> dict:
+def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: int, tflite: bool = True) -> dict:
     """Every row of the module docstring on ``tracks`` streamed in order."""
     import keras
 
@@ -132,6 +143,15 @@ def run_set(label: str, tracks, fmt, recognizer: str, nets: dict, merges, reps: 
         else:  # PQS: numpy on the uint8 crop, slower per call, fewer repetitions
             timed[name], counts[name] = (lambda x: quality_score(flat[0])), max(20, reps // 10)
     results["ms"] = ms = side_by_side_ms(timed, x1, counts)
+    if tflite:  # the deployment path: TFLite f32 batch-1 files run with LiteRT, interleaved likewise
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            lite = {"recognizer": tflite_f32(rec, rfmt, tmp, "recognizer")}
+            for name, (_, net) in quality_fns.items():
+                if net is not None:
+                    lite[name] = tflite_f32(net, rfmt, tmp, name.replace(" ", "_"))
+            results["tflite_ms"] = side_by_side_ms(lite, x1, {name: reps for name in lite})
     rec_ms = ms["recognizer"]
     print(f"{label}: {len(tracks)} tracks x {k} frames, recognizer {recognizer} {rec_ms:.2f} ms/frame", flush=True)
     for name, (qfn, net) in quality_fns.items():
@@ -159,6 +179,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
     ap.add_argument("--count", type=int, default=500, help="synthetic CN test tracklets")
     ap.add_argument("--timing_reps", type=int, default=200)
+    ap.add_argument("--no_tflite", action="store_true", help="skip the TFLite (LiteRT) timing")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "stream"))
     a = ap.parse_args()
 
@@ -182,7 +203,7 @@ def main():
             print(f"no {a.data}/br_openalpr_crops: BR left out")
             continue
         results.append(run_set(label, tracks, fmt, recognizer, nets, list(fmt.merges) if key == "br" else [],
-                               a.timing_reps))
+                               a.timing_reps, tflite=not a.no_tflite))
     write(results, a.out)
 
 
@@ -193,7 +214,9 @@ def write(results: list, out: str):
     with open(out + ".md", "w", encoding="utf-8") as f:
         f.write(f"Stream recognition (EQ-LPR), `python benchmarks/stream.py`, {time.strftime('%Y-%m-%d')}: tracks "
                 f"streamed frame by frame in order, greedy decoding. ms: batch-1 median on this 2-core CPU, all "
-                f"in one run; ms / frame of a row = quality ms + (recognizer calls / frames) x recognizer ms.\n\n")
+                f"in one run; ms / frame of a row = quality ms + (recognizer calls / frames) x recognizer ms (Keras "
+                f"compiled functions); the TFLite columns time the same networks as TFLite f32 files run with "
+                f"LiteRT (the deployment path), interleaved in one loop.\n\n")
         for r in results:
             ms = r["ms"]
             f.write(f"**{r['set']}** ({r['tracks']} tracks x {r['frames_per_track']} frames, recognizer "
@@ -204,10 +227,23 @@ def write(results: list, out: str):
                         f"{row['calls_per_track']:.2f} | {row['call_fraction']:.0%} | {row['ms_per_frame']:.2f} |\n")
             f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
                     "recognizer's ms |\n|---|---|---|---|---|\n")
+            lite = r.get("tflite_ms") or {}
+            if lite:
+                f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
+                        "recognizer's ms | TFLite f32 ms (LiteRT, batch 1) | share of the recognizer's TFLite ms "
+                        "|\n|---|---|---|---|---|---|---|\n")
+            else:
+                f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
+                        "recognizer's ms |\n|---|---|---|---|---|\n")
             for label, q in r["quality"].items():
                 mae = f"{q['mae']:.3f}" if q["mae"] is not None else "n/a (not trained on alpha)"
-                f.write(f"| {label} | {mae} | {q['srocc']:.3f} | {ms[label]:.2f} | {ms[label] / ms['recognizer']:.0%} |\n")
-            f.write(f"| recognizer `{r['recognizer']}` | | | {ms['recognizer']:.2f} | 100% |\n\n")
+                f.write(f"| {label} | {mae} | {q['srocc']:.3f} | {ms[label]:.2f} | {ms[label] / ms['recognizer']:.0%} |")
+                if lite:
+                    f.write(f" {lite[label]:.3f} | {lite[label] / lite['recognizer']:.1%} |" if label in lite else
+                            " n/a (numpy, no network) | |")
+                f.write("\n")
+            f.write(f"| recognizer `{r['recognizer']}` | | | {ms['recognizer']:.2f} | 100% |"
+                    + (f" {lite['recognizer']:.3f} | 100% |" if lite else "") + "\n\n")
     print(f"wrote {out}.md and .json")
 
 

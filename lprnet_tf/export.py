@@ -73,8 +73,19 @@ the float SR image laid out at its input size (:func:`fit_float_tf`). TFLite f32
 (:func:`verify_sr_export`) on synthetic (or given) plates downscaled with
 :func:`lprnet_tf.data.lowres.downscale_to_height`: SR within :data:`SR_ATOL` of Keras.
 
+**EQ-LPR quality networks** (``papers/eq-lpr.md`` §2.2-2.3; model kind ``quality``; export kind
+``quality``): one crop -> its predicted recognition quality ``quality`` (float32 ``(B,)`` in [0, 1]), the
+score Algorithm 1 (:mod:`lprnet_tf.stream`) compares frame to frame. SavedModel: ``serving_default`` on
+encoded crops and ``predict_images`` on uint8 ``[None, H, W, 3]`` (laid out as for the recognizer),
+both returning ``quality``. TFLite f32 / f16 / dynamic (:data:`QUALITY_TFLITE_VARIANTS`; int8 is not
+calibrated for them): float32 ``[1 or -1, H, W, 3]`` in [0, 1] -> ``quality``, with a sidecar
+(:func:`quality_sidecar`). Parity (:func:`verify_quality_export`): float32 exports within
+:data:`QUALITY_ATOL` of Keras; f16 / dynamic / the bytes signature within :data:`QUALITY_MAX_MAE` mean
+absolute difference and rank correlation >= :data:`QUALITY_MIN_SROCC` (Algorithm 1 only compares
+scores). :class:`lprnet_tf.runtime.QualityScorer` runs the files without TensorFlow.
+
 Every SavedModel holds ``assets/model.json`` (:func:`model_info`): the export kind (``ctc``, ``slot``,
-``attn``, ``sr``) and the decoding rule, which :class:`lprnet_tf.runtime.Recognizer` reads.
+``attn``, ``sr``, ``quality``) and the decoding rule, which :class:`lprnet_tf.runtime.Recognizer` reads.
 """
 
 from __future__ import annotations
@@ -119,6 +130,10 @@ SR_TFLITE_VARIANTS = ("f32",)  # the MTGAN generator: quantized SR files are not
 SR_ATOL = 1e-4
 SR_BYTES_MEAN_ATOL = 1.0 / 255  # serving_default (in-graph decode + TF resize vs cv2): mean |SR diff| <= 1 level
 PARITY_SR_CROPS = 64  # MTGAN generator: default number of synthetic plates for the parity check
+QUALITY_TFLITE_VARIANTS = ("f32", "f16", "dynamic")  # EQ-LPR quality networks (int8: not calibrated for them)
+QUALITY_ATOL = 1e-4  # quality networks, float32 exports: max |quality diff| vs Keras (a sigmoid in [0, 1])
+QUALITY_MAX_MAE = 0.01  # f16 / dynamic / bytes signature: mean |quality diff| vs Keras
+QUALITY_MIN_SROCC = 0.99  # ... and Spearman rank correlation with Keras' scores (Algorithm 1 compares scores)
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_REAL_CROPS = {"cn": os.path.join(_REPO_ROOT, os.pardir, "shared", "data", "cn_ccpd_like_1000")}
@@ -300,13 +315,13 @@ def model_frames(model) -> int:
     return k
 
 
-EXPORT_KINDS = ("ctc", "slot", "attn", "sr")
+EXPORT_KINDS = ("ctc", "slot", "attn", "sr", "quality")
 
 
 def export_kind(model) -> str:
     """What an export of ``model`` is: ``ctc`` / ``slot`` / ``attn`` (multi-frame) recognizers, or ``sr``
-    (the MTGAN generator, model kind ``gan``). Other kinds (DGM images, EQ-LPR quality networks) raise
-    ExportError."""
+    (the MTGAN generator, model kind ``gan``), ``quality`` (EQ-LPR quality networks). Other kinds (DGM
+    images) raise ExportError."""
     from lprnet_tf.models import model_kind
 
     if model_frames(model):
@@ -317,9 +332,9 @@ def export_kind(model) -> str:
             raise ExportError(f"model '{model.name}' is a GAN without a 'generator' network; rebuild it with "
                               f"lprnet_tf.models.build_model")
         return "sr"
-    if kind not in ("ctc", "slot"):
+    if kind not in ("ctc", "slot", "quality"):
         raise ExportError(f"model '{model.name}' is a '{kind}' model; lprnet-export writes recognizers (ctc, slot, "
-                          f"multi-frame attn) and the MTGAN generator only")
+                          f"multi-frame attn), the MTGAN generator and EQ-LPR quality networks only")
     return kind
 
 
@@ -330,7 +345,9 @@ def model_info(model, kind: str | None = None, extra: dict | None = None) -> dic
              "slot": "slot: argmax per character slot, drop the pad class (0); confidence = min over slots of the "
                      "max softmax probability (lprnet_tf.decoding.slot_decode)",
              "attn": "attention: argmax per step up to the first end class (0) (lprnet_tf.decoding.attention_decode)",
-             "sr": "none: the outputs are the super-resolved image (sr_image uint8, sr float32 in [0, 1])"}
+             "sr": "none: the outputs are the super-resolved image (sr_image uint8, sr float32 in [0, 1])",
+             "quality": "none: the output is the crop's predicted recognition quality (quality float32 in [0, 1], "
+                        "EQ-LPR; higher = the recognizer reads it more surely)"}
     return {"model": model.name, "model_kind": kind, "decoder": rules[kind], **(extra or {})}
 
 
@@ -408,6 +425,8 @@ class ServingModule(tf.Module):
     def _run(self, images):
         x = tf.cast(images, tf.float32) * (1.0 / 255.0)  # (B, H, W, 3) in [0, 1], as the pipeline
         out = self._model.get()(x, training=False)
+        if self.kind == "quality":  # EQ-LPR quality network: no plate, one score per crop
+            return {"quality": tf.cast(out["quality"], tf.float32)}  # (B,)
         if self.frames:  # IQ-STAN: dict of logits (B, S, C), frame_weights (B, K)[, quality (B, M)]
             logits = tf.cast(out["logits"], tf.float32)
             plate, conf = attention_decode_tf(logits, self.table, self.fmt.max_length)
@@ -479,6 +498,7 @@ class LogitsModule(tf.Module):
         self._model = _Untracked(model)
         self.model_variables = _variables(model)
         self.frames = model_frames(model)
+        self.quality = export_kind(model) == "quality"
         shape = (fmt.height, fmt.width * max(self.frames, 1), 3)
         self.batch1 = tf.function(self._logits, input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="image")])
         self.batched = tf.function(self._logits,
@@ -486,6 +506,8 @@ class LogitsModule(tf.Module):
 
     def _logits(self, image):
         out = self._model.get()(image, training=False)
+        if self.quality:  # EQ-LPR quality network
+            return {"quality": tf.cast(out["quality"], tf.float32)}  # (B,)
         if self.frames:
             return {k: tf.cast(out[k], tf.float32) for k in ("logits", "frame_weights", "quality") if k in out}
         return {"logits": tf.cast(out, tf.float32)}
@@ -832,15 +854,17 @@ def _multiframe_sidecar(fmt: PlateFormat, frames: int, inp: dict, logits: dict, 
 def check_variants(kind: str, variants: Sequence[str], frames: int = 0) -> str | None:
     """Why some of the TFLite ``variants`` are refused for an export of ``kind`` (``None`` when none is):
     multi-frame models and the MTGAN generator export ``f32`` only (their quantized files are neither
-    calibrated nor verified); CTC and slot models every variant."""
-    allowed = {"attn": MULTIFRAME_TFLITE_VARIANTS, "sr": SR_TFLITE_VARIANTS}.get(kind, TFLITE_VARIANTS)
+    calibrated nor verified), EQ-LPR quality networks all but ``int8``; CTC and slot models every variant."""
+    allowed = {"attn": MULTIFRAME_TFLITE_VARIANTS, "sr": SR_TFLITE_VARIANTS,
+               "quality": QUALITY_TFLITE_VARIANTS}.get(kind, TFLITE_VARIANTS)
     bad = [v for v in variants if v not in allowed]
     if not bad:
         return None
-    what = (f"a multi-frame model (IQ-STAN, K={frames})" if kind == "attn" else
-            "the MTGAN generator (super-resolution)")
-    return (f"TFLite variant(s) {bad}: {what} exports only {list(allowed)} (quantized files are not calibrated "
-            f"or verified for it)")
+    what = {"attn": f"a multi-frame model (IQ-STAN, K={frames})", "sr": "the MTGAN generator (super-resolution)",
+            "quality": "an EQ-LPR quality network"}[kind]
+    why = ("full-integer int8 is not calibrated for it" if kind == "quality" else
+           "quantized files are not calibrated or verified for it")
+    return f"TFLite variant(s) {bad}: {what} exports only {list(allowed)} ({why})"
 
 
 def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
@@ -861,7 +885,8 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
 
     Slot models: as CTC models (every variant); the sidecar's decoding rule is ``slot``. The MTGAN
     generator (export kind ``sr``): input ``[1 or -1, H/2, W/2, 3]``, output ``sr`` ``[B, H, W, 3]``,
-    ``f32`` only; the sidecar is :func:`sr_sidecar`'s.
+    ``f32`` only; the sidecar is :func:`sr_sidecar`'s. EQ-LPR quality networks (``quality``): output
+    ``quality`` ``[B]``, ``f32`` / ``f16`` / ``dynamic``; the sidecar is :func:`quality_sidecar`'s.
     """
 
     bad = [v for v in variants if v not in TFLITE_VARIANTS]
@@ -898,6 +923,8 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
                                      "io": "float32 input and output; int8 inside"}
                 if kind == "sr":
                     side = sr_sidecar(path, model, fmt, variant, model_name=name, extra=extra)
+                elif kind == "quality":
+                    side = quality_sidecar(path, model, fmt, variant, model_name=name, extra=extra)
                 else:
                     side = tflite_sidecar(path, fmt, variant, model_name=name, extra=extra, frames=frames, kind=kind)
                 with open(os.path.join(out_dir, stem + ".json"), "w", encoding="utf-8") as f:
@@ -1351,6 +1378,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
 
     Slot models: plates are slot-decoded (:func:`lprnet_tf.decoding.slot_decode`), the checks are the
     CTC ones. The MTGAN generator: :func:`verify_sr_export` (``crops`` are then high-resolution crops).
+    EQ-LPR quality networks: :func:`verify_quality_export`.
     """
     from lprnet_tf.runtime import fit_crop, tile_frames
 
@@ -1358,6 +1386,9 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     if kind == "sr":
         return verify_sr_export(model, fmt, saved_model_dir, tflite_files, crops=crops, batch_size=batch_size,
                                 raise_on_fail=raise_on_fail, report_path=report_path, crops_source=crops_source)
+    if kind == "quality":
+        return verify_quality_export(model, fmt, saved_model_dir, tflite_files, crops=crops, batch_size=batch_size,
+                                     raise_on_fail=raise_on_fail, report_path=report_path, crops_source=crops_source)
     frames = model_frames(model)
     what = "tracklet" if frames else "crop"
     source = crops_source
@@ -1624,6 +1655,106 @@ def verify_sr_export(model, fmt: PlateFormat, saved_model_dir: str | None = None
 
         key = f"tflite:{os.path.basename(path)}"
         compare(key, TFLiteBackend(path, max_batch=batch_size).outputs(x)["sr"], exact=True)
+        report["exports"][key]["bytes"] = os.path.getsize(path)
+    return finish_report(report, report_path, raise_on_fail)
+
+
+# ------------------------------------------------------------------------------------------------
+# EQ-LPR quality networks
+def quality_sidecar(tflite_path: str, model, fmt: PlateFormat, variant: str, model_name: str = "",
+                    extra: dict | None = None) -> dict:
+    """The JSON beside a quality network's ``.tflite``: the crop layout (as a recognizer's of ``fmt``),
+    the ``quality`` output and what it means, and the recognizer whose quality it predicts."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from lprnet_tf.runtime import output_details_by_name
+
+    interp = Interpreter(model_path=tflite_path)
+    inp = interp.get_input_details()[0]
+    out = output_details_by_name(interp)["quality"]
+    side = {
+        "sidecar_version": SIDECAR_VERSION,
+        "model": model_name,
+        "variant": variant,
+        "model_kind": "quality",
+        "network": model.name,
+        "recognizer": getattr(model, "recognizer", None),
+        "plate_format": fmt.name,
+        "input": _crop_input(fmt, _tensor_info(inp), dynamic=inp["shape_signature"][0] < 0),
+        "output": {**_tensor_info(out), "signature_name": "quality", "layout": "(B,) predicted recognition quality in [0, 1] (EQ-LPR eq. 3: "
+                   "the smallest per-character softmax probability the recognizer would give the crop)"},
+        "decoder": {"default": "none", "rule": "quality",
+                    "use": "Algorithm 1 (lprnet_tf.stream): run the recognizer on a frame only when its quality "
+                           "beats the track's best so far"},
+        "format": _format_dict(fmt),
+    }
+    side.update(extra or {})
+    return side
+
+
+def verify_quality_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
+                          tflite_files: Sequence[str] = (), crops=None, batch_size: int = 64,
+                          raise_on_fail: bool = True, report_path: str | None = None,
+                          crops_source: str = "given crops") -> dict:
+    """Reload an EQ-LPR quality network's exports and compare their scores with Keras'; returns the report.
+
+    ``crops``: ``(uint8 RGB image, text[, path])`` (default :func:`default_parity_crops`: the real CN crops
+    for ``cn``, else synthetic plates), laid out with :func:`lprnet_tf.runtime.fit_crop`. Checks: SavedModel
+    ``predict_images`` and TFLite f32: ``max |quality - Keras| <= QUALITY_ATOL``; ``serving_default`` (encoded
+    files decoded and resized in the graph) and TFLite f16 / dynamic: mean |diff| <= ``QUALITY_MAX_MAE`` and
+    Spearman correlation with Keras >= ``QUALITY_MIN_SROCC``. Raises ExportParityError listing the failures
+    (after writing ``report_path``) unless ``raise_on_fail`` is False."""
+    from lprnet_tf.metrics import srocc
+    from lprnet_tf.runtime import TFLiteBackend, fit_crop
+
+    source = crops_source
+    if crops is None:
+        crops, source = default_parity_crops(fmt)
+    crops = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in crops]
+    if not crops:
+        raise ExportError("parity check needs at least one crop")
+    u8 = np.stack([fit_crop(c[0], fmt) for c in crops])  # (N, H, W, 3) uint8
+    x = u8.astype(np.float32) * (1.0 / 255.0)
+    ref = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)["quality"], np.float32)
+                          for i in range(0, len(x), batch_size)])  # (N,)
+    report = {"crops": {"source": source, "count": len(crops)},
+              "thresholds": {"quality_atol": QUALITY_ATOL, "quality_max_mae": QUALITY_MAX_MAE,
+                             "quality_min_srocc": QUALITY_MIN_SROCC},
+              "keras": {"mean_quality": float(ref.mean())}, "exports": {}, "failures": []}
+
+    def compare(key, q, exact):
+        d = np.abs(np.asarray(q, np.float32).reshape(-1) - ref)
+        r = {"max_abs_quality_diff": float(d.max()), "mean_abs_quality_diff": float(d.mean()),
+             "srocc_vs_keras": float(srocc(np.asarray(q, np.float64).reshape(-1), ref.astype(np.float64)))
+             if len(ref) > 1 else 1.0}
+        if exact:
+            r["check"] = f"max |quality diff| <= {QUALITY_ATOL:g}"
+            ok = r["max_abs_quality_diff"] <= QUALITY_ATOL
+            why = f"max |quality diff| {r['max_abs_quality_diff']:.3g} (limit {QUALITY_ATOL:g})"
+        else:
+            r["check"] = f"mean |quality diff| <= {QUALITY_MAX_MAE:g} and SROCC vs Keras >= {QUALITY_MIN_SROCC:g}"
+            ok = r["mean_abs_quality_diff"] <= QUALITY_MAX_MAE and r["srocc_vs_keras"] >= QUALITY_MIN_SROCC
+            why = (f"mean |quality diff| {r['mean_abs_quality_diff']:.3g} (limit {QUALITY_MAX_MAE:g}), SROCC vs Keras "
+                   f"{r['srocc_vs_keras']:.4f} (need >= {QUALITY_MIN_SROCC:g})")
+        r["passed"] = bool(ok)
+        if not ok:
+            report["failures"].append(f"{key}: {why}")
+        report["exports"][key] = r
+
+    if saved_model_dir:
+        loaded = tf.saved_model.load(saved_model_dir)
+        for sig_name in ("predict_images", "serving_default"):
+            sig = loaded.signatures[sig_name]
+            if sig_name == "predict_images":
+                inputs, arg = u8, "images"
+            else:  # the original files (or PNGs): decoded and resized in the graph
+                inputs, arg = [_encoded(c[0], c[2]) for c in crops], "image_bytes"
+            q = np.concatenate([sig(**{arg: tf.constant(inputs[i:i + batch_size])})["quality"].numpy()
+                                for i in range(0, len(inputs), batch_size)])
+            compare(f"savedmodel:{sig_name}", q, exact=sig_name == "predict_images")
+    for path in tflite_files:
+        key = f"tflite:{os.path.basename(path)}"
+        compare(key, TFLiteBackend(path, max_batch=batch_size).outputs(x)["quality"], exact=_variant_of(path) == "f32")
         report["exports"][key]["bytes"] = os.path.getsize(path)
     return finish_report(report, report_path, raise_on_fail)
 

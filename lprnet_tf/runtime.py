@@ -35,6 +35,11 @@ The MTGAN generator (``mtgan.md``; sidecar ``model_kind`` ``sr``): a low-resolut
 generator's input ``H/2 x W/2`` by steps 1-3 -> the super-resolved ``(H, W, 3)`` image in [0, 1] --
 :class:`SuperResolver`; ``Recognizer(..., sr=SuperResolver(...))`` reads plates on the SR images (the
 float SR image laid out for the recognizer by :func:`fit_crop`).
+
+EQ-LPR quality networks (``eq-lpr.md``; sidecar ``model_kind`` ``quality``): a crop through steps 1-3 at the
+format's H x W -> ``quality`` ``(B,)`` in [0, 1], the recognizer's predicted confidence on it --
+:class:`QualityScorer`; Algorithm 1 (:mod:`lprnet_tf.stream`) runs the recognizer only when it beats the
+track's best.
 """
 
 from __future__ import annotations
@@ -291,8 +296,8 @@ class KerasBackend:
         self.frames = int(getattr(model, "frames", 0) or 0)  # multi-frame (IQ-STAN): dict outputs
         if self.frames:
             shape = (model.frame_height, self.frames * model.frame_width, 3)
-        else:
-            shape = tuple(model.input_shape[1:])
+        else:  # a model wrapping a functional ``net`` (EQ-LPR quality networks) reads that net's input
+            shape = tuple(getattr(model, "net", model).input_shape[1:])
         self.input_shape = shape if self.frames else None  # (checked by Recognizer for multi-frame models)
         self.fn = tf.function(lambda x: model(x, training=False),
                               input_signature=[tf.TensorSpec((None,) + shape, tf.float32)])
@@ -302,7 +307,7 @@ class KerasBackend:
     def outputs(self, x: np.ndarray) -> dict:
         x = np.asarray(x, np.float32)
         runs = [self.fn(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
-        if not self.frames:
+        if not isinstance(runs[0], dict):
             return {self.output: np.concatenate([np.asarray(r) for r in runs])}
         return {k: np.concatenate([np.asarray(r[k], np.float32) for r in runs]) for k in runs[0]}
 
@@ -364,6 +369,12 @@ def _sr_refused(path: str) -> RuntimeModelError:
     return RuntimeModelError(f"{path}: an MTGAN generator (super-resolution, no plate text); read plates with a "
                              f"recognizer on its output: Recognizer(RECOGNIZER, sr=SuperResolver(path)) "
                              f"(lprnet-recognize --sr {path} --model RECOGNIZER)")
+
+
+def _quality_refused(path: str) -> RuntimeModelError:
+    return RuntimeModelError(f"{path}: an EQ-LPR quality network (a score per crop, no plate text); score crops "
+                             f"with QualityScorer(path), or use it to gate a recognizer on a stream: "
+                             f"lprnet-recognize --stream SOURCE --quality {path} --model RECOGNIZER")
 
 
 def _sized(fmt: PlateFormat, size) -> PlateFormat:
@@ -434,6 +445,64 @@ class SuperResolver:
         return np.clip(np.rint(self.super_resolve_float(images) * 255.0), 0, 255).astype(np.uint8)
 
 
+class QualityScorer:
+    """Score plate crops with an exported EQ-LPR quality network (``eq-lpr.md`` §2.2-2.3).
+
+    ``QualityScorer("export_q/tflite/q_f32.tflite")`` (LiteRT; plate format from its sidecar, no
+    TensorFlow), ``QualityScorer("export_q/q/1")`` (its SavedModel; imports TF) or :meth:`from_keras`.
+    Each crop goes through steps 1-3 of the module docstring at the format's H x W; :meth:`score`
+    returns float64 ``(N,)`` in [0, 1] (higher = the recognizer reads the crop more surely).
+    """
+
+    def __init__(self, path: str | None = None, num_threads: int | None = None, backend=None,
+                 fmt: PlateFormat | str | None = None):
+        self.path = path
+        if backend is None:
+            if path is None:
+                raise RuntimeModelError("QualityScorer needs a .tflite file or a SavedModel folder")
+            if is_savedmodel(path):
+                kind = str(load_model_info(path).get("model_kind"))
+                if fmt is None:
+                    fmt = os.path.join(path, "assets", "plate_format.yaml")
+                backend = SavedModelBackend(path) if kind == "quality" else None
+            elif path.endswith(".tflite"):
+                side = load_sidecar(path)
+                kind = _kind_of(side)
+                if fmt is None:
+                    fmt = plate_format_from_dict(side["format"], source=sidecar_path(path))
+                backend = TFLiteBackend(path, num_threads=num_threads) if kind == "quality" else None
+            else:
+                raise RuntimeModelError(f"{path}: not a .tflite file or a SavedModel folder of a quality network")
+            if backend is None:
+                raise RuntimeModelError(f"{path}: a '{kind}' model, not an EQ-LPR quality network (model_kind "
+                                        f"'quality'); export one with lprnet-export --model cn_eq_lpr_e")
+        if fmt is None:
+            raise RuntimeModelError("QualityScorer needs the plate format")
+        self.backend = backend
+        self.fmt = load_plate_format(fmt)
+        shape = getattr(backend, "input_shape", None)
+        if shape is not None and tuple(shape[:2]) != (self.fmt.height, self.fmt.width):
+            raise RuntimeModelError(f"{path}: model input {tuple(shape[:2])} does not match plate format "
+                                    f"'{self.fmt.name}' ({self.fmt.height}, {self.fmt.width})")
+
+    @classmethod
+    def from_keras(cls, model, fmt: PlateFormat, batch_size: int = 64) -> "QualityScorer":
+        """An EQ-LPR quality network (Keras model kind ``quality``) for plate format ``fmt``."""
+        from lprnet_tf.models.registry import model_kind  # light: no keras import
+
+        if model_kind(model) != "quality":
+            raise RuntimeModelError(f"model '{model.name}' is a '{model_kind(model)}' model, not an EQ-LPR quality "
+                                    f"network")
+        return cls(backend=KerasBackend(model, batch_size, output="quality"), fmt=fmt)
+
+    def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 RGB crops (any size) -> float64 ``(N,)`` quality scores."""
+        x = preprocess_batch(images, self.fmt)
+        if not len(x):
+            return np.zeros((0,), np.float64)
+        return np.asarray(self.backend.outputs(x)["quality"], np.float64).reshape(len(x))
+
+
 class Recognizer:
     """Recognize plate crops with an exported model.
 
@@ -466,6 +535,8 @@ class Recognizer:
         elif is_savedmodel(path):
             info = load_model_info(path)
             self.kind = str(info.get("model_kind") or "ctc")
+            if self.kind == "quality":
+                raise _quality_refused(path)
             if self.kind == "sr":  # the MTGAN generator, maybe composed with a recognizer
                 rec = info.get("recognizer")
                 if not rec:
@@ -488,6 +559,8 @@ class Recognizer:
                 self.kind = _kind_of(self.sidecar)
                 if self.kind == "sr":
                     raise _sr_refused(path)
+                if self.kind == "quality":
+                    raise _quality_refused(path)
             if fmt is None:
                 fmt = plate_format_from_dict(self.sidecar["format"], source=sidecar_path(path))
             backend = TFLiteBackend if path.endswith(".tflite") else OnnxBackend

@@ -301,10 +301,17 @@ def keras_quality_fn(model, batch_size: int = 64) -> QualityFn:
 
 
 def load_quality_fn(spec: str | None, batch_size: int = 64) -> QualityFn:
-    """``None`` or ``"pqs"``: :func:`pqs_quality_fn`; else a Keras quality model file/folder
-    (:func:`keras_quality_fn`, loaded with :func:`lprnet_tf.modelio.load_model`, safe mode)."""
+    """``None`` or ``"pqs"``: :func:`pqs_quality_fn`; an exported EQ-LPR quality network (a ``.tflite``
+    file with its sidecar, or its SavedModel folder, from ``lprnet-export``): its
+    :meth:`lprnet_tf.runtime.QualityScorer.score` (LiteRT, no TensorFlow for the ``.tflite``); else a
+    Keras quality model file/folder or shipped name (:func:`keras_quality_fn`, loaded with
+    :func:`lprnet_tf.modelio.load_model`, safe mode)."""
     if spec is None or spec == "pqs":
         return pqs_quality_fn()
+    from lprnet_tf.runtime import QualityScorer, is_savedmodel
+
+    if spec.endswith(".tflite") or is_savedmodel(spec):
+        return QualityScorer(spec).score
     from lprnet_tf.modelio import load_model
 
     return keras_quality_fn(load_model(resolve_quality_model(spec)), batch_size)

@@ -19,6 +19,10 @@ the slot decoding rule. An MTGAN (``--model`` a run or ``.keras`` of one) export
 adds that recognizer to the SavedModel (SR + recognize in one graph). Only the f32 TFLite variant of the
 generator is written (the default for it); parity is checked on plates downscaled to low resolution
 (``--parity_data``: high-resolution crops; default 64 synthetic plates).
+
+An EQ-LPR quality network (e.g. ``--model cn_eq_lpr_e``) exports its score (``quality`` in [0, 1] per
+crop, for ``lprnet-recognize --stream --quality FILE``): SavedModel + TFLite f32/f16/dynamic (the
+default for it), parity on crops (the real CN crops for ``cn`` quality networks, else synthetic plates).
 """
 
 from __future__ import annotations
@@ -126,6 +130,12 @@ def _main(argv):
         source = (f"--parity_data {FLAGS.parity_data}" if FLAGS.parity_data else f"synthetic plates (synth:12345, "
                   f"{count})") + ", downscaled to low resolution"
         rep = None
+    elif kind == "quality":  # EQ-LPR quality network: f32/f16/dynamic, parity on crops (scores, no plates)
+        variants = _allowed_variants(variants, export.QUALITY_TFLITE_VARIANTS, "an EQ-LPR quality network exports only",
+                                     "(int8 is not calibrated for it)")
+        crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
+        source = f"--parity_data {FLAGS.parity_data}"
+        rep = None
     elif frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
         variants = _allowed_variants(variants, export.MULTIFRAME_TFLITE_VARIANTS,
                                      f"a multi-frame model (K={frames}) exports only",
@@ -140,7 +150,10 @@ def _main(argv):
                if "int8" in variants else None)
         crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
         source = f"--parity_data {FLAGS.parity_data}"
-    if kind == "sr":
+    if kind == "quality":
+        print(f"exporting the EQ-LPR quality network {path} ({model.name}, scores crops for "
+              f"{getattr(model, 'recognizer', '?')}; plate format '{fmt.name}', {fmt.height}x{fmt.width})")
+    elif kind == "sr":
         lr = export.lr_format(model, fmt)
         print(f"exporting the MTGAN generator of {path} (super-resolution {lr.height}x{lr.width} -> "
               f"{fmt.height}x{fmt.width}, plate format '{fmt.name}')")
@@ -175,6 +188,9 @@ def _main(argv):
                 parts.append(f"max |SR diff| {r['max_abs_sr_diff']:.2e} (mean {r['mean_abs_sr_diff']:.1e})")
             if "plate_agreement" in r:
                 parts.append(f"plates agree {r['plate_agreement']:.2%}, accuracy {r['accuracy']:.2%}")
+            if "max_abs_quality_diff" in r:
+                parts.append(f"max |quality diff| {r['max_abs_quality_diff']:.2e} (mean "
+                             f"{r['mean_abs_quality_diff']:.1e}), SROCC vs Keras {r['srocc_vs_keras']:.4f}")
             if "max_abs_logit_diff" in r:
                 parts.append(f"max |logit diff| {r['max_abs_logit_diff']:.2e}")
             print(f"  {key:40s} {', '.join(parts)}  {'ok' if r['passed'] else 'FAIL'}")

@@ -52,7 +52,9 @@ flags.DEFINE_string("stream", None, "EQ-LPR stream mode (docs/stream.md): read a
                     "folder of track folders, or a video) and run --model only on frames whose quality beats the "
                     "track's best so far. Prints track, frame, quality, recognized, plate, confidence per frame "
                     "and track, END, plate, confidence, calls/frames per track.")
-flags.DEFINE_string("quality", None, "--stream: quality model (.keras file or folder; one crop -> a score in [0, 1]); "
+flags.DEFINE_string("quality", None, "--stream: quality model (shipped name such as cn_eq_lpr_e, .keras file or folder, "
+                    "or an exported one: a .tflite file with its .json sidecar or a SavedModel folder from lprnet-export; "
+                    "one crop -> a score in [0, 1]); "
                     "default: the built-in no-reference score PQS (lprnet_tf.quality).")
 flags.DEFINE_integer("frames", 0, "Multi-frame models (IQ-STAN): K, the frames the model reads per plate; every "
                      "argument is then a FOLDER holding the frames of one plate (0: single crops).", lower_bound=0)
