@@ -9,12 +9,16 @@ The synthetic plate renderer and the contact sheets draw text with two small fon
 * ``DejaVuSansCondensed-Bold.subset.ttf``: DejaVu Sans Condensed Bold (Bitstream Vera licence,
   DejaVu changes public domain) from Debian's ``fonts-dejavu-core``, cut to printable ASCII and
   ``·``: a second, condensed Latin face for Latin plates.
+* ``DejaVuSansMono-Bold.subset.ttf`` and ``DejaVuSansMono.subset.ttf``: DejaVu Sans Mono Bold and
+  Book (same licence and package), cut the same way: narrow equal-width faces, the Book one with
+  light strokes, closer to the Chinese plate font (thin strokes, a C with a narrow mouth, an M
+  whose middle strokes stop half way) than the two bold faces.
 
 Run from the repository root (needs ``fonttools``: ``pip install fonttools``)::
 
-    python datasets/make_font_subset.py \
+    python datasets/make_font_subset.py [--only noto,dejavu,mono,mono_book] \
         [--noto /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc] \
-        [--dejavu /usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf]
+        [--dejavu_dir /usr/share/fonts/truetype/dejavu]
 
 It prints the equivalent ``pyftsubset`` command lines and the sizes of the files it wrote.
 """
@@ -34,7 +38,11 @@ from fontTools.ttLib import TTCollection
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FONT_DIR = os.path.join("lprnet_tf", "synth", "fonts")
 NOTO_OUT = "NotoSansCJKsc-Bold.subset.otf"
-DEJAVU_OUT = "DejaVuSansCondensed-Bold.subset.ttf"
+DEJAVU = {  # name -> (Debian fonts-dejavu-core file, subset written)
+    "dejavu": ("DejaVuSansCondensed-Bold.ttf", "DejaVuSansCondensed-Bold.subset.ttf"),
+    "mono": ("DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Bold.subset.ttf"),
+    "mono_book": ("DejaVuSansMono.ttf", "DejaVuSansMono.subset.ttf"),
+}
 NOTO_SC_INDEX = 2  # face order in NotoSansCJK-Bold.ttc: JP, KR, SC, TC, HK, then the Mono faces
 # Separators drawn between plate groups and used in labels, beyond printable ASCII.
 EXTRA = "\u00b7\u2022\u2013\u2014"  # middle dot, bullet, en dash, em dash
@@ -66,28 +74,38 @@ def _unicodes(text: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default="noto," + ",".join(DEJAVU),
+                    help="comma-separated subsets to write: noto and/or " + ", ".join(DEJAVU))
     ap.add_argument("--noto", default="/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
                     help="Noto Sans CJK Bold collection (.ttc) from fonts-noto-cjk")
-    ap.add_argument("--dejavu", default="/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
-                    help="DejaVu Sans Condensed Bold from fonts-dejavu-core")
+    ap.add_argument("--dejavu_dir", default="/usr/share/fonts/truetype/dejavu",
+                    help="folder of the DejaVu fonts from fonts-dejavu-core")
     args = ap.parse_args(argv)
+    only = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in only if n != "noto" and n not in DEJAVU]
+    if unknown:
+        sys.exit(f"--only: unknown subset(s) {unknown}; choose from noto, {', '.join(DEJAVU)}")
     os.chdir(ROOT)
     os.makedirs(FONT_DIR, exist_ok=True)
 
-    face_name = TTCollection(args.noto, lazy=True).fonts[NOTO_SC_INDEX]["name"].getDebugName(4)
-    if "CJK SC" not in face_name:
-        sys.exit(f"face {NOTO_SC_INDEX} of {args.noto} is {face_name!r}, not Noto Sans CJK SC")
-    noto_out = os.path.join(FONT_DIR, NOTO_OUT)
-    dejavu_out = os.path.join(FONT_DIR, DEJAVU_OUT)
-    jobs = [
-        [args.noto, f"--font-number={NOTO_SC_INDEX}",
-         f"--unicodes={_unicodes(plate_characters() + ASCII + EXTRA)}", *OPTIONS, f"--output-file={noto_out}"],
-        [args.dejavu, f"--unicodes={_unicodes(ASCII + EXTRA[0])}", *OPTIONS, f"--output-file={dejavu_out}"],
-    ]
+    jobs = []
+    if "noto" in only:
+        face_name = TTCollection(args.noto, lazy=True).fonts[NOTO_SC_INDEX]["name"].getDebugName(4)
+        if "CJK SC" not in face_name:
+            sys.exit(f"face {NOTO_SC_INDEX} of {args.noto} is {face_name!r}, not Noto Sans CJK SC")
+        jobs.append([args.noto, f"--font-number={NOTO_SC_INDEX}",
+                     f"--unicodes={_unicodes(plate_characters() + ASCII + EXTRA)}", *OPTIONS,
+                     f"--output-file={os.path.join(FONT_DIR, NOTO_OUT)}"])
+    for name, (src, out) in DEJAVU.items():
+        if name in only:
+            jobs.append([os.path.join(args.dejavu_dir, src), f"--unicodes={_unicodes(ASCII + EXTRA[0])}", *OPTIONS,
+                         f"--output-file={os.path.join(FONT_DIR, out)}"])
     for job in jobs:
+        if not os.path.isfile(job[0]):
+            sys.exit(f"font file not found: {job[0]} (install the Debian package or pass its path)")
         print("pyftsubset " + shlex.join(job))
         subset.main(job)
-    for path in (noto_out, dejavu_out):
+        path = job[-1].split("=", 1)[1]
         print(f"{path}: {os.path.getsize(path)} bytes")
     return 0
 

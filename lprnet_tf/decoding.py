@@ -102,7 +102,8 @@ def beam_search(logp: np.ndarray, beam_width: int = 10, prune: float = -12.0) ->
 def slot_decode(logits: np.ndarray, fmt: PlateFormat) -> tuple[list[str], np.ndarray]:
     """Slot logits ``(B, S, C)`` -> (texts, confidences): arg-max per slot, pad class 0 dropped."""
     logp = log_softmax(logits)
-    best = logp.argmax(-1)  # (B, S)
+    best = np.asarray(logits).argmax(-1)  # (B, S) on the logits, as the in-graph decode (log-softmax rounding
+    # can flip a near tie)
     conf = np.exp(logp.max(-1)).min(-1) if logp.shape[1] else np.zeros(len(logp))  # (B,)
     return [fmt.decode(row) for row in best], conf.astype(np.float32)
 

@@ -135,6 +135,41 @@ def test_notdef_differs_from_real_glyphs():
         assert not glyphs.has_glyph(font, "\u4e00")  # 一 is not in any subset
 
 
+@pytest.mark.parametrize("font", sorted(glyphs.FONTS))
+def test_plate_shapes_follow_the_chinese_plate_font(font):
+    """C/G/Q are the font's 0 (undotted: the Mono faces' O) with a mouth, a bar or a tail; M keeps H's box."""
+    zero = glyphs.master(font, glyphs.PLAIN_ZERO.get(font, "0"))
+    for ch in "CGQ":
+        a = glyphs.plate_shape(font, ch)
+        assert a.shape == zero.shape and a.dtype == np.uint8
+        h, w = a.shape
+        diff = np.abs(a.astype(int) - zero).astype(bool)
+        assert diff[:, w // 2:].sum() > diff[:, :w // 2].sum() > -1  # the change is on the right side
+        if ch == "C":  # the mouth: no ink on the right at mid-height, where the 0 has its right stroke
+            assert zero[h // 2, w - 3:].max() > 127 and a[h // 2, w // 2:].max() == 0
+    m, hh = glyphs.plate_shape(font, "M"), glyphs.master(font, "H")
+    assert m.shape == hh.shape
+    h, w = m.shape
+    assert m[h // 2, w // 2] > 127 and m[int(0.85 * h), w // 2] == 0  # the V meets half way down, no crossbar below
+    out = glyphs.glyph(font, glyphs.PLATE_PREFIX + "C", 20, 40, 1)
+    assert out.shape[0] == 40 and 0 < out.shape[1] <= 20
+    with pytest.raises(ValueError, match="no plate shape"):
+        glyphs.plate_shape(font, "A")
+
+
+def test_cn_plates_draw_plate_shapes_and_undotted_zero():
+    """The cn styles use plate_shapes (recorded in the params); the Mono faces' dotted 0 is drawn as their O."""
+    cn, br = load_plate_format("cn"), load_plate_format("br")
+    assert synth_spec(cn).styles["blue"].plate_shapes > 0 and not synth_spec(cn).styles["blue"].letter_o
+    assert synth_spec(br).styles[next(iter(synth_spec(br).styles))].letter_o  # BR has the letter O
+    flags = [sample(cn, 5, i)[2].get("plate_shapes", False) for i in range(60)]
+    assert 0 < sum(flags) < 60
+    bad = dict(cn.to_dict(), synth={"styles": {"x": {"patterns": ["PS|XXXXX"], "size_mm": [440, 140],
+                                                     "plate_shapez": 0.5}}})
+    with pytest.raises(SynthConfigError, match="plate_shapes"):  # the message lists the allowed keys
+        build_spec(load_plate_format(bad))
+
+
 def test_bundled_fonts_are_small_and_licensed():
     font_dir = glyphs.FONT_DIR
     for f in glyphs.FONTS.values():

@@ -60,6 +60,8 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   channel also varying by a quarter of it; 0.06);
 * ``plain_one`` (0): probability that a plate draws the digit ``1`` as a plain vertical stroke (the
   font's ``I``), as Chinese plates do; only for alphabets without the letter I;
+* ``plate_shapes`` (0): probability that a plate draws C, G, Q and M as the Chinese plate font does, built
+  from the picked font's own 0 and H (:func:`lprnet_tf.synth.glyphs.plate_shape`);
 * ``two_row``: two-row (square) plates, ``{top_chars: 2, top_box_mm: [x0, y0, x1, y1], top_char_mm:
   [w, h], top_gap_mm: 8}``: the first ``top_chars`` characters of the text are drawn in the top box
   with their own character size and gap; the rest in ``text_box_mm`` with ``char_mm`` (the bottom row).
@@ -96,7 +98,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
-    "plain_one", "two_row",
+    "plain_one", "plate_shapes", "two_row",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -289,6 +291,8 @@ class Style:
     corner_mm: float
     marks: tuple
     plain_one: float = 0.0
+    plate_shapes: float = 0.0
+    letter_o: bool = True  # the format's alphabet has the letter O (else a font's dotted 0 is drawn as its O)
     two_row: tuple | None = None  # (top_chars, top_box_mm (4,), top_char_mm (2,), top_gap_mm)
 
 
@@ -366,6 +370,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         jitter=float(d.get("jitter", 0.06)), corner_mm=float(d.get("corner_mm", 8.0)),
         marks=tuple(_mark(m, f"{what}.marks[{i}]") for i, m in enumerate(marks)),
         plain_one=float(d.get("plain_one", 0.0)),
+        plate_shapes=float(d.get("plate_shapes", 0.0)),
         two_row=_two_row(d.get("two_row"), f"{what}.two_row"),
     )
 
@@ -403,7 +408,8 @@ def build_spec(fmt: PlateFormat) -> SynthSpec:
     raw = s.get("styles")
     if not isinstance(raw, dict) or not raw:
         raise SynthConfigError(f"{fmt.name}: synth.styles must be a non-empty mapping")
-    styles = {name: _style(name, _merged(raw, name), sets) for name in raw}
+    styles = {name: dataclasses.replace(_style(name, _merged(raw, name), sets), letter_o="O" in fmt.alphabet)
+              for name in raw}
     overrides = s.get("degrade") or {}
     if not isinstance(overrides, dict):
         raise SynthConfigError(f"{fmt.name}: synth.degrade must be a mapping")
