@@ -1343,6 +1343,14 @@ def _frame_paths(item) -> list | None:
     return list(p) if isinstance(p, (list, tuple)) and all(isinstance(v, str) for v in p) else None
 
 
+def _record(report: dict, key: str, result: dict, ok: bool, why: str) -> None:
+    """Add one export's ``result`` to a parity report, and ``why`` to its failures unless ``ok``."""
+    result["passed"] = bool(ok)
+    if not ok:
+        report["failures"].append(f"{key}: {why}")
+    report["exports"][key] = result
+
+
 def finish_report(report: dict, report_path: str | None, raise_on_fail: bool) -> dict:
     """Close a parity report: ``passed``, written to ``report_path`` (JSON) if given, and an
     :class:`ExportParityError` listing the failures when ``raise_on_fail``."""
@@ -1460,10 +1468,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
             ok = agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
             why = (f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs Keras "
                    f"{report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)")
-        r["passed"] = bool(ok)
-        if not ok:
-            report["failures"].append(f"{key}: {why}")
-        report["exports"][key] = r
+        _record(report, key, r, ok, why)
 
     if saved_model_dir:
         loaded = tf.saved_model.load(saved_model_dir)
@@ -1626,10 +1631,7 @@ def verify_sr_export(model, fmt: PlateFormat, saved_model_dir: str | None = None
             if not r["in_graph_plates_identical"] or r["max_abs_in_graph_confidence_diff"] > 1e-4:
                 ok = False
                 why.append(f"in-graph {rec_kind} decode differs from lprnet_tf.decoding (plates or confidence)")
-        r["passed"] = bool(ok)
-        if not ok:
-            report["failures"].append(f"{key}: " + ", ".join(why))
-        report["exports"][key] = r
+        _record(report, key, r, ok, ", ".join(why))
 
     if saved_model_dir:
         loaded = tf.saved_model.load(saved_model_dir)
@@ -1736,10 +1738,7 @@ def verify_quality_export(model, fmt: PlateFormat, saved_model_dir: str | None =
             ok = r["mean_abs_quality_diff"] <= QUALITY_MAX_MAE and r["srocc_vs_keras"] >= QUALITY_MIN_SROCC
             why = (f"mean |quality diff| {r['mean_abs_quality_diff']:.3g} (limit {QUALITY_MAX_MAE:g}), SROCC vs Keras "
                    f"{r['srocc_vs_keras']:.4f} (need >= {QUALITY_MIN_SROCC:g})")
-        r["passed"] = bool(ok)
-        if not ok:
-            report["failures"].append(f"{key}: {why}")
-        report["exports"][key] = r
+        _record(report, key, r, ok, why)
 
     if saved_model_dir:
         loaded = tf.saved_model.load(saved_model_dir)
