@@ -102,12 +102,17 @@ def reference_aspect(name: str) -> float:
 # real letters as 0 and H (on the real CN crops: C 100 %, Q 88 %, M 87 %, G 73 % of them misread).
 PLATE_SHAPES = "CGQM"
 PLATE_PREFIX = "plate:"
+M_APEX = (0.5, 0.65, 0.8)  # depths of the M's V (fraction of the height) drawn: "plate:M0" .. "plate:M2"
 
 
 @functools.lru_cache(maxsize=None)
 def plate_shape(name: str, ch: str) -> np.ndarray:
     """Master bitmap of letter ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made
-    from font ``name``'s ``0`` (C, G, Q) or ``H`` (M); the stroke width is the font's."""
+    from font ``name``'s ``0`` (C, G, Q) or ``H`` (M); the stroke width is the font's. ``M1`` etc.: the M
+    with its V reaching ``M_APEX[1]`` of the height (plain ``M``: the middle depth)."""
+    depth = M_APEX[1]
+    if len(ch) == 2 and ch[0] == "M" and ch[1].isdigit() and int(ch[1]) < len(M_APEX):
+        ch, depth = "M", M_APEX[int(ch[1])]
     if ch not in PLATE_SHAPES:
         raise ValueError(f"no plate shape for {ch!r}; plate shapes: {PLATE_SHAPES}")
     base = master(name, "H" if ch == "M" else PLAIN_ZERO.get(name, "0"))
@@ -117,7 +122,7 @@ def plate_shape(name: str, ch: str) -> np.ndarray:
     stroke = int(max(2, row[row < w // 2].size if row.size else w // 6))  # the left stroke's width
     if ch == "M":
         a[:, stroke:w - stroke] = 0  # keep the two verticals
-        apex = (w // 2, int(round(0.6 * h)))
+        apex = (w // 2, int(round(depth * h)))
         t = max(1, int(round(0.55 * stroke)))
         for x in (stroke, w - 1 - stroke):
             cv2.line(a, (x, t // 2), apex, 255, thickness=t, lineType=cv2.LINE_AA)
