@@ -7,7 +7,11 @@
 Sets (K = 5 frames per track):
 - **synthetic CN test tracklets**: ``--count`` tracks of seed 777000777 (no training run uses it),
   rendered once into ``data/tracks_cn_test`` by :func:`lprnet_tf.synth.tracklets.write_tracklet_set`
-  (or read from there): smoothly varying pose/blur/exposure with sudden bad frames;
+  (or read from there): smoothly varying pose/blur/exposure with sudden bad frames. They are drawn with
+  the plate format saved with the multi-frame model (``--iq_stan``: its ``synth:`` section, the styles it
+  was trained on), as ``benchmarks/accuracy.py`` draws each model's held-out set with its own format;
+  the CN LPRNet trained on those styles and more (``cn_lprnet_basic``: also the Mono faces and
+  plate-font letters of 2026-12-02);
 - **real BR groups**: the val split of ``br_openalpr_crops``, groups of repeated captures of one plate
   with at least 2 views, K views per group (``pick=random`` seeded, groups with fewer views cycled:
   track policy ``repeat``).
@@ -107,6 +111,15 @@ def multiframe_rows(spec: str, tracks, label: str, fmt_name: str | None = None) 
     return {label: preds}, quality_metrics(out, fmt), out["frame_weights"]
 
 
+def track_format(model_spec: str):
+    """The plate format the synthetic test tracks are drawn with: the one saved with ``model_spec`` (a
+    multi-frame model or quality network trained on synthetic CN tracklets), its ``synth:`` section as
+    that model saw it."""
+    from lprnet_tf.modelio import resolve_model
+
+    return resolve_model(model_spec)[1]
+
+
 def synthetic_tracks(fmt, count: int, k: int = K):
     """``count`` held-apart synthetic test tracks of ``k`` frames (seed 777000777), rendered once into
     ``data/tracks_cn_test`` (``data/tracks_cn_test{k}`` for k != 5) -> (tracks, 1 - degradation per frame)."""
@@ -186,7 +199,7 @@ def main():
 
     results = []
     cn = load_plate_format("cn")
-    tracks, quality = synthetic_tracks(cn, a.count)
+    tracks, quality = synthetic_tracks(track_format(a.iq_stan), a.count)
     results.append(run_set("synthetic CN test tracklets (seed 777000777)", tracks, quality, cn, a.lprnet,
                            [("IQ-STAN", a.iq_stan), ("IQ-STAN without IQ branch (uniform attention)", a.noiq)], []))
     if os.path.isdir(os.path.join(a.data, "br_openalpr_crops")):

@@ -8,7 +8,9 @@ synthetic CN test tracklets (seed 777000777, K = 5, ``data/tracks_cn_test``; rec
 ``cn_lprnet_basic``, quality networks ``cn_eq_lpr_{p,s,e}``), 200 synthetic CN streams of 30 frames
 (the length of the paper's UFPR-ALPR tracks; Algorithm 1's share of recognized frames falls with the
 length: on a random order a track of n frames has ~ln n + 0.58 new maxima) and the real BR capture groups (val,
->= 2 views, 5 views; recognizer ``br_lprnet_basic``, ``br_eq_lpr_*`` where shipped).
+>= 2 views, 5 views; recognizer ``br_lprnet_basic``, ``br_eq_lpr_*`` where shipped). The synthetic
+tracks are drawn with the plate format saved with the E network (the styles the CN quality networks
+and IQ-STAN were trained on; the same tracks as ``benchmarks/multiframe.py``).
 Rows (accuracy = exact match of the track's final plate; calls = recognizer runs per track):
 - Algorithm 1 (:class:`lprnet_tf.stream.StreamRecognizer`) with P, S, E, and with the no-reference
   score PQS (:mod:`lprnet_tf.quality`) as a training-free quality function;
@@ -180,10 +182,14 @@ def main():
     ap.add_argument("--count", type=int, default=500, help="synthetic CN test tracklets")
     ap.add_argument("--timing_reps", type=int, default=200)
     ap.add_argument("--no_tflite", action="store_true", help="skip the TFLite (LiteRT) timing")
+    ap.add_argument("--rewrite", action="store_true", help="only rewrite OUT.md from OUT.json (no measurement)")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "stream"))
     a = ap.parse_args()
+    if a.rewrite:
+        with open(a.out + ".json", encoding="utf-8") as f:
+            return write(json.load(f), a.out)
 
-    from multiframe import br_tracks, synthetic_tracks
+    from multiframe import br_tracks, synthetic_tracks, track_format
     from lprnet_tf.vocab import load_plate_format
 
     results = []
@@ -191,10 +197,10 @@ def main():
         fmt_name, recognizer, nets = SETS[key]
         fmt = load_plate_format(fmt_name)
         if key == "cn":
-            tracks, _ = synthetic_tracks(fmt, a.count)
+            tracks, _ = synthetic_tracks(track_format(nets["E"]), a.count)
             label = "synthetic CN test tracklets (seed 777000777)"
         elif key == "cn30":  # streams as long as the paper's UFPR-ALPR tracks (30 frames per plate)
-            tracks, _ = synthetic_tracks(fmt, a.long_count, 30)
+            tracks, _ = synthetic_tracks(track_format(nets["E"]), a.long_count, 30)
             label = "synthetic CN test streams of 30 frames (seed 777000777)"
         elif os.path.isdir(os.path.join(a.data, "br_openalpr_crops")):
             tracks, _ = br_tracks(fmt, a.data)
@@ -225,16 +231,11 @@ def write(results: list, out: str):
             for row in r["rows"]:
                 f.write(f"| {row['row']} | {row['accuracy']:.3f} | {row['accuracy_no_first']:.3f} | "
                         f"{row['calls_per_track']:.2f} | {row['call_fraction']:.0%} | {row['ms_per_frame']:.2f} |\n")
-            f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
-                    "recognizer's ms |\n|---|---|---|---|---|\n")
             lite = r.get("tflite_ms") or {}
-            if lite:
-                f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
-                        "recognizer's ms | TFLite f32 ms (LiteRT, batch 1) | share of the recognizer's TFLite ms "
-                        "|\n|---|---|---|---|---|---|---|\n")
-            else:
-                f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
-                        "recognizer's ms |\n|---|---|---|---|---|\n")
+            f.write("\n| quality function | MAE vs alpha | SROCC vs alpha | ms / frame (batch 1) | share of the "
+                    "recognizer's ms |" + (" TFLite f32 ms (LiteRT, batch 1) | share of the recognizer's TFLite ms |"
+                                           if lite else "") + "\n|---|---|---|---|---|" + ("---|---|" if lite else "")
+                    + "\n")
             for label, q in r["quality"].items():
                 mae = f"{q['mae']:.3f}" if q["mae"] is not None else "n/a (not trained on alpha)"
                 f.write(f"| {label} | {mae} | {q['srocc']:.3f} | {ms[label]:.2f} | {ms[label] / ms['recognizer']:.0%} |")
