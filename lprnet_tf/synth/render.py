@@ -259,8 +259,8 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     mask = _outline(w, h, int(round(st.corner_mm * ppm)))
     rgba = cv2.merge([*cv2.split(cv2.multiply(img, mask, scale=1.0 / 255.0)), mask[..., 0]])
     params = {"style": st.name, "font": font, "thin": thin, "plain_one": bool(plain_one),
-              **({"plate_shapes": True, "m_apex": glyphs.M_APEX[m_apex]} if plate_shapes else {}), "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep,
-              "squeeze": round(float(squeeze), 4)}
+              **({"plate_shapes": True, "m_apex": glyphs.M_APEX[m_apex]} if plate_shapes else {}),
+              "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep, "squeeze": round(float(squeeze), 4)}
     if bg2 is not None:
         params["bg2"] = _hexstr(bg2)
     return rgba, params
