@@ -130,12 +130,6 @@ def _main(argv):
         source = (f"--parity_data {FLAGS.parity_data}" if FLAGS.parity_data else f"synthetic plates (synth:12345, "
                   f"{count})") + ", downscaled to low resolution"
         rep = None
-    elif kind == "quality":  # EQ-LPR quality network: f32/f16/dynamic, parity on crops (scores, no plates)
-        variants = _allowed_variants(variants, export.QUALITY_TFLITE_VARIANTS, "an EQ-LPR quality network exports only",
-                                     "(int8 is not calibrated for it)")
-        crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
-        source = f"--parity_data {FLAGS.parity_data}"
-        rep = None
     elif frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
         variants = _allowed_variants(variants, export.MULTIFRAME_TFLITE_VARIANTS,
                                      f"a multi-frame model (K={frames}) exports only",
@@ -145,7 +139,10 @@ def _main(argv):
         crops = export.tracklets_from_spec(spec, fmt, frames, count) if not FLAGS.no_verify else None
         source = f"--parity_data {spec}" if FLAGS.parity_data else f"synthetic tracklets ({spec}, {count} x {frames})"
         rep = None
-    else:
+    else:  # single-crop recognizers and EQ-LPR quality networks (those: f32/f16/dynamic; parity on their scores)
+        if kind == "quality":
+            variants = _allowed_variants(variants, export.QUALITY_TFLITE_VARIANTS,
+                                         "an EQ-LPR quality network exports only", "(int8 is not calibrated for it)")
         rep = (export.crops_from_spec(FLAGS.calibration_data, fmt, FLAGS.calibration_count, with_path=False)
                if "int8" in variants else None)
         crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
