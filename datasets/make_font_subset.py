@@ -6,6 +6,9 @@ The synthetic plate renderer and the contact sheets draw text with two small fon
   Debian's ``fonts-noto-cjk`` ``NotoSansCJK-Bold.ttc``, cut to every character of every
   plate alphabet in ``configs/plates/*.yaml``, printable ASCII (contact-sheet labels) and a few
   separators (``·`` and dashes).
+* ``NotoSansCJKsc-Black.subset.otf`` and ``NotoSansCJKsc-Medium.subset.otf``: the same characters from
+  the Black and Medium weights (``fonts-noto-cjk-extra``): Chinese plates draw their ideographs with
+  them too, so that the recognizer does not learn one face's strokes for the province character.
 * ``DejaVuSansCondensed-Bold.subset.ttf``: DejaVu Sans Condensed Bold (Bitstream Vera licence,
   DejaVu changes public domain) from Debian's ``fonts-dejavu-core``, cut to printable ASCII and
   ``·``: a second, condensed Latin face for Latin plates.
@@ -16,8 +19,8 @@ The synthetic plate renderer and the contact sheets draw text with two small fon
 
 Run from the repository root (needs ``fonttools``: ``pip install fonttools``)::
 
-    python datasets/make_font_subset.py [--only noto,dejavu,mono,mono_book] \
-        [--noto /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc] \
+    python datasets/make_font_subset.py [--only noto,noto_black,noto_medium,dejavu,mono,mono_book] \
+        [--noto_dir /usr/share/fonts/opentype/noto] \
         [--dejavu_dir /usr/share/fonts/truetype/dejavu]
 
 It prints the equivalent ``pyftsubset`` command lines and the sizes of the files it wrote.
@@ -37,13 +40,17 @@ from fontTools.ttLib import TTCollection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FONT_DIR = os.path.join("lprnet_tf", "synth", "fonts")
-NOTO_OUT = "NotoSansCJKsc-Bold.subset.otf"
+NOTO = {  # name -> (Debian fonts-noto-cjk / fonts-noto-cjk-extra collection, subset written)
+    "noto": ("NotoSansCJK-Bold.ttc", "NotoSansCJKsc-Bold.subset.otf"),
+    "noto_black": ("NotoSansCJK-Black.ttc", "NotoSansCJKsc-Black.subset.otf"),
+    "noto_medium": ("NotoSansCJK-Medium.ttc", "NotoSansCJKsc-Medium.subset.otf"),
+}
 DEJAVU = {  # name -> (Debian fonts-dejavu-core file, subset written)
     "dejavu": ("DejaVuSansCondensed-Bold.ttf", "DejaVuSansCondensed-Bold.subset.ttf"),
     "mono": ("DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Bold.subset.ttf"),
     "mono_book": ("DejaVuSansMono.ttf", "DejaVuSansMono.subset.ttf"),
 }
-NOTO_SC_INDEX = 2  # face order in NotoSansCJK-Bold.ttc: JP, KR, SC, TC, HK, then the Mono faces
+NOTO_SC_INDEX = 2  # face order in each NotoSansCJK-*.ttc: JP, KR, SC, TC, HK, then the Mono faces
 # Separators drawn between plate groups and used in labels, beyond printable ASCII.
 EXTRA = "\u00b7\u2022\u2013\u2014"  # middle dot, bullet, en dash, em dash
 ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
@@ -74,28 +81,33 @@ def _unicodes(text: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="noto," + ",".join(DEJAVU),
-                    help="comma-separated subsets to write: noto and/or " + ", ".join(DEJAVU))
-    ap.add_argument("--noto", default="/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-                    help="Noto Sans CJK Bold collection (.ttc) from fonts-noto-cjk")
+    ap.add_argument("--only", default=",".join([*NOTO, *DEJAVU]),
+                    help="comma-separated subsets to write: any of " + ", ".join([*NOTO, *DEJAVU]))
+    ap.add_argument("--noto_dir", default="/usr/share/fonts/opentype/noto",
+                    help="folder of the Noto Sans CJK collections (.ttc) from fonts-noto-cjk and fonts-noto-cjk-extra")
     ap.add_argument("--dejavu_dir", default="/usr/share/fonts/truetype/dejavu",
                     help="folder of the DejaVu fonts from fonts-dejavu-core")
     args = ap.parse_args(argv)
     only = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in only if n != "noto" and n not in DEJAVU]
+    unknown = [n for n in only if n not in NOTO and n not in DEJAVU]
     if unknown:
-        sys.exit(f"--only: unknown subset(s) {unknown}; choose from noto, {', '.join(DEJAVU)}")
+        sys.exit(f"--only: unknown subset(s) {unknown}; choose from {', '.join([*NOTO, *DEJAVU])}")
     os.chdir(ROOT)
     os.makedirs(FONT_DIR, exist_ok=True)
 
     jobs = []
-    if "noto" in only:
-        face_name = TTCollection(args.noto, lazy=True).fonts[NOTO_SC_INDEX]["name"].getDebugName(4)
+    for name, (src, out) in NOTO.items():
+        if name not in only:
+            continue
+        src = os.path.join(args.noto_dir, src)
+        if not os.path.isfile(src):
+            sys.exit(f"font file not found: {src} (install fonts-noto-cjk and fonts-noto-cjk-extra or pass --noto_dir)")
+        face_name = TTCollection(src, lazy=True).fonts[NOTO_SC_INDEX]["name"].getDebugName(4)
         if "CJK SC" not in face_name:
-            sys.exit(f"face {NOTO_SC_INDEX} of {args.noto} is {face_name!r}, not Noto Sans CJK SC")
-        jobs.append([args.noto, f"--font-number={NOTO_SC_INDEX}",
+            sys.exit(f"face {NOTO_SC_INDEX} of {src} is {face_name!r}, not Noto Sans CJK SC")
+        jobs.append([src, f"--font-number={NOTO_SC_INDEX}",
                      f"--unicodes={_unicodes(plate_characters() + ASCII + EXTRA)}", *OPTIONS,
-                     f"--output-file={os.path.join(FONT_DIR, NOTO_OUT)}"])
+                     f"--output-file={os.path.join(FONT_DIR, out)}"])
     for name, (src, out) in DEJAVU.items():
         if name in only:
             jobs.append([os.path.join(args.dejavu_dir, src), f"--unicodes={_unicodes(ASCII + EXTRA[0])}", *OPTIONS,

@@ -122,9 +122,9 @@ def test_every_alphabet_glyph_renders_with_ink(name):
         assert a.max() > 0.5 and a.shape[0] == 40 and 1 <= a.shape[1] <= 20
     for st in spec.styles.values():
         for font in st.fonts.options:
-            # ideographs are always drawn with the cjk font (render.draw_plate), whatever the style's font
-            missing = sorted(c for c in _chars_of(st) if not glyphs.has_glyph("cjk" if glyphs.is_cjk(c) else font, c))
-            assert not missing, f"{name}.{st.name}: font {font} lacks {missing}"
+            for cjk in st.cjk_fonts.options:  # ideographs are drawn with the style's cjk_fonts, whatever its font
+                missing = sorted(c for c in _chars_of(st) if not glyphs.has_glyph(cjk if glyphs.is_cjk(c) else font, c))
+                assert not missing, f"{name}.{st.name}: font {font} / {cjk} lacks {missing}"
     assert _fonts_of(fmt) <= set(glyphs.FONTS)
 
 

@@ -1,7 +1,8 @@
 """Bundled fonts and cached glyph bitmaps for the plate renderer and the contact sheets.
 
 Fonts are named, not pathed: ``cjk`` is the Noto Sans CJK SC Bold subset (plate alphabets of
-every shipped format, printable ASCII, ``·``), ``latin`` the DejaVu Sans Condensed Bold subset
+every shipped format, printable ASCII, ``·``), ``cjk_black`` / ``cjk_medium`` the same characters
+in its Black and Medium weights, ``latin`` the DejaVu Sans Condensed Bold subset
 (printable ASCII, ``·``), ``mono`` / ``mono_book`` the DejaVu Sans Mono Bold / Book subsets (same
 characters). ``fonts/README.md`` says where they come from and how they are cut.
 
@@ -22,6 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 FONT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts")
 FONTS = {
     "cjk": "NotoSansCJKsc-Bold.subset.otf",
+    "cjk_black": "NotoSansCJKsc-Black.subset.otf",
+    "cjk_medium": "NotoSansCJKsc-Medium.subset.otf",
     "latin": "DejaVuSansCondensed-Bold.subset.ttf",
     "mono": "DejaVuSansMono-Bold.subset.ttf",
     "mono_book": "DejaVuSansMono.subset.ttf",

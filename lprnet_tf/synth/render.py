@@ -211,7 +211,7 @@ def _draw_row(img: np.ndarray, text: str, groups: list, box: tuple, cw: float, c
                 shape = glyphs.PLAIN_ZERO.get(ink["font"], "0")
             elif ink["plate_shapes"] and c in glyphs.PLATE_SHAPES:
                 shape = glyphs.PLATE_PREFIX + c + (str(ink["m_apex"]) if c == "M" else "")
-            a = glyphs.glyph("cjk" if glyphs.is_cjk(c) else ink["font"], shape, box_w, box_h, ink["thin"])
+            a = glyphs.glyph(ink["cjk_font"] if glyphs.is_cjk(c) else ink["font"], shape, box_w, box_h, ink["thin"])
             _paste(img, a, x + (cw - a.shape[1]) / 2, y, ink["accent"] if c in ink["accent_chars"] else ink["fg"])
             x += cw + (gap if k < glen - 1 else 0.0)
             i += 1
@@ -242,7 +242,8 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     plain_one = st.plain_one > 0 and rng.random() < st.plain_one  # "1" as a bare stroke (CN plate font)
     plate_shapes = st.plate_shapes > 0 and rng.random() < st.plate_shapes  # C/G/Q/M of the CN plate font
     m_apex = int(rng.integers(len(glyphs.M_APEX))) if plate_shapes else 0  # how deep the M's V reaches
-    ink = dict(font=font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars, plain_one=plain_one,
+    cjk_font = st.cjk_fonts.pick(rng)  # face of the ideographs (draws nothing from rng when there is one)
+    ink = dict(font=font, cjk_font=cjk_font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars, plain_one=plain_one,
                plate_shapes=plate_shapes, m_apex=m_apex, letter_o=st.letter_o,
                sep=sep, plate_h=h)
     if st.two_row is not None:  # square plate: the first top_chars characters on a smaller top row
@@ -260,6 +261,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     rgba = cv2.merge([*cv2.split(cv2.multiply(img, mask, scale=1.0 / 255.0)), mask[..., 0]])
     params = {"style": st.name, "font": font, "thin": thin, "plain_one": bool(plain_one),
               **({"plate_shapes": True, "m_apex": glyphs.M_APEX[m_apex]} if plate_shapes else {}),
+              **({"cjk_font": cjk_font} if len(st.cjk_fonts.options) > 1 else {}),
               "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep, "squeeze": round(float(squeeze), 4)}
     if bg2 is not None:
         params["bg2"] = _hexstr(bg2)

@@ -52,7 +52,9 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   ``sep_mm`` (two gaps), ``sep`` (``none``);
 * ``fonts``: mapping or list of bundled font names (default ``cjk``); ``thin`` ``[lo, hi]``:
   stroke thinning, a fraction of the character height eroded from each side of the strokes,
-  drawn uniformly per sample (default ``[0, 0]``: the bold faces as they are);
+  drawn uniformly per sample (default ``[0, 0]``: the bold faces as they are); ``cjk_fonts``: the
+  bundled fonts that draw ideographs (the province character), picked per plate like ``fonts``
+  (default ``cjk``, the Noto Sans CJK Bold subset);
 * ``bg``, ``bg2`` (second colour: gradient or split), ``gradient`` (``vertical`` top ``bg`` to
   bottom ``bg2``, ``horizontal`` left to right, or ``split``: ``bg`` left of ``split_mm``, ``bg2``
   right of it), ``fg``, ``accent`` ``{chars: "警使", color: "#c81e1e"}`` (those characters drawn
@@ -98,7 +100,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
-    "plain_one", "plate_shapes", "two_row",
+    "plain_one", "plate_shapes", "two_row", "cjk_fonts",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -294,6 +296,7 @@ class Style:
     plate_shapes: float = 0.0
     letter_o: bool = True  # the format's alphabet has the letter O (else a font's dotted 0 is drawn as its O)
     two_row: tuple | None = None  # (top_chars, top_box_mm (4,), top_char_mm (2,), top_gap_mm)
+    cjk_fonts: Choice = Choice(("cjk",), np.ones(1))  # fonts of the ideographs
 
 
 def _two_row(v, what: str):
@@ -348,6 +351,9 @@ def _style(name: str, d: dict, sets: dict) -> Style:
     fonts = Choice.of(d.get("fonts", "cjk"), f"{what}.fonts")
     if any(f not in glyphs.FONTS for f in fonts.options):
         raise SynthConfigError(f"{what}.fonts: unknown font in {fonts.options}; bundled: {sorted(glyphs.FONTS)}")
+    cjk_fonts = Choice.of(d.get("cjk_fonts", "cjk"), f"{what}.cjk_fonts")
+    if any(f not in glyphs.FONTS for f in cjk_fonts.options):
+        raise SynthConfigError(f"{what}.cjk_fonts: unknown font in {cjk_fonts.options}; bundled: {sorted(glyphs.FONTS)}")
     gradient = d.get("gradient", "vertical")
     if gradient not in GRADIENTS:
         raise SynthConfigError(f"{what}.gradient: one of {GRADIENTS}, got {gradient!r}")
@@ -371,7 +377,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         marks=tuple(_mark(m, f"{what}.marks[{i}]") for i, m in enumerate(marks)),
         plain_one=float(d.get("plain_one", 0.0)),
         plate_shapes=float(d.get("plate_shapes", 0.0)),
-        two_row=_two_row(d.get("two_row"), f"{what}.two_row"),
+        two_row=_two_row(d.get("two_row"), f"{what}.two_row"), cjk_fonts=cjk_fonts,
     )
 
 
