@@ -170,6 +170,30 @@ def test_cn_plates_draw_plate_shapes_and_undotted_zero():
         build_spec(load_plate_format(bad))
 
 
+def test_cjk_fonts_pick_the_face_of_the_ideographs():
+    """``cjk_fonts``: the province is drawn in one of the listed faces per plate (recorded in the params);
+    the Latin characters keep the style's font; an unknown face is refused with the key's name."""
+    cn = load_plate_format("cn")
+    sets = {"P": "皖苏", "S": "AB"}
+    style = {"patterns": ["PS|DDDDD"], "size_mm": [440, 140], "fonts": "latin", "bg": "#1356c8", "fg": "#f2f5f8"}
+    fmt = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_fonts={
+        "cjk": 1, "cjk_black": 1, "cjk_medium": 1})}}))
+    assert synth_spec(fmt).styles["x"].cjk_fonts.options == ("cjk", "cjk_black", "cjk_medium")
+    picked = {sample(fmt, 3, i)[2]["cjk_font"] for i in range(30)}
+    assert picked == {"cjk", "cjk_black", "cjk_medium"}
+    # the three faces draw the same ideograph differently (Black has the most ink)
+    ink = {f: glyphs.glyph(f, "皖", 20, 40).sum() for f in picked}
+    assert ink["cjk_black"] > ink["cjk"] > ink["cjk_medium"]
+    # one face (the default): no pick drawn, no params key, same plates as without the key
+    plain = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": style}}))
+    one = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_fonts="cjk")}}))
+    a, b = sample(plain, 3, 0), sample(one, 3, 0)
+    assert "cjk_font" not in a[2] and a[1] == b[1] and np.array_equal(a[0], b[0])
+    bad = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_fonts={"cjk_heavy": 1})}}))
+    with pytest.raises(SynthConfigError, match="cjk_fonts: unknown font"):
+        build_spec(bad)
+
+
 def test_bundled_fonts_are_small_and_licensed():
     font_dir = glyphs.FONT_DIR
     for f in glyphs.FONTS.values():

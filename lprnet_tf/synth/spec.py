@@ -54,7 +54,8 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   stroke thinning, a fraction of the character height eroded from each side of the strokes,
   drawn uniformly per sample (default ``[0, 0]``: the bold faces as they are); ``cjk_fonts``: the
   bundled fonts that draw ideographs (the province character), picked per plate like ``fonts``
-  (default ``cjk``, the Noto Sans CJK Bold subset);
+  (default ``cjk``, the Noto Sans CJK Bold subset; ``cjk_black`` and ``cjk_medium`` are its Black and
+  Medium weights);
 * ``bg``, ``bg2`` (second colour: gradient or split), ``gradient`` (``vertical`` top ``bg`` to
   bottom ``bg2``, ``horizontal`` left to right, or ``split``: ``bg`` left of ``split_mm``, ``bg2``
   right of it), ``fg``, ``accent`` ``{chars: "警使", color: "#c81e1e"}`` (those characters drawn
