@@ -690,13 +690,18 @@ def layer_tensor_names(tflite_bytes: bytes, layer_names: Sequence[str]) -> list[
     return sorted(out)
 
 
-def _convert(saved_dir: str, signature: str, variant: str, rep=None, float_layers: Sequence[str] = ()) -> bytes:
+def _convert(saved_dir: str, signature: str, variant: str, rep=None, float_layers: Sequence[str] = (),
+             converter_flags: dict | None = None) -> bytes:
     def converter():
         c = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[signature])
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # never SELECT_TF_OPS (Flex)
         return c
 
     c = converter()
+    for key, value in (converter_flags or {}).items():  # experiments (benchmarks/quantization.py)
+        if not hasattr(c, key):
+            raise ExportError(f"converter flag '{key}' is not an attribute of this TF's TFLiteConverter")
+        setattr(c, key, value)
     if variant == "f32":
         return c.convert()
     c.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -870,14 +875,16 @@ def check_variants(kind: str, variants: Sequence[str], frames: int = 0) -> str |
 def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
                   variants: Sequence[str] = TFLITE_VARIANTS, batch: Sequence[str] = ("1", "dynamic"),
                   representative: Iterable[np.ndarray] | None = None, calibration_count: int = 200,
-                  int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, seed: int = 0) -> list[str]:
+                  int8_float: Sequence[str] = INT8_FLOAT_DEFAULT, seed: int = 0,
+                  converter_flags: dict | None = None) -> list[str]:
     """Convert ``model`` to TFLite ``variants`` in ``out_dir``; returns the ``.tflite`` paths.
 
     Files: ``NAME_{variant}.tflite`` (input ``[1, H, W, 3]``) and ``NAME_{variant}_batch.tflite``
     (input ``[-1, H, W, 3]``), each with a ``.json`` sidecar. Conversion goes through a logits-only
     SavedModel. ``int8_float``: layers kept float32 in the int8 files (kinds ``locnet``,
     ``global_context`` or layer names; empty = every op int8). ``representative``: uint8 RGB crops
-    for int8 calibration (default: ``calibration_count`` synthetic plates).
+    for int8 calibration (default: ``calibration_count`` synthetic plates). ``converter_flags``: extra
+    ``TFLiteConverter`` attributes set before converting (quantization experiments; none by default).
 
     Multi-frame models (IQ-STAN, K frames): input ``[1 or -1, H, K*W, 3]`` (the K frames tiled), named
     outputs ``logits``, ``frame_weights`` (+ ``quality``), ``f32`` only (others: ExportError); the
@@ -909,7 +916,7 @@ def export_tflite(model, fmt: PlateFormat, out_dir: str, name: str = "lpr",
         for variant in variants:
             for b in batch:
                 sig = "batch1" if b == "1" else "batched"
-                data = _convert(saved, sig, variant, rep, float_layers)
+                data = _convert(saved, sig, variant, rep, float_layers, converter_flags)
                 stem = f"{name}_{variant}" + ("" if b == "1" else "_batch")
                 path = os.path.join(out_dir, stem + ".tflite")
                 ops = check_builtin_ops(data, where=path)

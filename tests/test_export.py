@@ -224,6 +224,10 @@ def test_int8_locnet_sampler_needs_float(tmp_path):
         err[name] = float(np.abs(TFLiteBackend(path).logits(x) - ref).mean() / np.abs(ref).mean())
     assert err["locnet_float"] < 0.05, err  # measured ~0.012
     assert err["all_int8"] > 0.3, err  # measured ~0.67: the warp is destroyed
+    # converter flags (benchmarks/quantization.py): set on the converter; a misspelt one is refused by name
+    assert export._convert(saved, "batch1", "dynamic", converter_flags={"_experimental_disable_per_channel": True})
+    with pytest.raises(export.ExportError, match="'_experimental_disable_per_chanel' is not an attribute"):
+        export._convert(saved, "batch1", "dynamic", converter_flags={"_experimental_disable_per_chanel": True})
 
 
 def _export_cli(ex, out, *args):

@@ -1,0 +1,105 @@
+"""TFLite quantization settings side by side: plate agreement with Keras and accuracy (issue 4, item 2).
+
+  python benchmarks/quantization.py [--model cn_lprnet_basic] [--count 1000] [--settings all]
+
+The export's parity check (:func:`lprnet_tf.export.verify_export`) asks f16 / dynamic-range / int8 files to
+give the Keras plate on >= 99 % of the real crops. This script converts the model with the default
+settings and with the alternatives one would try to close a gap -- per-tensor weights, the legacy
+dynamic-range quantizer, more layers kept float in int8, more calibration plates -- and scores each file
+(dynamic batch) on the same crops (default: the real crops of the model's format, as the export does).
+Writes benchmarks/results/quantization.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# name -> (variant, export_tflite keyword arguments, what it changes)
+SETTINGS = {
+    "f16": ("f16", {}, "float16 weights (reference)"),
+    "dynamic": ("dynamic", {}, "dynamic-range, default converter (per-channel int8 weights)"),
+    "dynamic_per_tensor": ("dynamic", {"converter_flags": {"_experimental_disable_per_channel": True}},
+                           "dynamic-range, one weight scale per tensor"),
+    "dynamic_legacy": ("dynamic", {"converter_flags": {"experimental_new_dynamic_range_quantizer": False}},
+                       "dynamic-range, the legacy (non-MLIR) quantizer"),
+    "int8": ("int8", {}, "full int8, LocNet + GlobalContext float, 200 synthetic calibration plates (default)"),
+    "int8_classifier_float": ("int8", {"int8_float": ("locnet", "global_context", "classifier")},
+                              "full int8, the classifier also float"),
+    "int8_calib1000": ("int8", {"calibration_count": 1000}, "full int8, 1,000 calibration plates"),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="cn_lprnet_basic", help="shipped name, .keras file or run directory")
+    ap.add_argument("--count", type=int, default=1000, help="crops scored (the first COUNT of the set)")
+    ap.add_argument("--data", default="", help="crops (data spec); default: the export's parity crops")
+    ap.add_argument("--settings", default="all", help=f"comma-separated of {list(SETTINGS)} or 'all'")
+    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "quantization"))
+    args = ap.parse_args(argv)
+    names = list(SETTINGS) if args.settings == "all" else [s.strip() for s in args.settings.split(",") if s.strip()]
+    bad = [n for n in names if n not in SETTINGS]
+    if bad:
+        ap.error(f"--settings: unknown {bad}; choose from {list(SETTINGS)}")
+    if args.count < 1:
+        ap.error("--count must be positive")
+
+    from lprnet_tf import export as ex
+    from lprnet_tf.modelio import load_for_inference
+
+    model, fmt, path = load_for_inference(args.model)
+    if args.data:
+        crops, source = ex.crops_from_spec(args.data, fmt, args.count, skip_bad=True), args.data
+    else:
+        crops, source = ex.default_parity_crops(fmt, args.count)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(names):
+            variant, kwargs, what = SETTINGS[name]
+            t0 = time.time()
+            files = ex.export_tflite(model, fmt, os.path.join(tmp, name), name="m", variants=[variant],
+                                     batch=["dynamic"], **kwargs)
+            rep = ex.verify_export(model, fmt, None, files, crops=crops, raise_on_fail=False)
+            r = next(iter(rep["exports"].values()))
+            rows.append({"setting": name, "what": what, "agreement": r["plate_agreement"],
+                         "accuracy": r["accuracy"], "keras_accuracy": rep["keras"]["accuracy"],
+                         "bytes": r.get("bytes"), "passed": r["passed"]})
+            print(f"[{i + 1}/{len(names)}] {name}: agreement {r['plate_agreement']:.3f}, accuracy "
+                  f"{r['accuracy']:.3f} (Keras {rep['keras']['accuracy']:.3f}), {time.time() - t0:.0f} s", flush=True)
+
+    meta = {"model": args.model, "model_file": os.path.relpath(os.path.abspath(path), REPO),
+            "crops": f"{source} ({len(crops)})", "date": datetime.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python benchmarks/quantization.py "
+            + " ".join(argv if argv is not None else sys.argv[1:])}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out + ".json", "w", encoding="utf-8") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2, ensure_ascii=False)
+    lines = [f"# TFLite quantization settings: `{args.model}`", "",
+             f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). Crops: {meta['crops']}. Each file "
+             f"is the dynamic-batch TFLite file; agreement = share of crops whose greedy plate equals the Keras "
+             f"model's (the export requires >= {ex.MIN_AGREEMENT:.0%} and accuracy within "
+             f"{ex.MAX_ACCURACY_DROP * 100:.1f} points).", "",
+             "| setting | what | plate agreement | exact (file) | exact (Keras) | bytes | parity |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['setting']}` | {r['what']} | {r['agreement']:.3f} | {r['accuracy']:.3f} | "
+                     f"{r['keras_accuracy']:.3f} | {r['bytes']:,} | {'pass' if r['passed'] else 'FAIL'} |")
+    with open(args.out + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {args.out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
