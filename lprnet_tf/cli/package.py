@@ -1,10 +1,12 @@
 """lprnet-package: turn a training run into a shipped pretrained model folder.
 
-  lprnet-package --model runs/cn_basic --name cn_lprnet_basic [--eval_dir eval/cn] [--notes "..."]
+  lprnet-package --model runs/cn_basic --name cn_lprnet_basic [--average N] [--eval_dir eval/cn]
 
 Writes ``lprnet_tf/pretrained/NAME/`` (or ``--out_root``): ``model.keras`` (weights only, no
 optimizer state), ``plate_format.yaml``, ``config.yaml`` (the run's resolved training config),
-``train_state.json`` and ``metrics/*.json`` copied from evaluation folders. The README of the
+``train_state.json`` and ``metrics/*.json`` copied from evaluation folders. ``--average N`` ships the
+mean of the weights of the run's last N checkpoints (``RUN/checkpoints/step_*.keras``) instead of one
+file (:func:`lprnet_tf.modelio.average_models`); ``train_state.json`` then lists the steps averaged. The README of the
 folder is written by hand: it says how the model was trained and what it scores.
 """
 
@@ -23,26 +25,54 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory (its best.keras) or a .keras file.")
 flags.DEFINE_string("name", None, "Name of the shipped model, e.g. cn_lprnet_basic.")
 flags.DEFINE_string("out_root", None, "Folder of shipped models (default: lprnet_tf/pretrained).")
+flags.DEFINE_integer("average", 0, "Ship the mean of the weights of the run's last N checkpoints "
+                     "(RUN/checkpoints/step_*.keras; --model must be the run directory); 0: --model as it is.")
 flags.DEFINE_multi_string("eval_dir", [], "Evaluation output folders whose metrics.json to ship (repeatable).")
 
 
 def _main(argv):
     del argv
-    from lprnet_tf.modelio import PRETRAINED_DIR, load_model, resolve_model, save_model
+    from lprnet_tf.modelio import PRETRAINED_DIR, average_models, load_model, resolve_model, save_model
+    from lprnet_tf.training import checkpoint_files
 
     if not FLAGS.model or not FLAGS.name:
         raise UsageError("--model and --name are required (see --help)")
-    path, fmt = resolve_model(FLAGS.model)
+    if FLAGS.average < 0:
+        raise UsageError(f"--average must be >= 0, got {FLAGS.average}")
+    averaged = []
+    if FLAGS.average:
+        if not os.path.isdir(FLAGS.model):
+            raise UsageError(f"--average needs --model to be a run directory (with checkpoints/), got {FLAGS.model}")
+        found = checkpoint_files(FLAGS.model)
+        if len(found) < FLAGS.average:
+            raise UsageError(f"--average {FLAGS.average}: {FLAGS.model}/checkpoints holds {len(found)} checkpoint(s) "
+                             f"({[s for s, _ in found]}); train with --set train.keep_checkpoints={FLAGS.average} "
+                             f"or average fewer")
+        averaged = found[-FLAGS.average:]
+    path, fmt = resolve_model(averaged[-1][1] if averaged else FLAGS.model, None if not averaged else
+                              os.path.join(FLAGS.model, "plate_format.yaml"))
     out = os.path.join(FLAGS.out_root or PRETRAINED_DIR, FLAGS.name)
     os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
-    model = load_model(path, compile=False)  # drops the optimizer state: a small file
+    if averaged:
+        model = average_models([p for _, p in averaged])
+    else:
+        model = load_model(path, compile=False)  # drops the optimizer state: a small file
     save_model(model, os.path.join(out, "model.keras"))
     fmt.save(os.path.join(out, "plate_format.yaml"))
-    run_dir = os.path.dirname(os.path.abspath(path))
+    run_dir = FLAGS.model if averaged else os.path.dirname(os.path.abspath(path))
     for name, dst in (("config.yaml", "config.yaml"), ("state.json", "train_state.json"),
                       ("metrics.jsonl", "train_metrics.jsonl")):
         if os.path.isfile(os.path.join(run_dir, name)):
             shutil.copyfile(os.path.join(run_dir, name), os.path.join(out, dst))
+    if averaged:
+        state_path = os.path.join(out, "train_state.json")
+        state = {}
+        if os.path.isfile(state_path):
+            with open(state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        state["averaged_checkpoint_steps"] = [s for s, _ in averaged]
+        with open(state_path, "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=2)
     for d in FLAGS.eval_dir:
         with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
             m = json.load(f)
@@ -50,7 +80,8 @@ def _main(argv):
         with open(os.path.join(out, "metrics", f"{tag}.json"), "w", encoding="utf-8") as f:
             json.dump(m, f, indent=2, ensure_ascii=False)
     size = os.path.getsize(os.path.join(out, "model.keras"))
-    print(f"wrote {out} (model.keras {size / 1e6:.2f} MB)")
+    what = f", the mean of steps {[s for s, _ in averaged]}" if averaged else ""
+    print(f"wrote {out} (model.keras {size / 1e6:.2f} MB{what})")
 
 
 def main():

@@ -1,0 +1,56 @@
+"""lprnet-package: shipping a run as a pretrained folder, and checkpoint averaging (--average N)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from lprnet_tf.modelio import ModelFileError, average_models, load_model, save_model
+from lprnet_tf.models import build_model
+
+
+def _package(*args):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "lprnet_tf.cli.package", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_average_checkpoints_of_a_run(tmp_path, cn):
+    """--average 3 ships the element-wise mean of the last 3 checkpoints (BatchNorm statistics too); the
+    steps are recorded; fewer checkpoints than asked, or another architecture, are refused by name."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    model = build_model("lprnet_reduced", cn)
+    weights = []
+    for k, step in enumerate((500, 1000, 1500, 2000)):  # the oldest is not averaged
+        for v in model.weights:
+            if "float" in str(v.dtype):
+                v.assign(np.full(v.shape, float(k), np.float32))
+        weights.append(k)
+        save_model(model, str(run / "checkpoints" / f"step_{step:08d}.keras"))
+    cn.save(str(run / "plate_format.yaml"))
+    (run / "state.json").write_text(json.dumps({"step": 2000}))
+    r = _package("--model", str(run), "--name", "avg", "--out_root", str(tmp_path / "shipped"), "--average", "3")
+    assert r.returncode == 0, r.stderr
+    assert "the mean of steps [1000, 1500, 2000]" in r.stdout
+    shipped = load_model(str(tmp_path / "shipped" / "avg" / "model.keras"))
+    for v in shipped.weights:
+        if "float" in str(v.dtype):
+            np.testing.assert_allclose(v.numpy(), 2.0, atol=1e-6)  # mean of 1, 2, 3
+    state = json.loads((tmp_path / "shipped" / "avg" / "train_state.json").read_text())
+    assert state == {"step": 2000, "averaged_checkpoint_steps": [1000, 1500, 2000]}
+
+    r = _package("--model", str(run), "--name", "avg", "--out_root", str(tmp_path / "shipped"), "--average", "5")
+    assert r.returncode != 0 and "holds 4 checkpoint(s)" in r.stderr and "keep_checkpoints=5" in r.stderr
+    r = _package("--model", str(run / "checkpoints" / "step_00002000.keras"), "--name", "avg", "--out_root",
+                 str(tmp_path / "shipped"), "--average", "2")
+    assert r.returncode != 0 and "run directory" in r.stderr
+
+    other = str(tmp_path / "basic.keras")
+    save_model(build_model("lprnet_basic", cn), other)
+    with pytest.raises(ModelFileError, match="not the architecture of"):
+        average_models([other, str(run / "checkpoints" / "step_00002000.keras")])
