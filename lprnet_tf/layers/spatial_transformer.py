@@ -23,18 +23,19 @@ def affine_grid_sample(images, theta):
     shape = ops.shape(images)
     b = shape[0]
     h, w, c = images.shape[1], images.shape[2], images.shape[3]
-    ys = ops.linspace(-1.0, 1.0, h)
-    xs = ops.linspace(-1.0, 1.0, w)
-    gy, gx = ops.meshgrid(ys, xs, indexing="ij")  # (H, W)
+    # The output grid in integer pixel coordinates: exact in any float type, so a float16 TFLite file
+    # (whose converter stores every float constant as float16) samples the same points as float32.
+    gy, gx = ops.meshgrid(ops.arange(h, dtype="float32"), ops.arange(w, dtype="float32"), indexing="ij")  # (H, W)
     gx = ops.reshape(gx, (1, -1))  # (1, HW)
     gy = ops.reshape(gy, (1, -1))
     t = [theta[:, k:k + 1] for k in range(6)]  # six (B, 1) coefficients
-    # element-wise, not a matmul with the constant grid: dynamic-range quantization would quantize
-    # the grid as a weight matrix and move every sampling point
-    src_x = t[0] * gx + t[1] * gy + t[2]  # (B, HW) in [-1, 1]
-    src_y = t[3] * gx + t[4] * gy + t[5]
-    sx = (src_x + 1.0) * 0.5 * (w - 1)  # (B, HW) pixel coords
-    sy = (src_y + 1.0) * 0.5 * (h - 1)
+    # theta maps normalized output coordinates (2 * pixel / (size - 1) - 1) to normalized input
+    # coordinates; in pixels the same map is sx = a0 gx + a1 gy + a2, sy = b0 gx + b1 gy + b2, with
+    # coefficients computed per sample at run time. Element-wise, not a matmul with the constant grid:
+    # dynamic-range quantization would quantize the grid as a weight matrix and move every sampling point.
+    cx, cy = 0.5 * (w - 1), 0.5 * (h - 1)  # exact: halves of integers
+    sx = t[0] * gx + (t[1] * (w - 1) / (h - 1)) * gy + cx * (t[2] + 1.0 - t[0] - t[1])  # (B, HW) pixel coords
+    sy = (t[3] * (h - 1) / (w - 1)) * gx + t[4] * gy + cy * (t[5] + 1.0 - t[3] - t[4])
     x0 = ops.floor(sx)
     y0 = ops.floor(sy)
     wx1 = sx - x0
