@@ -7,8 +7,8 @@ The synthetic plate renderer and the contact sheets draw text with two small fon
   plate alphabet in ``configs/plates/*.yaml``, printable ASCII (contact-sheet labels) and a few
   separators (``·`` and dashes).
 * ``NotoSansCJKsc-Black.subset.otf`` and ``NotoSansCJKsc-Medium.subset.otf``: the same characters from
-  the Black and Medium weights (``fonts-noto-cjk-extra``): Chinese plates draw their ideographs with
-  them too, so that the recognizer does not learn one face's strokes for the province character.
+  the Black and Medium weights (``fonts-noto-cjk-extra``), for a plate style's ``cjk_fonts`` (the faces
+  its ideographs are drawn with; tried for Chinese plates and not kept, see ``fonts/README.md``).
 * ``DejaVuSansCondensed-Bold.subset.ttf``: DejaVu Sans Condensed Bold (Bitstream Vera licence,
   DejaVu changes public domain) from Debian's ``fonts-dejavu-core``, cut to printable ASCII and
   ``·``: a second, condensed Latin face for Latin plates.

@@ -232,11 +232,10 @@ def test_int8_locnet_sampler_needs_float(tmp_path):
         f.write(export._convert(saved, "batch1", "f16"))
     from ai_edge_litert.interpreter import Interpreter
 
-    grids = [d for d in Interpreter(model_path=path).get_tensor_details()
-             if d["dtype"] == np.float16 and d["shape"].tolist() == [1, 24 * 94]]
+    it = Interpreter(model_path=path)
+    grids = [d for d in it.get_tensor_details() if d["dtype"] == np.float16 and d["shape"].tolist() == [1, 24 * 94]]
     assert grids, "the sampler's grids should be float16 constants of the f16 file"
     for d in grids:  # integer pixel coordinates
-        it = Interpreter(model_path=path)
         vals = it.get_tensor(d["index"]).astype(np.float64)
         assert np.array_equal(vals, np.round(vals)) and vals.max() in (23.0, 93.0), d["name"]
     # converter flags (benchmarks/quantization.py): set on the converter; a misspelt one is refused by name

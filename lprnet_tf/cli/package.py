@@ -32,14 +32,14 @@ flags.DEFINE_multi_string("eval_dir", [], "Evaluation output folders whose metri
 
 def _main(argv):
     del argv
-    from lprnet_tf.modelio import PRETRAINED_DIR, average_models, load_model, resolve_model, save_model
+    from lprnet_tf.modelio import FORMAT_FILE, PRETRAINED_DIR, average_models, load_model, resolve_model, save_model
     from lprnet_tf.training import checkpoint_files
 
     if not FLAGS.model or not FLAGS.name:
         raise UsageError("--model and --name are required (see --help)")
     if FLAGS.average < 0:
         raise UsageError(f"--average must be >= 0, got {FLAGS.average}")
-    averaged = []
+    steps, path = [], FLAGS.model
     if FLAGS.average:
         if not os.path.isdir(FLAGS.model):
             raise UsageError(f"--average needs --model to be a run directory (with checkpoints/), got {FLAGS.model}")
@@ -48,30 +48,28 @@ def _main(argv):
             raise UsageError(f"--average {FLAGS.average}: {FLAGS.model}/checkpoints holds {len(found)} checkpoint(s) "
                              f"({[s for s, _ in found]}); train with --set train.keep_checkpoints={FLAGS.average} "
                              f"or average fewer")
-        averaged = found[-FLAGS.average:]
-    path, fmt = resolve_model(averaged[-1][1] if averaged else FLAGS.model, None if not averaged else
-                              os.path.join(FLAGS.model, "plate_format.yaml"))
+        steps, paths = zip(*found[-FLAGS.average:])
+        path = paths[-1]  # the checkpoints sit in RUN/checkpoints, the plate format in RUN
+    path, fmt = resolve_model(path, os.path.join(FLAGS.model, FORMAT_FILE) if steps else None)
+    run_dir = FLAGS.model if steps else os.path.dirname(os.path.abspath(path))
     out = os.path.join(FLAGS.out_root or PRETRAINED_DIR, FLAGS.name)
     os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
-    if averaged:
-        model = average_models([p for _, p in averaged])
-    else:
-        model = load_model(path, compile=False)  # drops the optimizer state: a small file
+    # weights only (the optimizer state is dropped: a small file)
+    model = average_models(list(paths)) if steps else load_model(path, compile=False)
     save_model(model, os.path.join(out, "model.keras"))
     fmt.save(os.path.join(out, "plate_format.yaml"))
-    run_dir = FLAGS.model if averaged else os.path.dirname(os.path.abspath(path))
-    for name, dst in (("config.yaml", "config.yaml"), ("state.json", "train_state.json"),
-                      ("metrics.jsonl", "train_metrics.jsonl")):
+    for name, dst in (("config.yaml", "config.yaml"), ("metrics.jsonl", "train_metrics.jsonl")):
         if os.path.isfile(os.path.join(run_dir, name)):
             shutil.copyfile(os.path.join(run_dir, name), os.path.join(out, dst))
-    if averaged:
-        state_path = os.path.join(out, "train_state.json")
+    state_path = os.path.join(run_dir, "state.json")
+    if os.path.isfile(state_path) or steps:
         state = {}
         if os.path.isfile(state_path):
             with open(state_path, encoding="utf-8") as f:
                 state = json.load(f)
-        state["averaged_checkpoint_steps"] = [s for s, _ in averaged]
-        with open(state_path, "w", encoding="utf-8") as f:
+        if steps:
+            state["averaged_checkpoint_steps"] = list(steps)
+        with open(os.path.join(out, "train_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=2)
     for d in FLAGS.eval_dir:
         with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
@@ -80,7 +78,7 @@ def _main(argv):
         with open(os.path.join(out, "metrics", f"{tag}.json"), "w", encoding="utf-8") as f:
             json.dump(m, f, indent=2, ensure_ascii=False)
     size = os.path.getsize(os.path.join(out, "model.keras"))
-    what = f", the mean of steps {[s for s, _ in averaged]}" if averaged else ""
+    what = f", the mean of steps {list(steps)}" if steps else ""
     print(f"wrote {out} (model.keras {size / 1e6:.2f} MB{what})")
 
 

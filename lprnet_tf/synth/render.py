@@ -243,8 +243,8 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     plate_shapes = st.plate_shapes > 0 and rng.random() < st.plate_shapes  # C/G/Q/M of the CN plate font
     m_apex = int(rng.integers(len(glyphs.M_APEX))) if plate_shapes else 0  # how deep the M's V reaches
     cjk_font = st.cjk_fonts.pick(rng)  # face of the ideographs (draws nothing from rng when there is one)
-    ink = dict(font=font, cjk_font=cjk_font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars, plain_one=plain_one,
-               plate_shapes=plate_shapes, m_apex=m_apex, letter_o=st.letter_o,
+    ink = dict(font=font, cjk_font=cjk_font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars,
+               plain_one=plain_one, plate_shapes=plate_shapes, m_apex=m_apex, letter_o=st.letter_o,
                sep=sep, plate_h=h)
     if st.two_row is not None:  # square plate: the first top_chars characters on a smaller top row
         n_top, top_box, top_char, top_gap = st.two_row

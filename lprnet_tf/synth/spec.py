@@ -334,6 +334,14 @@ def _merged(styles: dict, name: str, seen: tuple = ()) -> dict:
     return out
 
 
+def _fonts(value, what: str) -> Choice:
+    """A choice of bundled font names (``fonts``, ``cjk_fonts``); an unknown name is refused."""
+    c = Choice.of(value, what)
+    if any(f not in glyphs.FONTS for f in c.options):
+        raise SynthConfigError(f"{what}: unknown font in {c.options}; bundled: {sorted(glyphs.FONTS)}")
+    return c
+
+
 def _style(name: str, d: dict, sets: dict) -> Style:
     what = f"synth.styles.{name}"
     for k in ("patterns", "size_mm"):
@@ -349,12 +357,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
     sep = Choice.of(d.get("sep", "none"), f"{what}.sep")
     if any(s not in SEPARATORS for s in sep.options):
         raise SynthConfigError(f"{what}.sep: each separator must be one of {SEPARATORS}, got {sep.options}")
-    fonts = Choice.of(d.get("fonts", "cjk"), f"{what}.fonts")
-    if any(f not in glyphs.FONTS for f in fonts.options):
-        raise SynthConfigError(f"{what}.fonts: unknown font in {fonts.options}; bundled: {sorted(glyphs.FONTS)}")
-    cjk_fonts = Choice.of(d.get("cjk_fonts", "cjk"), f"{what}.cjk_fonts")
-    if any(f not in glyphs.FONTS for f in cjk_fonts.options):
-        raise SynthConfigError(f"{what}.cjk_fonts: unknown font in {cjk_fonts.options}; bundled: {sorted(glyphs.FONTS)}")
+    fonts, cjk_fonts = (_fonts(d.get(key, "cjk"), f"{what}.{key}") for key in ("fonts", "cjk_fonts"))
     gradient = d.get("gradient", "vertical")
     if gradient not in GRADIENTS:
         raise SynthConfigError(f"{what}.gradient: one of {GRADIENTS}, got {gradient!r}")
