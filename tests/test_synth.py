@@ -194,6 +194,37 @@ def test_cjk_fonts_pick_the_face_of_the_ideographs():
         build_spec(bad)
 
 
+def test_lead_box_draws_the_first_characters_small_and_apart():
+    """``lead`` (the Uzbek region code): the first characters are drawn in their own box at their own size;
+    the rest keeps the pattern's groups; a style may not have both ``lead`` and ``two_row``."""
+    from lprnet_tf.synth.render import draw_plate
+
+    uz = load_plate_format("uz")
+    st = synth_spec(uz).styles["private"]
+    n, box, char, _ = st.first_box
+    assert n == 2 and char[1] < st.char_mm[1]
+    rgba, _ = draw_plate(st, "30A123BC", np.random.default_rng(0))
+    ppm = rgba.shape[0] / st.size_mm[1]
+    ink = rgba[..., :3].astype(int).sum(-1) < 200  # dark characters on the white plate
+
+    def ink_rows(x0, x1):  # rows holding ink between x0 and x1 mm (the frame's top and bottom rows cut off)
+        band = ink[int(10 * ppm):int(102 * ppm), int(x0 * ppm):int(x1 * ppm)]
+        return np.flatnonzero(band.any(1))
+
+    lead, serial = ink_rows(box[0] + 1, box[2] - 1), ink_rows(110, 450)
+    assert len(lead) and len(serial)
+    assert lead.max() - lead.min() < 0.8 * (serial.max() - serial.min())  # the region code is smaller
+    raw = dict(uz.synth)
+    styles = dict(raw["styles"])
+    styles["private"] = dict(styles["private"], two_row={"top_chars": 2, "top_box_mm": [1, 2, 3, 4],
+                                                          "top_char_mm": [1, 2]})
+    with pytest.raises(SynthConfigError, match="two_row or lead, not both"):
+        build_spec(load_plate_format({**uz.to_dict(), "synth": {**raw, "styles": styles}}))
+    styles["private"] = dict(raw["styles"]["private"], lead={"chars": 2, "box_mm": [1, 2, 3, 4]})
+    with pytest.raises(SynthConfigError, match="lead: needs chars, box_mm, char_mm"):
+        build_spec(load_plate_format({**uz.to_dict(), "synth": {**raw, "styles": styles}}))
+
+
 def test_bundled_fonts_are_small_and_licensed():
     font_dir = glyphs.FONT_DIR
     for f in glyphs.FONTS.values():

@@ -91,7 +91,7 @@ def char_layout(fmt: PlateFormat, text: str) -> np.ndarray | None:
             groups = p.groups_of(text)
             if groups and (best is None or st.weight > best[0].weight):
                 best = (st, groups)
-    if best is None or best[0].two_row is not None:
+    if best is None or best[0].first_box is not None:  # no single row of equal boxes
         return None
     st, groups = best
     bx0, _, bx1, _ = st.text_box_mm

@@ -234,7 +234,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     for mark in st.marks:
         _draw_mark(img, mark, ppm, colors, font, rng)
 
-    jitter = [_row_jitter(rng) for _ in range(2 if st.two_row is not None else 1)]
+    jitter = [_row_jitter(rng) for _ in range(2 if st.first_box is not None else 1)]
     sep = st.sep.pick(rng)
     # stroke thinning in master-bitmap pixels (the master cap height is about 0.72 MASTER_PX)
     thin = int(round(rng.uniform(*st.thin) * 0.72 * glyphs.MASTER_PX))
@@ -246,13 +246,16 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     ink = dict(font=font, cjk_font=cjk_font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars,
                plain_one=plain_one, plate_shapes=plate_shapes, m_apex=m_apex, letter_o=st.letter_o,
                sep=sep, plate_h=h)
-    if st.two_row is not None:  # square plate: the first top_chars characters on a smaller top row
-        n_top, top_box, top_char, top_gap = st.two_row
+    if st.first_box is not None:  # two_row / lead: the first characters in a box of their own, smaller
+        n_top, top_box, top_char, top_gap = st.first_box
         top_box = tuple(v * ppm for v in top_box)
         _draw_row(img, text[:n_top], [n_top], top_box, top_char[0] * ppm, top_char[1] * ppm, top_gap * ppm,
                   0.0, jitter[0], ink)
-        squeeze = _draw_row(img, text[n_top:], [len(text) - n_top], tuple(v * ppm for v in st.text_box_mm),
-                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, 0.0, jitter[1], ink)
+        groups = _groups(st, text)  # the rest keeps the pattern's later groups (and sep_mm between them)
+        cut = next((i for i in range(1, len(groups) + 1) if sum(groups[:i]) == n_top), None)
+        rest = groups[cut:] if cut is not None and cut < len(groups) else [len(text) - n_top]
+        squeeze = _draw_row(img, text[n_top:], rest, tuple(v * ppm for v in st.text_box_mm),
+                            st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, st.sep_mm * ppm, jitter[1], ink)
     else:
         squeeze = _draw_row(img, text, _groups(st, text), tuple(v * ppm for v in st.text_box_mm),
                             st.char_mm[0] * ppm, st.char_mm[1] * ppm, st.gap_mm * ppm, st.sep_mm * ppm, jitter[0], ink)

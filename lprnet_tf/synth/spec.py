@@ -69,6 +69,10 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   [w, h], top_gap_mm: 8}``: the first ``top_chars`` characters of the text are drawn in the top box
   with their own character size and gap; the rest in ``text_box_mm`` with ``char_mm`` (the bottom row).
   Use it with ``rows: 2`` and a ``row_split`` near ``top row bottom edge / plate height`` in the format;
+* ``lead``: one-row plates whose first characters sit in a box of their own at a smaller size (the
+  Uzbek region code left of the bar), ``{chars: 2, box_mm: [x0, y0, x1, y1], char_mm: [w, h], gap_mm:
+  4}``: drawn like ``two_row``'s top row; the pattern's ``|`` after them then draws nothing (draw the
+  bar as a ``line`` mark). A style has ``two_row`` or ``lead``, not both;
 * ``corner_mm``: corner radius of the plate outline (8);
 * ``marks``: list of decorations, each with exactly one shape key: ``rect``/``frame``/``line``
   ``[x0, y0, x1, y1]``, ``circle``/``ring`` ``[cx, cy, r]``, ``stripes`` ``[x0, y0, x1, y1]``
@@ -101,7 +105,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
-    "plain_one", "plate_shapes", "two_row", "cjk_fonts",
+    "plain_one", "plate_shapes", "two_row", "lead", "cjk_fonts",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -296,22 +300,29 @@ class Style:
     plain_one: float = 0.0
     plate_shapes: float = 0.0
     letter_o: bool = True  # the format's alphabet has the letter O (else a font's dotted 0 is drawn as its O)
-    two_row: tuple | None = None  # (top_chars, top_box_mm (4,), top_char_mm (2,), top_gap_mm)
+    first_box: tuple | None = None  # two_row / lead: (chars, box_mm (4,), char_mm (2,), gap_mm)
     cjk_fonts: Choice = Choice(("cjk",), np.ones(1))  # fonts of the ideographs
 
 
-def _two_row(v, what: str):
-    if v is None:
+def _first_box(d: dict, what: str):
+    """``two_row`` or ``lead`` of a style: (chars, box_mm (4,), char_mm (2,), gap_mm) or None."""
+    given = [k for k in ("two_row", "lead") if d.get(k) is not None]
+    if not given:
         return None
-    if not isinstance(v, dict) or not {"top_chars", "top_box_mm", "top_char_mm"} <= set(v) or \
-            set(v) - {"top_chars", "top_box_mm", "top_char_mm", "top_gap_mm"}:
-        raise SynthConfigError(f"{what}: needs top_chars, top_box_mm, top_char_mm (and optionally top_gap_mm)")
-    n = v["top_chars"]
+    if len(given) > 1:
+        raise SynthConfigError(f"{what}: give two_row or lead, not both")
+    key = given[0]
+    pre = "top_" if key == "two_row" else ""
+    v, what = d[key], f"{what}.{key}"
+    need = {pre + "chars", pre + "box_mm", pre + "char_mm"}
+    if not isinstance(v, dict) or not need <= set(v) or set(v) - need - {pre + "gap_mm"}:
+        raise SynthConfigError(f"{what}: needs {pre}chars, {pre}box_mm, {pre}char_mm (and optionally {pre}gap_mm)")
+    n = v[pre + "chars"]
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise SynthConfigError(f"{what}.top_chars: a positive integer, got {n!r}")
-    char = _box(v["top_char_mm"], 2, f"{what}.top_char_mm")
-    return (n, _box(v["top_box_mm"], 4, f"{what}.top_box_mm"), char,
-            float(v.get("top_gap_mm", 0.15 * char[0])))
+        raise SynthConfigError(f"{what}.{pre}chars: a positive integer, got {n!r}")
+    char = _box(v[pre + "char_mm"], 2, f"{what}.{pre}char_mm")
+    return (n, _box(v[pre + "box_mm"], 4, f"{what}.{pre}box_mm"), char,
+            float(v.get(pre + "gap_mm", 0.15 * char[0])))
 
 
 def _merged(styles: dict, name: str, seen: tuple = ()) -> dict:
@@ -381,7 +392,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         marks=tuple(_mark(m, f"{what}.marks[{i}]") for i, m in enumerate(marks)),
         plain_one=float(d.get("plain_one", 0.0)),
         plate_shapes=float(d.get("plate_shapes", 0.0)),
-        two_row=_two_row(d.get("two_row"), f"{what}.two_row"), cjk_fonts=cjk_fonts,
+        first_box=_first_box(d, what), cjk_fonts=cjk_fonts,
     )
 
 
