@@ -40,6 +40,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from results_io import dates_line, set_date  # noqa: E402
 
 HEIGHTS = (16, 12, 8)
 SETS = {"br": ("br_openalpr_crops", "br_val"), "cn": ("cn_ccpd_like_1000", "cn_val")}
@@ -146,20 +148,30 @@ def write(results: list, out: str):
     with open(out + ".json", "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     with open(out + ".md", "w", encoding="utf-8") as f:
-        f.write(f"Low-resolution plates, `python benchmarks/lowres.py`, {time.strftime('%Y-%m-%d')}, 2-core CPU; "
+        f.write(f"Low-resolution plates, `python benchmarks/lowres.py`, {dates_line(results)}, 2-core CPU; "
                 f"greedy decoding; exact match / character accuracy; crops area-downscaled to the crop height "
                 f"shown (`datasets/make_lowres.py --standard`).\n\n")
         for r in results:
-            f.write(f"**{r['set']}** (validation crops, {r['count']} per column; merges {r['merges'] or 'none'})\n\n")
+            f.write(f"**{r['set']}** (validation crops, {r['count']} per column; merges {r['merges'] or 'none'}"
+                    f"{set_date(r, results)})\n\n")
             f.write("| reader | " + " | ".join(r["columns"]) + " |\n|---|" + "---|" * len(r["columns"]) + "\n")
+            kept = []
             for label, row in r["rows"].items():
                 cells = [f"{row['sets'][c]['accuracy']:.3f} / {row['sets'][c]['char_accuracy']:.3f}"
                          for c in r["columns"]]
-                f.write(f"| {label} | " + " | ".join(cells) + " |\n")
+                when = row.get("date", r.get("date"))
+                if when != r.get("date"):
+                    kept.append(label)
+                f.write(f"| {label}" + (f" (measured {when})" if label in kept else "") + " | " + " | ".join(cells) + " |\n")
             if "MTGAN-SR + LPRNet" in r["rows"]:
                 f.write("\nThe MTGAN generator reads every crop laid out at 47 x 12 (its LR input), so its HR column is the "
                         "full crop squeezed to 47 x 12 (more horizontal detail than a 12-px crop with its aspect kept), "
                         "then super-resolved to 94 x 24.\n")
+            if kept:
+                f.write("\nRows marked *measured DATE* were not re-measured in this run: their models (the run folders "
+                        "named in `benchmarks/lowres.py`, trained by the README's commands, not shipped) are not in this "
+                        "checkout, so they are kept from the previous results with the models of that date (an SR row "
+                        "with the LPRNet of that date).\n")
             if r["missing"]:
                 f.write("\nNot measured (model not trained or not found): " + "; ".join(r["missing"]) + ".\n")
             f.write("\n")
@@ -193,7 +205,28 @@ def main():
             results.append(r)
     if not results:
         raise SystemExit(f"no test set found under {a.data}")
-    write(results, a.out)
+    write(keep_unmeasured(results, a.out), a.out)
+
+
+def keep_unmeasured(results: list, out: str) -> list:
+    """Rows whose model is not here now (the run folders are not shipped) are kept from ``out.json`` with
+    the date they were measured; formats not measured now are kept whole (``results_io``)."""
+    from results_io import load_previous, merge_previous, today
+
+    previous = {r["set"]: r for r in load_previous(out)}
+    for r in results:
+        r["date"] = today()
+        for row in r["rows"].values():
+            row["date"] = r["date"]
+        old = previous.get(r["set"])
+        if old is None:
+            continue
+        for label, row in old["rows"].items():
+            if label not in r["rows"] and any(m.startswith(label + " (") for m in r["missing"]):
+                r["rows"][label] = dict(row, date=row.get("date", old["date"]))
+        r["missing"] = [m for m in r["missing"] if m.split(" (")[0] not in r["rows"]]
+        r["rows"] = {label: r["rows"][label] for _, label, _ in READERS if label in r["rows"]}
+    return merge_previous(results, out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
   python benchmarks/multiframe.py [--iq_stan cn_iq_stan] [--noiq cn_iq_stan_noiq]
       [--lprnet cn_lprnet_basic] [--br_iq_stan br_iq_stan] [--br_lprnet br_lprnet_basic]
-      [--data ../shared/data] [--count 500]
+      [--data ../shared/data] [--count 500] [--sets cn,br]
 
 Sets (K = 5 frames per track):
 - **synthetic CN test tracklets**: ``--count`` tracks of seed 777000777 (no training run uses it),
@@ -36,13 +36,14 @@ import collections
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from results_io import dates_line, merge_previous, set_date  # noqa: E402
 
 K = 5
 
@@ -192,22 +193,30 @@ def main():
     ap.add_argument("--br_lprnet", default="br_lprnet_basic", help="single-frame BR recognizer")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
     ap.add_argument("--count", type=int, default=500, help="synthetic test tracks")
+    ap.add_argument("--sets", default="cn,br", help="cn (synthetic CN tracklets), br (real BR groups); the "
+                    "tables of sets not measured are kept from OUT.json with their dates")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "multiframe"))
     a = ap.parse_args()
 
     from lprnet_tf.vocab import load_plate_format
 
+    sets = [k for k in a.sets.split(",") if k]
+    if not sets or set(sets) - {"cn", "br"}:
+        raise SystemExit(f"--sets: a comma-separated list of cn, br; got {a.sets!r}")
     results = []
-    cn = load_plate_format("cn")
-    tracks, quality = synthetic_tracks(track_format(a.iq_stan), a.count)
-    results.append(run_set("synthetic CN test tracklets (seed 777000777)", tracks, quality, cn, a.lprnet,
-                           [("IQ-STAN", a.iq_stan), ("IQ-STAN without IQ branch (uniform attention)", a.noiq)], []))
-    if os.path.isdir(os.path.join(a.data, "br_openalpr_crops")):
+    if "cn" in sets:
+        cn = load_plate_format("cn")
+        tracks, quality = synthetic_tracks(track_format(a.iq_stan), a.count)
+        results.append(run_set("synthetic CN test tracklets (seed 777000777)", tracks, quality, cn, a.lprnet,
+                               [("IQ-STAN", a.iq_stan), ("IQ-STAN without IQ branch (uniform attention)", a.noiq)], []))
+    if "br" in sets and os.path.isdir(os.path.join(a.data, "br_openalpr_crops")):
         br = load_plate_format("br")
         tracks, quality = br_tracks(br, a.data)
         results.append(run_set("real BR groups (val, >= 2 views, K=5 cycled)", tracks, quality, br, a.br_lprnet,
                                [("IQ-STAN", a.br_iq_stan)], list(br.merges)))
-    write(results, a.out)
+    elif "br" in sets:
+        print(f"no {a.data}/br_openalpr_crops: BR left out")
+    write(merge_previous(results, a.out), a.out)  # sets not measured now keep their tables and dates
 
 
 def write(results: list, out: str):
@@ -217,10 +226,10 @@ def write(results: list, out: str):
                                                               "accuracy_no_first")}) for label, m in r["rows"]]}
                    for r in results], f, indent=1, ensure_ascii=False)
     with open(out + ".md", "w", encoding="utf-8") as f:
-        f.write(f"Multi-frame recognition, `python benchmarks/multiframe.py`, {time.strftime('%Y-%m-%d')}, "
+        f.write(f"Multi-frame recognition, `python benchmarks/multiframe.py`, {dates_line(results)}, "
                 f"greedy decoding, exact match on whole tracks (K = {K} frames).\n\n")
         for r in results:
-            f.write(f"**{r['set']}** ({r['tracks']} tracks)\n\n| reader | exact | acc-1 | char | no-first |\n"
+            f.write(f"**{r['set']}** ({r['tracks']} tracks{set_date(r, results)})\n\n| reader | exact | acc-1 | char | no-first |\n"
                     "|---|---|---|---|---|\n")
             for label, m in r["rows"]:
                 f.write(f"| {label} | {m['accuracy']:.3f} | {m['acc1']:.3f} | {m['char_accuracy']:.3f} | "

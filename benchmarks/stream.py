@@ -41,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from results_io import dates_line, load_previous, merge_previous, set_date  # noqa: E402
 
 
 def side_by_side_ms(fns: dict, x, reps: dict) -> dict:
@@ -186,8 +187,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "stream"))
     a = ap.parse_args()
     if a.rewrite:
-        with open(a.out + ".json", encoding="utf-8") as f:
-            return write(json.load(f), a.out)
+        return write(load_previous(a.out), a.out)
 
     from multiframe import br_tracks, synthetic_tracks, track_format
     from lprnet_tf.vocab import load_plate_format
@@ -210,7 +210,7 @@ def main():
             continue
         results.append(run_set(label, tracks, fmt, recognizer, nets, list(fmt.merges) if key == "br" else [],
                                a.timing_reps, tflite=not a.no_tflite))
-    write(results, a.out)
+    write(merge_previous(results, a.out), a.out)  # sets not measured now keep their tables and dates
 
 
 def write(results: list, out: str):
@@ -218,7 +218,7 @@ def write(results: list, out: str):
     with open(out + ".json", "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
     with open(out + ".md", "w", encoding="utf-8") as f:
-        f.write(f"Stream recognition (EQ-LPR), `python benchmarks/stream.py`, {time.strftime('%Y-%m-%d')}: tracks "
+        f.write(f"Stream recognition (EQ-LPR), `python benchmarks/stream.py`, {dates_line(results)}: tracks "
                 f"streamed frame by frame in order, greedy decoding. ms: batch-1 median on this 2-core CPU, all "
                 f"in one run; ms / frame of a row = quality ms + (recognizer calls / frames) x recognizer ms (Keras "
                 f"compiled functions); the TFLite columns time the same networks as TFLite f32 files run with "
@@ -226,7 +226,7 @@ def write(results: list, out: str):
         for r in results:
             ms = r["ms"]
             f.write(f"**{r['set']}** ({r['tracks']} tracks x {r['frames_per_track']} frames, recognizer "
-                    f"`{r['recognizer']}`)\n\n| reader | exact | no-first | recognizer calls / track | share of frames "
+                    f"`{r['recognizer']}`{set_date(r, results)})\n\n| reader | exact | no-first | recognizer calls / track | share of frames "
                     "| ms / frame |\n|---|---|---|---|---|---|\n")
             for row in r["rows"]:
                 f.write(f"| {row['row']} | {row['accuracy']:.3f} | {row['accuracy_no_first']:.3f} | "

@@ -1,0 +1,70 @@
+"""Partial re-runs of the benchmarks keep what they did not measure, with the date it was measured."""
+
+import json
+import os
+import sys
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+import results_io  # noqa: E402
+
+
+def _write(out, results, md_first_line):
+    with open(out + ".json", "w", encoding="utf-8") as f:
+        json.dump(results, f)
+    with open(out + ".md", "w", encoding="utf-8") as f:
+        f.write(md_first_line + "\n\nrest\n")
+
+
+def test_merge_previous_keeps_order_and_dates(tmp_path):
+    out = str(tmp_path / "stream")
+    _write(out, [{"set": "cn", "v": 1}, {"set": "br", "v": 2}], "Stream recognition, 2026-11-23: tracks")
+    merged = results_io.merge_previous([{"set": "br", "v": 3}, {"set": "us", "v": 4}], out)
+    assert [(r["set"], r["v"]) for r in merged] == [("cn", 1), ("br", 3), ("us", 4)]  # old order, new last
+    assert merged[0]["date"] == "2026-11-23"  # undated old result: the old .md's date
+    assert merged[1]["date"] == merged[2]["date"] == results_io.today()
+    assert "2026-11-23 and " in results_io.dates_line(merged)
+    assert results_io.set_date(merged[0], merged) == ", measured 2026-11-23"
+    assert results_io.dates_line(merged[1:]) == results_io.today() and results_io.set_date(merged[1], merged[1:]) == ""
+    # nothing before: the new results alone; a JSON that is not a list is refused by name
+    assert [r["set"] for r in results_io.merge_previous([{"set": "x"}], str(tmp_path / "none"))] == ["x"]
+    with open(out + ".json", "w") as f:
+        json.dump({"set": "cn"}, f)
+    try:
+        results_io.load_previous(out)
+    except SystemExit as e:
+        assert "stream.json" in str(e)
+    else:
+        raise AssertionError("a non-list JSON was accepted")
+
+
+def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
+    import lowres
+
+    out = str(tmp_path / "lowres")
+    sets = {"HR": {"accuracy": 0.5, "char_accuracy": 0.9, "count": 3}}
+    old = [{"format": "br", "set": "br_openalpr_crops", "columns": ["HR"], "count": 3, "merges": [], "missing": [],
+            "rows": {"LPRNet": {"model": "br_lprnet_basic", "sets": sets},
+                     "MTGAN-SR + LPRNet": {"model": "runs/mtgan_br/last.keras", "sets": sets}}},
+           {"format": "cn", "set": "cn_ccpd_like_1000", "columns": ["HR"], "count": 3, "merges": [], "missing": [],
+            "rows": {"LPRNet": {"model": "cn_lprnet_basic", "sets": sets}}}]
+    _write(out, old, "Low-resolution plates, `python benchmarks/lowres.py`, 2026-11-30, 2-core CPU")
+    new_sets = {"HR": {"accuracy": 0.7, "char_accuracy": 0.95, "count": 3}}
+    new = [{"format": "br", "set": "br_openalpr_crops", "columns": ["HR"], "count": 3, "merges": [],
+            "rows": {"LPRNet": {"model": "br_lprnet_basic", "sets": new_sets}},
+            "missing": ["MTGAN-SR + LPRNet (runs/mtgan_br/last.keras)",
+                        "multi-task CNN, HR training crops only (runs/multitask_br_more/last.keras)"]}]
+    merged = lowres.keep_unmeasured(new, out)
+    br, cn = merged
+    assert list(br["rows"]) == ["LPRNet", "MTGAN-SR + LPRNet"]  # READERS order
+    assert br["rows"]["LPRNet"]["sets"]["HR"]["accuracy"] == 0.7 and br["rows"]["LPRNet"]["date"] == results_io.today()
+    assert br["rows"]["MTGAN-SR + LPRNet"]["date"] == "2026-11-30"  # kept, with its date
+    assert br["missing"] == ["multi-task CNN, HR training crops only (runs/multitask_br_more/last.keras)"]
+    assert cn["date"] == "2026-11-30" and cn["rows"]["LPRNet"]["sets"] == sets  # not measured: kept whole
+    lowres.write(merged, out)
+    md = open(out + ".md", encoding="utf-8").read()
+    assert "| MTGAN-SR + LPRNet (measured 2026-11-30) | 0.500 / 0.900 |" in md
+    assert "| LPRNet | 0.700 / 0.950 |" in md and "were not re-measured in this run" in md
+    assert "(validation crops, 3 per column; merges none, measured 2026-11-30)" in md  # the CN table
