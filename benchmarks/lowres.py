@@ -159,16 +159,16 @@ def write(results: list, out: str):
             for label, row in r["rows"].items():
                 cells = [f"{row['sets'][c]['accuracy']:.3f} / {row['sets'][c]['char_accuracy']:.3f}"
                          for c in r["columns"]]
-                when = row.get("date", r.get("date"))
-                if when != r.get("date"):
+                if row.get("kept"):
                     kept.append(label)
-                f.write(f"| {label}" + (f" (measured {when})" if label in kept else "") + " | " + " | ".join(cells) + " |\n")
+                f.write(f"| {label}" + (f" (kept, measured {row.get('date')})" if row.get("kept") else "") + " | "
+                        + " | ".join(cells) + " |\n")
             if "MTGAN-SR + LPRNet" in r["rows"]:
                 f.write("\nThe MTGAN generator reads every crop laid out at 47 x 12 (its LR input), so its HR column is the "
                         "full crop squeezed to 47 x 12 (more horizontal detail than a 12-px crop with its aspect kept), "
                         "then super-resolved to 94 x 24.\n")
             if kept:
-                f.write("\nRows marked *measured DATE* were not re-measured in this run: their models (the run folders "
+                f.write("\nRows marked *kept* were not re-measured in this run: their models (the run folders "
                         "named in `benchmarks/lowres.py`, trained by the README's commands, not shipped) are not in this "
                         "checkout, so they are kept from the previous results with the models of that date (an SR row "
                         "with the LPRNet of that date).\n")
@@ -223,7 +223,7 @@ def keep_unmeasured(results: list, out: str) -> list:
             continue
         for label, row in old["rows"].items():
             if label not in r["rows"] and any(m.startswith(label + " (") for m in r["missing"]):
-                r["rows"][label] = dict(row, date=row.get("date", old["date"]))
+                r["rows"][label] = dict(row, date=row.get("date", old["date"]), kept=True)
         r["missing"] = [m for m in r["missing"] if m.split(" (")[0] not in r["rows"]]
         r["rows"] = {label: r["rows"][label] for _, label, _ in READERS if label in r["rows"]}
     return merge_previous(results, out)

@@ -61,10 +61,11 @@ def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
     assert list(br["rows"]) == ["LPRNet", "MTGAN-SR + LPRNet"]  # READERS order
     assert br["rows"]["LPRNet"]["sets"]["HR"]["accuracy"] == 0.7 and br["rows"]["LPRNet"]["date"] == results_io.today()
     assert br["rows"]["MTGAN-SR + LPRNet"]["date"] == "2026-11-30"  # kept, with its date
+    assert br["rows"]["MTGAN-SR + LPRNet"]["kept"] and not br["rows"]["LPRNet"].get("kept")
     assert br["missing"] == ["multi-task CNN, HR training crops only (runs/multitask_br_more/last.keras)"]
     assert cn["date"] == "2026-11-30" and cn["rows"]["LPRNet"]["sets"] == sets  # not measured: kept whole
     lowres.write(merged, out)
     md = open(out + ".md", encoding="utf-8").read()
-    assert "| MTGAN-SR + LPRNet (measured 2026-11-30) | 0.500 / 0.900 |" in md
+    assert "| MTGAN-SR + LPRNet (kept, measured 2026-11-30) | 0.500 / 0.900 |" in md
     assert "| LPRNet | 0.700 / 0.950 |" in md and "were not re-measured in this run" in md
     assert "(validation crops, 3 per column; merges none, measured 2026-11-30)" in md  # the CN table
