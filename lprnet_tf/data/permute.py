@@ -16,7 +16,8 @@ SIBGRAPI 2018): new training plates made by changing the order of a plate's char
   scale and offset that puts the most "ink" inside the character boxes and the least in the gaps
   between them (:func:`fit_layout`), since real crops have margins. Each strip is the full crop
   height; gaps and separators stay where they are. Crops whose fit is poor (``MIN_FIT``), two-row
-  formats and formats without a ``synth:`` section are left unpermuted. Checked with the shipped
+  formats, styles with a ``lead`` box (the Uzbek region code: boxes of two sizes) and formats without a
+  ``synth:`` section are left unpermuted. Checked with the shipped
   recognizers on the first 244 crops of the CN and BR validation sets: of the crops the model reads
   right unpermuted and that were permuted, the CN model reads the new label on 76 % (the misses are
   mostly tilted plates). The BR model's figure is lower (59 %) for a reason that is the point of the
