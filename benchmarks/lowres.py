@@ -155,19 +155,16 @@ def write(results: list, out: str):
             f.write(f"**{r['set']}** (validation crops, {r['count']} per column; merges {r['merges'] or 'none'}"
                     f"{set_date(r, results)})\n\n")
             f.write("| reader | " + " | ".join(r["columns"]) + " |\n|---|" + "---|" * len(r["columns"]) + "\n")
-            kept = []
             for label, row in r["rows"].items():
                 cells = [f"{row['sets'][c]['accuracy']:.3f} / {row['sets'][c]['char_accuracy']:.3f}"
                          for c in r["columns"]]
-                if row.get("kept"):
-                    kept.append(label)
                 f.write(f"| {label}" + (f" (kept, measured {row.get('date')})" if row.get("kept") else "") + " | "
                         + " | ".join(cells) + " |\n")
             if "MTGAN-SR + LPRNet" in r["rows"]:
                 f.write("\nThe MTGAN generator reads every crop laid out at 47 x 12 (its LR input), so its HR column is the "
                         "full crop squeezed to 47 x 12 (more horizontal detail than a 12-px crop with its aspect kept), "
                         "then super-resolved to 94 x 24.\n")
-            if kept:
+            if any(row.get("kept") for row in r["rows"].values()):
                 f.write("\nRows marked *kept* were not re-measured in this run: their models (the run folders "
                         "named in `benchmarks/lowres.py`, trained by the README's commands, not shipped) are not in this "
                         "checkout, so they are kept from the previous results with the models of that date (an SR row "
@@ -221,10 +218,12 @@ def keep_unmeasured(results: list, out: str) -> list:
         old = previous.get(r["set"])
         if old is None:
             continue
-        for label, row in old["rows"].items():
-            if label not in r["rows"] and any(m.startswith(label + " (") for m in r["missing"]):
-                r["rows"][label] = dict(row, date=row.get("date", old["date"]), kept=True)
-        r["missing"] = [m for m in r["missing"] if m.split(" (")[0] not in r["rows"]]
+        # run_format measures each reader or lists it in "missing", in READERS order
+        unmeasured = [label for _, label, _ in READERS if label not in r["rows"]]
+        for label in unmeasured:
+            if label in old["rows"]:
+                r["rows"][label] = dict(old["rows"][label], date=old["rows"][label].get("date", old["date"]), kept=True)
+        r["missing"] = [m for label, m in zip(unmeasured, r["missing"]) if label not in r["rows"]]
         r["rows"] = {label: r["rows"][label] for _, label, _ in READERS if label in r["rows"]}
     return merge_previous(results, out)
 
