@@ -244,6 +244,38 @@ def test_int8_locnet_sampler_needs_float(tmp_path):
         export._convert(saved, "batch1", "dynamic", converter_flags={"_experimental_disable_per_chanel": True})
 
 
+def test_quantization_benchmark_weights_on_grid(ex, tmp_path):
+    """benchmarks/quantization.py's weight-only QAT end state: every kernel on its per-channel int8 grid,
+    the largest weight of each channel kept, idempotent; the setting runs end to end on the tiny model."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import quantization
+
+    from lprnet_tf.modelio import load_model
+
+    m = load_model(ex.keras_path)
+    before = {v.path: np.asarray(v) for v in m.weights}
+    quantization.weights_on_grid(m)
+    kernels = [v for v in m.weights if v.path.endswith("kernel") and len(v.shape) >= 2]
+    assert kernels
+    for v in kernels:
+        w, w0 = np.asarray(v, np.float64), before[v.path]
+        axes = tuple(range(w.ndim - 1))
+        scale = np.abs(w0).max(axis=axes, keepdims=True) / 127.0
+        q = w / np.where(scale > 0, scale, 1.0)
+        assert np.allclose(q, np.round(q), atol=1e-3), v.path
+        assert np.allclose(np.abs(w).max(axis=axes), np.abs(w0).max(axis=axes), rtol=1e-6), v.path
+        assert np.abs(w - w0).max() <= scale.max() / 2 + 1e-7, v.path
+    snapped = [np.asarray(v) for v in m.weights]
+    quantization.weights_on_grid(m)
+    assert all(np.allclose(a, np.asarray(v), atol=1e-7) for a, v in zip(snapped, m.weights))
+    out = str(tmp_path / "q")
+    assert quantization.main(["--model", ex.keras_path, "--settings", "dynamic_weights_on_grid", "--data",
+                              "synth:11:8", "--count", "8", "--out", out]) == 0
+    row = json.load(open(out + ".json", encoding="utf-8"))["rows"][0]
+    assert row["setting"] == "dynamic_weights_on_grid" and "agree with the original's on" in row["what"]
+    assert 0.0 <= row["agreement"] <= 1.0
+
+
 def _export_cli(ex, out, *args):
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run([sys.executable, os.path.join(REPO, "export_savedmodel.py"), "--model",
