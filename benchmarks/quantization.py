@@ -62,9 +62,9 @@ def weights_on_grid(model) -> None:
 def keras_plates(model, fmt, crops, batch_size: int = 64) -> list[str]:
     """Greedy plates of the Keras model on ``(image, text)`` crops, preprocessed as the export checks them."""
     from lprnet_tf.decoding import decode
-    from lprnet_tf.runtime import fit_crop
+    from lprnet_tf.runtime import preprocess_batch
 
-    x = np.stack([fit_crop(c[0], fmt) for c in crops]).astype(np.float32) * (1.0 / 255.0)  # (N, H, W, 3)
+    x = preprocess_batch([c[0] for c in crops], fmt)  # (N, H, W, 3) float32 in [0, 1]
     logits = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
                              for i in range(0, len(x), batch_size)])  # (N, T, C)
     return decode(logits, fmt, "greedy")[0]
