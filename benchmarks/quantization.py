@@ -59,15 +59,14 @@ def weights_on_grid(model) -> None:
     model.set_weights(new)
 
 
-def keras_plates(model, fmt, crops, batch_size: int = 64) -> list[str]:
-    """Greedy plates of the Keras model on ``(image, text)`` crops, preprocessed as the export checks them."""
+def keras_plates(model, fmt, crops) -> list[str]:
+    """Greedy plates of the Keras model on ``(image, text)`` crops, through the evaluation's predict path."""
+    from lprnet_tf.data.pipeline import ArraySource
     from lprnet_tf.decoding import decode
-    from lprnet_tf.runtime import preprocess_batch
+    from lprnet_tf.evaluation import predict_logits
 
-    x = preprocess_batch([c[0] for c in crops], fmt)  # (N, H, W, 3) float32 in [0, 1]
-    logits = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
-                             for i in range(0, len(x), batch_size)])  # (N, T, C)
-    return decode(logits, fmt, "greedy")[0]
+    source = ArraySource([c[0] for c in crops], [c[1] for c in crops])
+    return decode(predict_logits(model, source, fmt), fmt, "greedy")[0]
 
 
 def main(argv=None) -> int:
