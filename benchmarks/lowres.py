@@ -45,13 +45,16 @@ from results_io import dates_line, set_date  # noqa: E402
 
 HEIGHTS = (16, 12, 8)
 SETS = {"br": ("br_openalpr_crops", "br_val"), "cn": ("cn_ccpd_like_1000", "cn_val")}
-READERS = (  # (flag suffix, row label, reader kind)
-    ("lprnet", "LPRNet", "direct"),
-    ("mtgan", "MTGAN-SR + LPRNet", "sr"),
-    ("multitask", "multi-task CNN, HR training crops only", "direct"),  # Table 3 "without samples from DGM"
-    ("multitask_bicubic", "multi-task CNN + 1/3 bicubic low-res crops", "direct"),
-    ("multitask_dgm", "multi-task CNN + 1/3 DGM low-res crops", "direct"),
+READERS = (  # (row label, flag suffix of the recognizer, flag suffix of the super-resolver or None)
+    ("LPRNet", "lprnet", None),
+    ("LPRNet fine-tuned on low-res crops", "lprnet_lowres", None),
+    ("MTGAN-SR + LPRNet", "lprnet", "mtgan"),
+    ("MTGAN-SR + LPRNet fine-tuned on SR crops", "lprnet_sr", "mtgan"),
+    ("multi-task CNN, HR training crops only", "multitask", None),  # Table 3 "without samples from DGM"
+    ("multi-task CNN + 1/3 bicubic low-res crops", "multitask_bicubic", None),
+    ("multi-task CNN + 1/3 DGM low-res crops", "multitask_dgm", None),
 )
+MODEL_KEYS = ("lprnet", "lprnet_lowres", "lprnet_sr", "mtgan", "multitask", "multitask_bicubic", "multitask_dgm")
 
 
 def test_sets(fmt_name: str, data_root: str, lowres_root: str) -> list:
@@ -123,14 +126,14 @@ def run_format(fmt_name: str, specs: dict, data_root: str, lowres_root: str) -> 
         return None
     merges = list(load_plate_format(fmt_name).merges)
     rows, missing = {}, []
-    for key, label, how in READERS:
-        spec = specs.get(key)
-        needed = [spec] + ([specs.get("lprnet")] if how == "sr" else [])
+    for label, rec_key, sr_key in READERS:
+        needed = [specs.get(rec_key)] + ([specs.get(sr_key)] if sr_key else [])
+        shown = " + ".join(_shown(s) or "no model given" for s in needed[::-1])
         if not all(model_exists(s) for s in needed):
-            missing.append(f"{label} ({_shown(spec) or 'no model given'})")
+            missing.append(f"{label} ({shown})")
             continue
-        reader = load_reader(specs["lprnet"], spec) if how == "sr" else load_reader(spec)
-        rows[label] = {"model": _shown(spec), "sets": {}}
+        reader = load_reader(specs[rec_key], specs[sr_key] if sr_key else None)
+        rows[label] = {"model": shown, "sets": {}}
         for col, folder, split in cols:
             t0 = time.time()
             m = read_set(reader, folder, split, merges)
@@ -183,7 +186,8 @@ def main():
                    help="folder of the low-resolution test sets (built here when missing)")
     defaults = {}
     for fmt_name in SETS:  # the shipped LPRNet; the other models: last.keras of the run directories of the README
-        runs = {"mtgan": f"mtgan_{fmt_name}", "multitask": f"multitask_{fmt_name}_more",
+        runs = {"lprnet_lowres": f"lprnet_{fmt_name}_lowres", "lprnet_sr": f"lprnet_{fmt_name}_sr",
+                "mtgan": f"mtgan_{fmt_name}", "multitask": f"multitask_{fmt_name}_more",
                 "multitask_bicubic": f"multitask_{fmt_name}_bicubic", "multitask_dgm": f"multitask_{fmt_name}_dgm"}
         defaults[fmt_name] = {"lprnet": f"{fmt_name}_lprnet_basic",
                               **{k: os.path.join(REPO, "runs", v, "last.keras") for k, v in runs.items()}}
@@ -196,7 +200,7 @@ def main():
     a = p.parse_args()
     results = []
     for fmt_name in a.formats.split(","):
-        specs = {key: getattr(a, f"{fmt_name}_{key}") for key, _, _ in READERS}
+        specs = {key: getattr(a, f"{fmt_name}_{key}") for key in MODEL_KEYS}
         r = run_format(fmt_name, specs, a.data, a.lowres)
         if r:
             results.append(r)
@@ -219,12 +223,12 @@ def keep_unmeasured(results: list, out: str) -> list:
         if old is None:
             continue
         # run_format measures each reader or lists it in "missing", in READERS order
-        unmeasured = [label for _, label, _ in READERS if label not in r["rows"]]
+        unmeasured = [label for label, _, _ in READERS if label not in r["rows"]]
         for label in unmeasured:
             if label in old["rows"]:
                 r["rows"][label] = dict(old["rows"][label], date=old["rows"][label].get("date", old["date"]), kept=True)
         r["missing"] = [m for label, m in zip(unmeasured, r["missing"]) if label not in r["rows"]]
-        r["rows"] = {label: r["rows"][label] for _, label, _ in READERS if label in r["rows"]}
+        r["rows"] = {label: r["rows"][label] for label, _, _ in READERS if label in r["rows"]}
     return merge_previous(results, out)
 
 

@@ -54,6 +54,9 @@ class DataConfig:
     # trained DGM (.keras file, run directory or shipped name); lprnet_tf.data.lowres.Degrader
     lowres: float = 0.0
     degrader: str = "bicubic"
+    # super_resolve: an MTGAN (.keras file, run directory or shipped name); every training crop of a
+    # recognizer (after lowres) goes through its generator, as lprnet-recognize --sr does at inference
+    super_resolve: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +216,9 @@ def _check_values(cfg: ExperimentConfig, where: str):
             except ModelFileError as e:
                 raise ConfigError(f"{where}: data.degrader must be {' | '.join(INTERPOLATIONS)} or a trained DGM "
                                   f"(train one with configs/experiments/dgm_*.yaml): {e}") from None
+    if cfg.data.super_resolve and (cfg.data.pairs or cfg.data.frames):
+        raise ConfigError(f"{where}: data.super_resolve feeds a recognizer the MTGAN's output for single crops; "
+                          f"remove it or data.pairs / data.frames")
     _check_mix(cfg.data.mix, cfg.data.frames, where)
     if cfg.data.pairs and cfg.data.frames:
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
@@ -269,3 +275,17 @@ def save_config(cfg: ExperimentConfig, path: str):
     with open(tmp, "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg.to_dict(), f, allow_unicode=True, sort_keys=False)
     os.replace(tmp, path)
+
+
+def check_model_inputs(cfg: ExperimentConfig):
+    """Models a run reads besides its own that are made by other runs, checked when training starts (not
+    when the config loads: the config of an experiment stays valid before its inputs are trained):
+    ``data.super_resolve`` must name an existing MTGAN (``.keras`` file, run directory or shipped name)."""
+    if cfg.data.super_resolve:
+        from lprnet_tf.modelio import ModelFileError, model_file
+
+        try:
+            model_file(cfg.data.super_resolve)
+        except ModelFileError as e:
+            raise ConfigError(f"data.super_resolve must be a trained MTGAN (train one first with "
+                              f"lprnet-train --config configs/experiments/mtgan_*.yaml): {e}") from None

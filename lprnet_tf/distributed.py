@@ -41,7 +41,7 @@ import time
 
 import keras
 
-from lprnet_tf.config import ConfigError, ExperimentConfig, UsageError
+from lprnet_tf.config import ConfigError, ExperimentConfig, UsageError, check_model_inputs
 from lprnet_tf.data.pipeline import SynthSource, build_dataset, open_source, open_train_source
 from lprnet_tf.modelio import ModelFileError, atomic_write, save_model
 from lprnet_tf.training import (LocNetGate, ProgressCallback, RunKeeper, _write_json, build_training_model,
@@ -298,6 +298,7 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
     info = task_info(strategy)
     keras.utils.set_random_seed(cfg.train.seed)
     fmt = load_plate_format(cfg.plate_format)
+    check_model_inputs(cfg)
     total = int(steps or cfg.train.steps)
     replicas = strategy.num_replicas_in_sync
     gb = cfg.train.batch_size
@@ -342,7 +343,8 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         return build_dataset(train_src, fmt, gb, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_step * gb, repeat=True, drop_remainder=True, workers=d.workers,
                              slices=(ctx.input_pipeline_id * local, local, replicas), permute=d.permute,
-                             lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader)
+                             lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
+                             super_resolve=d.super_resolve)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     train_steps = _make_step(strategy, model, gb)

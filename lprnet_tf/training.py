@@ -38,7 +38,7 @@ import time
 
 import keras
 
-from lprnet_tf.config import ConfigError, ExperimentConfig, save_config
+from lprnet_tf.config import ConfigError, ExperimentConfig, check_model_inputs, save_config
 from lprnet_tf.data.pipeline import (PAIR_MODES, SYNTH_STREAM, SynthSource, build_dataset, make_batch_sequence,
                                      open_source, open_train_source)
 from lprnet_tf.evaluation import evaluate_pairs, predict_logits, score
@@ -429,6 +429,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     """Train (or resume) a run; returns the final ``state.json`` contents."""
     keras.utils.set_random_seed(cfg.train.seed)
     fmt = load_plate_format(cfg.plate_format)
+    check_model_inputs(cfg)
     total = int(steps or cfg.train.steps)
     state_path = os.path.join(run_dir, "state.json")
     model, state = open_run(cfg, fmt, run_dir, resume)
@@ -456,12 +457,13 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_sample, repeat=True, drop_remainder=True, workers=d.workers,
                              permute=d.permute, pairs=pairs, lr_heights=d.lr_heights, lowres=d.lowres,
-                             degrader=d.degrader)
+                             degrader=d.degrader, super_resolve=d.super_resolve)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
                                    workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
-                                   lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader)
+                                   lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
+                                   super_resolve=d.super_resolve)
     prog = ProgressCallback(total, start_step, bs)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

@@ -42,15 +42,19 @@ def test_lowres_benchmark_table(tmp_path):
     r = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "lowres.py"), "--data", str(tmp_path / "data"),
                         "--lowres", str(tmp_path / "lowres"), "--formats", "br,cn", "--br_mtgan", gan,
                         "--br_multitask", slot, "--br_multitask_bicubic", slot,
-                        "--br_multitask_dgm", str(tmp_path / "missing.keras"), "--out", str(out)],
+                        "--br_multitask_dgm", str(tmp_path / "missing.keras"), "--br_lprnet_sr", "br_lprnet_basic",
+                        "--br_lprnet_lowres", str(tmp_path / "missing.keras"), "--out", str(out)],
                        capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=REPO))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "skipped cn" in r.stderr  # no CN set under --data: said, not fatal
     res = json.load(open(str(out) + ".json", encoding="utf-8"))
     assert [x["format"] for x in res] == ["br"]
     rows = res[0]["rows"]
-    assert list(rows) == ["LPRNet", "MTGAN-SR + LPRNet", "multi-task CNN, HR training crops only",
-                          "multi-task CNN + 1/3 bicubic low-res crops"]
+    assert list(rows) == ["LPRNet", "MTGAN-SR + LPRNet", "MTGAN-SR + LPRNet fine-tuned on SR crops",
+                          "multi-task CNN, HR training crops only", "multi-task CNN + 1/3 bicubic low-res crops"]
+    # an SR row names the super-resolver and its recognizer; the same pair gives the same figures
+    assert rows["MTGAN-SR + LPRNet fine-tuned on SR crops"]["model"].endswith("+ br_lprnet_basic")
+    assert rows["MTGAN-SR + LPRNet fine-tuned on SR crops"]["sets"] == rows["MTGAN-SR + LPRNet"]["sets"]
     assert res[0]["columns"] == ["HR", "16 px", "12 px", "8 px"]
     for row in rows.values():
         for col in res[0]["columns"]:

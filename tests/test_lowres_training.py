@@ -190,7 +190,7 @@ def _tiny_dgm(path, out_channels=1, height=40, width=120):
 
 
 def test_degrader_plain_downsampling_is_the_test_set_rule_and_deterministic():
-    from lprnet_tf.data.lowres import Degrader, downscale_to_height
+    from lprnet_tf.data.lowres import downscale_to_height
     from lprnet_tf.runtime import fit_crop
 
     cn40 = load_plate_format(CN40)
@@ -268,3 +268,65 @@ def test_lowres_config_checks_and_training(tmp_path):
     cfg = config_from_dict(base, [f"data.degrader={dgm}"])
     state = train(cfg, str(tmp_path / "run"), verbose=False)
     assert state["step"] == 2 and np.isfinite(_records(str(tmp_path / "run"))[-1]["loss"])
+
+
+# ---- super-resolved training crops (data.super_resolve) --------------------------------------------------------
+def test_super_resolve_training_crops_are_the_generators_output(tmp_path):
+    """A recognizer fine-tuned with data.super_resolve is fed exactly what lprnet-recognize --sr and
+    benchmarks/lowres.py feed it at inference: the (possibly degraded) crop laid out at the generator's
+    input by the runtime's SuperResolver, super-resolved, rounded to uint8."""
+    import pickle
+
+    from lprnet_tf.data.lowres import downscale_to_height
+    from lprnet_tf.modelio import load_for_inference, save_model
+    from lprnet_tf.models import build_model
+    from lprnet_tf.runtime import SuperResolver
+
+    cn = load_plate_format("cn")
+    keras.utils.set_random_seed(0)
+    gan = save_model(build_model("mtgan", cn, **MTGAN_TINY), str(tmp_path / "gan" / "model.keras"), cn)
+    sr = SuperResolver.from_keras(load_for_inference(gan)[0], cn)
+    src = SynthSource(cn, 7, 6)
+    maker = ExampleMaker(src, cn, lowres=0.5, lr_heights=[8], degrader="area", super_resolve=gan, seed=1)
+    drawn = [maker._degrader.height(g) for g in range(6)]
+    assert any(drawn) and not all(drawn)
+    x, y = maker.batch(0, 6)
+    _check_signature(maker, x, y)
+    for g, h in enumerate(drawn):  # every crop is the generator's output; the drawn ones from the 8-px crop
+        crop, _ = src.get(g)
+        small = downscale_to_height(crop, h, "area")[0] if h else crop
+        want = sr.super_resolve([small])[0].astype(np.float32) / np.float32(255.0)
+        np.testing.assert_allclose(x[g], want, atol=1e-6)
+    # fraction 0: every crop at full resolution, still super-resolved; the generator is not pickled
+    only_sr = ExampleMaker(src, cn, super_resolve=gan)
+    x0, _ = only_sr.batch(0, 2)
+    np.testing.assert_allclose(x0, sr.super_resolve([src.get(g)[0] for g in range(2)]) / np.float32(255.0), atol=1e-6)
+    again = pickle.loads(pickle.dumps(only_sr))
+    assert again._degrader._sr is None
+    np.testing.assert_array_equal(again.batch(0, 2)[0], x0)
+    # the tf.data pipeline makes the same batches
+    ds = build_dataset(src, cn, batch_size=3, lowres=0.5, lr_heights=[8], degrader="area", super_resolve=gan, seed=1)
+    np.testing.assert_allclose(np.concatenate([b[0] for b in ds.as_numpy_iterator()]), x, atol=1e-6)
+    # refusals name the fix: not an MTGAN; an MTGAN for another size
+    cn40 = load_plate_format(CN40)
+    dgm = _tiny_dgm(tmp_path / "dgm" / "model.keras")
+    cn40.save(str(tmp_path / "dgm" / "plate_format.yaml"))
+    with pytest.raises(Exception, match="mtgan_"):
+        ExampleMaker(SynthSource(cn40, 7, 2), cn40, super_resolve=dgm).batch(0, 1)
+    with pytest.raises(Exception, match="MTGAN trained for this format"):
+        ExampleMaker(SynthSource(cn40, 7, 2), cn40, super_resolve=gan).batch(0, 1)
+
+
+def test_super_resolve_config_checks(tmp_path):
+    from lprnet_tf.training import train
+
+    base = {"name": "t", "plate_format": "cn", "model": {"name": "lprnet_basic"},
+            "data": {"train": "synth:0", "val": "synth:9:4"}, "train": {"batch_size": 4, "steps": 2}}
+    # the config stays loadable before its MTGAN is trained; training refuses to start, naming the fix
+    cfg = config_from_dict(base, [f"data.super_resolve={tmp_path / 'missing.keras'}"])
+    with pytest.raises(ConfigError, match="data.super_resolve must be a trained MTGAN.*mtgan_"):
+        train(cfg, str(tmp_path / "run"), verbose=False)
+    assert not os.path.exists(tmp_path / "run")
+    with pytest.raises(ConfigError, match="data.super_resolve feeds"):
+        config_from_dict({**base, "model": {"name": "dgm"}, "data": {**base["data"], "pairs": "lowres",
+                                                                     "super_resolve": "cn_lprnet_basic"}})

@@ -224,27 +224,36 @@ class Degrader:
       (at H x W; a grey one-channel output is repeated to RGB) is the training image. The DGM is
       deterministic and has no height input: it renders the mean degradation of the pairs it was trained on.
 
-    The DGM is loaded on first use in the process that makes the batches (not pickled with the
-    pipeline) and called under a lock (the tf.data map runs batches in parallel threads).
+    ``super_resolve`` (``data.super_resolve``: an MTGAN ``.keras`` file, run directory or shipped name):
+    every crop, degraded or not, is then super-resolved by the MTGAN's generator exactly as
+    ``lprnet-recognize --sr`` and ``benchmarks/lowres.py`` do at inference
+    (:class:`lprnet_tf.runtime.SuperResolver`: the crop laid out at the generator's ``H/2 x W/2`` input),
+    so a recognizer fine-tuned this way learns to read the generator's output (``mtgan.md`` §2: SR, then
+    recognition). The generator's output size must be the recognizer's input size.
+
+    The DGM and the generator are loaded on first use in the process that makes the batches (not
+    pickled with the pipeline) and called under a lock (the tf.data map runs batches in parallel threads).
     """
 
     def __init__(self, fmt: PlateFormat, fraction: float, heights=DEFAULT_HEIGHTS, method: str = "bicubic",
-                 seed: int = 0):
+                 seed: int = 0, super_resolve: str = ""):
         if not 0.0 <= float(fraction) <= 1.0:
             raise ValueError(f"the low-resolution fraction is a probability in [0, 1], got {fraction}")
         self.fmt, self.fraction, self.seed, self.method = fmt, float(fraction), int(seed), str(method)
         self.heights = tuple(int(h) for h in heights)
+        self.super_resolve = str(super_resolve or "")
         self._model = None
+        self._sr = None
         self._lock = threading.Lock()
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        del state["_model"], state["_lock"]
+        del state["_model"], state["_sr"], state["_lock"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._model, self._lock = None, threading.Lock()
+        self._model, self._sr, self._lock = None, None, threading.Lock()
 
     @property
     def uses_model(self) -> bool:
@@ -272,14 +281,36 @@ class Degrader:
             self._model = model
         return self._model
 
+    def _super_resolver(self):
+        if self._sr is None:
+            from lprnet_tf.modelio import load_for_inference
+            from lprnet_tf.runtime import RuntimeModelError, SuperResolver
+
+            model, gan_fmt, path = load_for_inference(self.super_resolve)
+            try:
+                sr = SuperResolver.from_keras(model, gan_fmt)
+            except RuntimeModelError as e:
+                raise DataError(f"data.super_resolve {self.super_resolve}: {e}; give an MTGAN (lprnet-train with "
+                                f"configs/experiments/mtgan_*.yaml)") from None
+            if (gan_fmt.height, gan_fmt.width) != (self.fmt.height, self.fmt.width):
+                raise DataError(f"data.super_resolve {self.super_resolve}: the generator in {path} makes "
+                                f"{gan_fmt.height}x{gan_fmt.width} images, the recognizer's plate format "
+                                f"'{self.fmt.name}' takes {self.fmt.height}x{self.fmt.width}; use an MTGAN trained "
+                                f"for this format")
+            self._sr = sr
+        return self._sr
+
     def apply(self, crops: Sequence[np.ndarray], gs: Sequence[int]) -> list[np.ndarray]:
-        """uint8 crops of global samples ``gs`` -> uint8 model inputs (H, W, 3), degraded where drawn."""
+        """uint8 crops of global samples ``gs`` -> uint8 model inputs (H, W, 3), degraded where drawn
+        (and all super-resolved with ``super_resolve``)."""
         out = [None] * len(crops)
+        small = list(crops)  # what a super-resolver is given: the crop at its (possibly reduced) size
         via_model = []
         for j, (crop, g) in enumerate(zip(crops, gs)):
             h = self.height(g)
             if h and not self.uses_model:
-                out[j] = fit_crop(downscale_to_height(crop, h, self.method)[0], self.fmt)
+                small[j] = downscale_to_height(crop, h, self.method)[0]
+                out[j] = fit_crop(small[j], self.fmt)
             else:
                 out[j] = fit_crop(crop, self.fmt)
                 if h:
@@ -294,5 +325,8 @@ class Degrader:
                 y = np.repeat(y, 3, axis=-1)
             y = np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
             for k, j in enumerate(via_model):
-                out[j] = y[k]
+                out[j] = small[j] = y[k]
+        if self.super_resolve:
+            with self._lock:
+                out = list(self._super_resolver().super_resolve(small))
         return out

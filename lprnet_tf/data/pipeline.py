@@ -289,7 +289,7 @@ class ExampleMaker:
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
                  shuffle: bool = False, permute: float = 0.0, pairs: str = "", lr_heights=None,
-                 lowres: float = 0.0, degrader: str = "bicubic"):
+                 lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = ""):
         self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
         self.permute = float(permute)
         self.augment = Augmenter(augment)
@@ -306,13 +306,14 @@ class ExampleMaker:
             lr_size = (fmt.height // 2, fmt.width // 2) if self.pairs == "lr_to_hr" else None
             self._paired = PairedSource(source, fmt, lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
         self._degrader = None
-        if lowres > 0:
+        if lowres > 0 or super_resolve:
             if self.pairs or self.frames:
-                raise DataError("data.lowres degrades single training crops of a recognizer; it does not combine "
-                                "with data.pairs or tracklets (data.frames)")
+                raise DataError("data.lowres / data.super_resolve change single training crops of a recognizer; they "
+                                "do not combine with data.pairs or tracklets (data.frames)")
             from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, Degrader
 
-            self._degrader = Degrader(fmt, lowres, lr_heights or DEFAULT_HEIGHTS, degrader, seed=self.seed)
+            self._degrader = Degrader(fmt, lowres, lr_heights or DEFAULT_HEIGHTS, degrader, seed=self.seed,
+                                      super_resolve=super_resolve)
 
     def index(self, g: int) -> int:
         if not self.shuffle or isinstance(self.source, SynthSource) or self.n >= SYNTH_STREAM:
@@ -489,7 +490,8 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
                   drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
                   slices: tuple[int, int, int] | None = None, permute: float = 0.0, pairs: str = "",
-                  lr_heights=None, lowres: float = 0.0, degrader: str = "bicubic"):
+                  lr_heights=None, lowres: float = 0.0, degrader: str = "bicubic",
+                  super_resolve: str = ""):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -504,13 +506,15 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     ``permute``: character-permutation probability; ``pairs``, ``lr_heights``: (HR, LR) pairs for
     image-to-image / GAN models (:class:`ExampleMaker`; y is then nested for ``lr_to_hr``);
     ``lowres``, ``degrader``: low-resolution training crops for recognizers
-    (:class:`lprnet_tf.data.lowres.Degrader`, heights from ``lr_heights``).
+    (:class:`lprnet_tf.data.lowres.Degrader`, heights from ``lr_heights``); ``super_resolve``: every
+    training crop then super-resolved by that MTGAN's generator.
     """
     import tensorflow as tf
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
+                         super_resolve)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
@@ -562,11 +566,12 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
 def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
                         workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None,
-                        lowres: float = 0.0, degrader: str = "bicubic"):
+                        lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = ""):
     """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend)."""
     import keras
 
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
+                         super_resolve)
 
     class BatchSequence(keras.utils.PyDataset):
         def __len__(self):
