@@ -4,6 +4,7 @@ item 6; ``papers/multitask-lowres-lpr.md`` Tables 2-3, ``papers/mtgan.md``).
 
   python benchmarks/lowres.py [--data ../shared/data] [--lowres data/lowres] [--formats br,cn]
       [--br_lprnet br_lprnet_basic] [--br_mtgan runs/mtgan_br/last.keras]
+      [--br_lprnet_lowres br_lprnet_lowres] [--br_lprnet_sr runs/lprnet_br_sr/last.keras]
       [--br_multitask runs/multitask_br_more/last.keras]
       [--br_multitask_bicubic runs/multitask_br_bicubic/last.keras]
       [--br_multitask_dgm runs/multitask_br_dgm/last.keras] [--cn_lprnet cn_lprnet_basic] [--cn_mtgan ...]
@@ -17,8 +18,13 @@ Readers (a row is left out when its model is missing, and the table says so). Th
 from their runs' ``last.keras`` (the last step, never the checkpoint chosen on validation: the validation
 crops are the test crops here):
 - **LPRNet**: the shipped CTC recognizer on the crop;
+- **LPRNet fine-tuned on low-res crops**: the same LPRNet fine-tuned with two thirds of its training crops
+  area-downscaled (``configs/experiments/lprnet_br_lowres_finetune.yaml``, shipped as ``br_lprnet_lowres``):
+  the control of the next-but-one row;
 - **MTGAN-SR + LPRNet**: the MTGAN generator super-resolves the crop laid out at 47 x 12 to 94 x 24, then
   the same LPRNet reads it;
+- **MTGAN-SR + LPRNet fine-tuned on SR crops**: the same generator, read by that LPRNet fine-tuned on the
+  generator's output (``lprnet_br_sr_finetune.yaml``, ``data.super_resolve``; same steps as the control);
 - **multi-task CNN** (Table 1, 120 x 40): one model trained on the HR training crops with character
   permutation (``multitask_br.yaml --schedule cpu``), then three runs of the same 1,000 more steps from it:
   HR crops only (``--schedule cpu_more``), a third of the crops bicubic-downscaled
@@ -179,6 +185,8 @@ def write(results: list, out: str):
 
 
 def main():
+    from lprnet_tf.modelio import model_exists
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data"))
@@ -191,6 +199,8 @@ def main():
                 "multitask_bicubic": f"multitask_{fmt_name}_bicubic", "multitask_dgm": f"multitask_{fmt_name}_dgm"}
         defaults[fmt_name] = {"lprnet": f"{fmt_name}_lprnet_basic",
                               **{k: os.path.join(REPO, "runs", v, "last.keras") for k, v in runs.items()}}
+        if model_exists(f"{fmt_name}_lprnet_lowres"):  # shipped (its run's last step, lprnet-package)
+            defaults[fmt_name]["lprnet_lowres"] = f"{fmt_name}_lprnet_lowres"
     for fmt_name, d in defaults.items():
         for key, spec in d.items():
             p.add_argument(f"--{fmt_name}_{key}", default=spec, help=f"model for the '{key}' row of {fmt_name} "
