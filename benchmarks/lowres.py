@@ -232,12 +232,12 @@ def keep_unmeasured(results: list, out: str) -> list:
         old = previous.get(r["set"])
         if old is None:
             continue
-        # run_format measures each reader or lists it in "missing", in READERS order
         unmeasured = [label for label, _, _ in READERS if label not in r["rows"]]
         for label in unmeasured:
             if label in old["rows"]:
                 r["rows"][label] = dict(old["rows"][label], date=old["rows"][label].get("date", old["date"]), kept=True)
-        r["missing"] = [m for label, m in zip(unmeasured, r["missing"]) if label not in r["rows"]]
+        # a "missing" entry is "LABEL (model)": drop those whose row is now kept
+        r["missing"] = [m for m in r["missing"] if not any(m.startswith(label + " (") for label in r["rows"])]
         r["rows"] = {label: r["rows"][label] for label, _, _ in READERS if label in r["rows"]}
     return merge_previous(results, out)
 
