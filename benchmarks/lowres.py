@@ -19,12 +19,13 @@ from their runs' ``last.keras`` (the last step, never the checkpoint chosen on v
 crops are the test crops here):
 - **LPRNet**: the shipped CTC recognizer on the crop;
 - **LPRNet fine-tuned on low-res crops**: the same LPRNet fine-tuned with two thirds of its training crops
-  area-downscaled (``configs/experiments/lprnet_br_lowres_finetune.yaml``, shipped as ``br_lprnet_lowres``):
-  the control of the next-but-one row;
+  area-downscaled (``configs/experiments/lprnet_br_lowres_finetune.yaml``, shipped as ``br_lprnet_lowres``;
+  CN: ``lprnet_cn_lowres_finetune.yaml`` on synthetic plates, ``runs/lprnet_cn_lowres``): the control of
+  the next-but-one row;
 - **MTGAN-SR + LPRNet**: the MTGAN generator super-resolves the crop laid out at 47 x 12 to 94 x 24, then
   the same LPRNet reads it;
 - **MTGAN-SR + LPRNet fine-tuned on SR crops**: the same generator, read by that LPRNet fine-tuned on the
-  generator's output (``lprnet_br_sr_finetune.yaml``, ``data.super_resolve``; same steps as the control);
+  generator's output (``lprnet_{br,cn}_sr_finetune.yaml``, ``data.super_resolve``; same steps as the control);
 - **multi-task CNN** (Table 1, 120 x 40): one model trained on the HR training crops with character
   permutation (``multitask_br.yaml --schedule cpu``), then three runs of the same 1,000 more steps from it:
   HR crops only (``--schedule cpu_more``), a third of the crops bicubic-downscaled
