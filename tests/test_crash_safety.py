@@ -259,12 +259,16 @@ def test_train_removes_stale_temps_and_refuses_to_clobber(tmp_path):
 
 # ------------------------------------------------------------------------------------------------
 # kill -9 at random points, resume each time
-STEPS, EVERY, KEEP, LOCNET_AT = 48, 4, 3, 20
+# Enough steps that no launch can reach the end before its kill: at batch 4 a fast 2-core machine trains
+# ~16 steps/s, and with 48 steps a "random" launch (killed up to 2.5 s after its first new checkpoint)
+# finished the run, leaving the next launch nothing to do (2026-12-03). Batch 16 and 96 steps: a launch
+# uses at most ~40 steps, the six use well under 96 together.
+STEPS, EVERY, KEEP, LOCNET_AT = 96, 4, 3, 20
 KILL_CFG = {
     "name": "killed", "plate_format": "cn",
     "model": {"name": "lprnet_reduced", "options": {"locnet": True}},
     "data": {"train": "synth:0", "val": "synth:99:8", "augment": "full"},
-    "train": {"batch_size": 4, "steps": STEPS, "eval_every": EVERY, "locnet_start_step": LOCNET_AT,
+    "train": {"batch_size": 16, "steps": STEPS, "eval_every": EVERY, "locnet_start_step": LOCNET_AT,
               "keep_checkpoints": KEEP, "steps_per_execution": 2},
 }
 # "early": a seeded random moment after launch (import, build, first epoch or a checkpoint);
