@@ -61,7 +61,7 @@ READERS = (  # (row label, flag suffix of the recognizer, flag suffix of the sup
     ("multi-task CNN + 1/3 bicubic low-res crops", "multitask_bicubic", None),
     ("multi-task CNN + 1/3 DGM low-res crops", "multitask_dgm", None),
 )
-MODEL_KEYS = ("lprnet", "lprnet_lowres", "lprnet_sr", "mtgan", "multitask", "multitask_bicubic", "multitask_dgm")
+MODEL_KEYS = tuple(dict.fromkeys(k for _, rec, sr in READERS for k in (rec, sr) if k))  # one --FMT_KEY flag each
 
 
 def test_sets(fmt_name: str, data_root: str, lowres_root: str) -> list:
@@ -108,18 +108,18 @@ def read_set(reader: dict, folder: str, split: str | None, merges) -> dict:
 
 
 def load_reader(spec: str, sr_spec: str | None = None) -> dict:
+    from lprnet_tf.data.lowres import mtgan_super_resolver
+    from lprnet_tf.data.readers import DataError
     from lprnet_tf.modelio import load_for_inference
     from lprnet_tf.models import model_kind
-    from lprnet_tf.runtime import SuperResolver
 
     model, fmt, _ = load_for_inference(spec)
     sr = None
     if sr_spec:
-        gan, gan_fmt, _ = load_for_inference(sr_spec)
-        if (gan_fmt.height, gan_fmt.width) != (fmt.height, fmt.width):
-            raise SystemExit(f"{sr_spec}: MTGAN output {gan_fmt.height}x{gan_fmt.width} differs from the "
-                             f"recognizer's input {fmt.height}x{fmt.width} ({spec})")
-        sr = SuperResolver.from_keras(gan, gan_fmt)
+        try:
+            sr = mtgan_super_resolver(sr_spec, fmt, f"the super-resolver of {spec}:")
+        except DataError as e:
+            raise SystemExit(str(e)) from None
     return {"model": model, "fmt": fmt, "kind": model_kind(model), "sr": sr}
 
 

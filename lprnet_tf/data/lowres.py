@@ -206,6 +206,26 @@ class PairedSource:
                 np.asarray(labels, np.int32))
 
 
+def mtgan_super_resolver(spec: str, fmt: PlateFormat, what: str = "super-resolver"):
+    """The :class:`lprnet_tf.runtime.SuperResolver` of a trained MTGAN (``.keras`` file, run directory or
+    shipped name) whose output feeds a recognizer of plate format ``fmt``; DataError naming ``what`` and the
+    fix when ``spec`` is not an MTGAN or its output size is not ``fmt``'s input size."""
+    from lprnet_tf.modelio import load_for_inference
+    from lprnet_tf.runtime import RuntimeModelError, SuperResolver
+
+    model, gan_fmt, path = load_for_inference(spec)
+    try:
+        sr = SuperResolver.from_keras(model, gan_fmt)
+    except RuntimeModelError as e:
+        raise DataError(f"{what} {spec}: {e}; give an MTGAN (lprnet-train with "
+                        f"configs/experiments/mtgan_*.yaml)") from None
+    if (gan_fmt.height, gan_fmt.width) != (fmt.height, fmt.width):
+        raise DataError(f"{what} {spec}: the generator in {path} makes {gan_fmt.height}x{gan_fmt.width} images, "
+                        f"the recognizer's plate format '{fmt.name}' takes {fmt.height}x{fmt.width}; use an MTGAN "
+                        f"trained for this format")
+    return sr
+
+
 # ---- low-resolution training images for recognizers ----------------------------------------------------
 class Degrader:
     """Replace a fraction of a recognizer's training crops by low-resolution versions of themselves
@@ -283,21 +303,7 @@ class Degrader:
 
     def _super_resolver(self):
         if self._sr is None:
-            from lprnet_tf.modelio import load_for_inference
-            from lprnet_tf.runtime import RuntimeModelError, SuperResolver
-
-            model, gan_fmt, path = load_for_inference(self.super_resolve)
-            try:
-                sr = SuperResolver.from_keras(model, gan_fmt)
-            except RuntimeModelError as e:
-                raise DataError(f"data.super_resolve {self.super_resolve}: {e}; give an MTGAN (lprnet-train with "
-                                f"configs/experiments/mtgan_*.yaml)") from None
-            if (gan_fmt.height, gan_fmt.width) != (self.fmt.height, self.fmt.width):
-                raise DataError(f"data.super_resolve {self.super_resolve}: the generator in {path} makes "
-                                f"{gan_fmt.height}x{gan_fmt.width} images, the recognizer's plate format "
-                                f"'{self.fmt.name}' takes {self.fmt.height}x{self.fmt.width}; use an MTGAN trained "
-                                f"for this format")
-            self._sr = sr
+            self._sr = mtgan_super_resolver(self.super_resolve, self.fmt, "data.super_resolve")
         return self._sr
 
     def apply(self, crops: Sequence[np.ndarray], gs: Sequence[int]) -> list[np.ndarray]:
