@@ -176,6 +176,19 @@ def test_recognize_cli_reads_slot_models(lowres, tmp_path):
     assert rec.kind == "slot" and [p.text for p in rec.recognize(images)] == want
 
 
+def test_recognize_cli_sr_keras_loader(lowres):
+    """--sr with a .keras file goes through the library's one MTGAN loader (lowres.mtgan_super_resolver)."""
+    from lprnet_tf.cli.recognize import load_super_resolver
+    from lprnet_tf.data.readers import DataError
+
+    small, u8 = _lowres_inputs(lowres)
+    ref = np.asarray(lowres.gan.generator(u8.astype(np.float32) / 255.0, training=False))
+    sr = load_super_resolver(lowres.gan_path, batch=2)
+    assert np.abs(sr.super_resolve_float(small) - ref).max() <= 1e-5
+    with pytest.raises(DataError, match=r"--sr .*not an MTGAN.*mtgan_\*\.yaml"):
+        load_super_resolver(lowres.slot_path)
+
+
 # ---- MTGAN generator (super-resolution) ---------------------------------------------------------------------
 def _lowres_inputs(lowres):
     from lprnet_tf.export import lowres_crops, lr_format

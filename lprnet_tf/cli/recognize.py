@@ -107,19 +107,15 @@ def load_recognizer(spec: str, fmt=None, threads=None, batch: int = 32, sr: str 
 
 def load_super_resolver(spec: str, threads=None, batch: int = 32):
     """A :class:`lprnet_tf.runtime.SuperResolver` for an MTGAN generator: its ``.tflite`` file (no TensorFlow),
-    its SavedModel folder, or an MTGAN ``.keras`` file / run directory."""
+    its SavedModel folder, or an MTGAN ``.keras`` file / run directory / shipped name
+    (:func:`lprnet_tf.data.lowres.mtgan_super_resolver`)."""
     from lprnet_tf.runtime import SuperResolver, is_savedmodel
 
     if spec.endswith(".tflite") or is_savedmodel(spec):
         return SuperResolver(spec, num_threads=threads)
-    from lprnet_tf.modelio import load_for_inference
-    from lprnet_tf.models import model_kind
+    from lprnet_tf.data.lowres import mtgan_super_resolver
 
-    model, pf, path = load_for_inference(spec)
-    if model_kind(model) != "gan":
-        raise UsageError(f"--sr {spec}: {path} holds a '{model_kind(model)}' model, not an MTGAN (super-resolution) "
-                         f"model; pass it as --model, or an MTGAN as --sr")
-    return SuperResolver.from_keras(model, pf, batch_size=batch)
+    return mtgan_super_resolver(spec, what="--sr", batch_size=batch)
 
 
 def folder_frames(folder: str, k: int, policy: str = "error") -> tuple[list, int]:

@@ -206,20 +206,22 @@ class PairedSource:
                 np.asarray(labels, np.int32))
 
 
-def mtgan_super_resolver(spec: str, fmt: PlateFormat, what: str = "super-resolver"):
+def mtgan_super_resolver(spec: str, fmt: PlateFormat | None = None, what: str = "super-resolver",
+                         batch_size: int = 64):
     """The :class:`lprnet_tf.runtime.SuperResolver` of a trained MTGAN (``.keras`` file, run directory or
-    shipped name) whose output feeds a recognizer of plate format ``fmt``; DataError naming ``what`` and the
-    fix when ``spec`` is not an MTGAN or its output size is not ``fmt``'s input size."""
+    shipped name) whose output feeds a recognizer of plate format ``fmt`` (``None``: not checked here; a
+    :class:`lprnet_tf.runtime.Recognizer` checks it); DataError naming ``what`` and the fix when ``spec`` is
+    not an MTGAN or its output size is not ``fmt``'s input size."""
     from lprnet_tf.modelio import load_for_inference
     from lprnet_tf.runtime import RuntimeModelError, SuperResolver
 
     model, gan_fmt, path = load_for_inference(spec)
     try:
-        sr = SuperResolver.from_keras(model, gan_fmt)
+        sr = SuperResolver.from_keras(model, gan_fmt, batch_size=batch_size)
     except RuntimeModelError as e:
         raise DataError(f"{what} {spec}: {e}; give an MTGAN (lprnet-train with "
                         f"configs/experiments/mtgan_*.yaml)") from None
-    if (gan_fmt.height, gan_fmt.width) != (fmt.height, fmt.width):
+    if fmt is not None and (gan_fmt.height, gan_fmt.width) != (fmt.height, fmt.width):
         raise DataError(f"{what} {spec}: the generator in {path} makes {gan_fmt.height}x{gan_fmt.width} images, "
                         f"the recognizer's plate format '{fmt.name}' takes {fmt.height}x{fmt.width}; use an MTGAN "
                         f"trained for this format")
