@@ -7,7 +7,10 @@ For each model, the real sets of its plate format (validation/test rows only: th
 set has one, else `test`) and `synth:<seed>:<count>` with a seed no training run uses. Each set is
 scored with the greedy decoder and with beam search + template post-filter, through the same
 evaluation code as `lprnet-evaluate`. Real sets whose plate format lists scoring merges (US: O/0, I/1;
-the US labels write the letter O as the digit 0) get a second row with the merges applied.
+the US labels write the letter O as the digit 0) get a second row with the merges applied. On the
+real sets, single-crop models are also scored with test-time views (decoder `greedy+tta`,
+`template+tta`: each crop read as it is and in four fixed views, the plate most views read kept;
+`lprnet-evaluate --tta`, `lprnet_tf.runtime.tta_view`); `--notta` leaves those rows out.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ def main():
     ap.add_argument("--synth_tracks", type=int, default=SYNTH_TRACKS, help="held-apart synthetic tracklets "
                     "for multi-frame models (rendered on the fly, ~20/s)")
     ap.add_argument("--decoders", default="greedy,template")
+    ap.add_argument("--notta", dest="tta", action="store_false", help="no test-time-view rows")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "accuracy.md"))
     a = ap.parse_args()
 
-    from lprnet_tf.evaluation import predict_logits, reference_sets, score
+    from lprnet_tf.data.pipeline import SynthSource
+    from lprnet_tf.evaluation import predict_logits, predict_views, reference_sets, score
     from lprnet_tf.modelio import load_for_inference, pretrained_names
 
     from lprnet_tf.models import model_kind
@@ -58,12 +63,17 @@ def main():
             t0 = time.time()
             texts = src.texts()
             logits = predict_logits(model, src, fmt, batch_size=128)
-            for dec in decoders:
+            readings = [(dec, logits) for dec in decoders]
+            if a.tta and not frames and not isinstance(src, SynthSource):  # test-time views: real crops only
+                views = predict_views(model, src, fmt, batch_size=128, full=logits)
+                readings += [(f"{dec}+tta", views) for dec in decoders]
+            for label, lg in readings:
+                dec = label.split("+")[0]
                 for mg in ([[]] + ([merges] if merges else [])):
-                    m, _, _ = score(logits, texts, fmt, dec, mg, kind=kind)
-                    rows.append({"model": spec, "set": set_name, "decoder": dec, "merges": ",".join(mg) or "-",
+                    m, _, _ = score(lg, texts, fmt, dec, mg, kind=kind)
+                    rows.append({"model": spec, "set": set_name, "decoder": label, "merges": ",".join(mg) or "-",
                                  **{k: m[k] for k in FIELDS[4:]}})
-                    print(f"{spec:18s} {set_name:34s} {dec:8s} merges={','.join(mg) or '-':5s} "
+                    print(f"{spec:18s} {set_name:34s} {label:12s} merges={','.join(mg) or '-':5s} "
                           f"acc={m['accuracy']:.4f} acc1={m['acc1']:.4f} char={m['char_accuracy']:.4f} "
                           f"no_first={m['accuracy_no_first']:.4f} n={m['count']} ({time.time() - t0:.0f}s)", flush=True)
     csv_path = os.path.splitext(a.out)[0] + ".csv"
@@ -76,7 +86,8 @@ def main():
         f.write(f"Accuracy of the shipped models, `python benchmarks/accuracy.py`, {time.strftime('%Y-%m-%d')}. "
                 f"Exact = exact match; acc-1 = edit distance <= 1; char = 1 - CER; no-first = exact match "
                 f"ignoring the first character (the CN province). Template = beam search (width 10) + "
-                f"template post-filter.\n\n")
+                f"template post-filter; +tta = test-time views (each crop read as it is and in four fixed views, the "
+                f"plate most views read kept; real sets, single-crop models).\n\n")
         f.write("| model | set | decoder | merges | n | exact | acc-1 | char | no-first |\n")
         f.write("|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:

@@ -11,6 +11,9 @@ Every decoder returns ``(text, confidence)`` per sample. Greedy confidence is th
 emitted characters' max probabilities; beam confidence is the share of the total beam mass held by
 the returned sequence.
 
+:func:`vote` combines the readings of several views of the same crops (test-time views,
+:func:`lprnet_tf.runtime.tta_view`): per crop the text most views read.
+
 Slot models (``kind="slot"``, ``multitask-lowres-lpr.md``: logits ``(B, S, C)``, one class per character
 slot, class 0 = no character) decode with :func:`slot_decode`: arg-max per slot, pad slots dropped;
 confidence = the smallest max probability over all slots (pad decisions included).
@@ -174,4 +177,32 @@ def decode(logits: np.ndarray, fmt: PlateFormat, method: str = "greedy", beam_wi
                     break
         texts.append(fmt.decode(chosen[0]))
         conf[b] = math.exp(chosen[1] - total) if beams else 0.0
+    return texts, conf
+
+
+def vote(readings) -> tuple[list[str], np.ndarray]:
+    """Combine the readings of V views of the same N crops: a list of V ``(texts, confidences)`` pairs, as
+    :func:`decode` returns them -> ``(texts, confidences)``. Per crop the text read by the most views wins;
+    a tie goes to the higher summed confidence, then to the earlier view. Its confidence is the sum of
+    the confidences of the views that read it, divided by V (so views that disagree lower it). One
+    reading is returned unchanged."""
+    readings = list(readings)
+    if not readings:
+        raise ValueError("vote needs at least one reading")
+    if len(readings) == 1:
+        return list(readings[0][0]), np.asarray(readings[0][1], np.float32)
+    n = len(readings[0][0])
+    if any(len(t) != n or len(c) != n for t, c in readings):
+        raise ValueError(f"vote: every reading must cover the same {n} crops, got "
+                         f"{[len(t) for t, _ in readings]} texts")
+    texts, conf = [], np.zeros(n, np.float32)
+    for i in range(n):
+        count, mass, first = {}, {}, {}
+        for v, (t, c) in enumerate(readings):
+            count[t[i]] = count.get(t[i], 0) + 1
+            mass[t[i]] = mass.get(t[i], 0.0) + float(c[i])
+            first.setdefault(t[i], v)
+        best = max(count, key=lambda s: (count[s], mass[s], -first[s]))
+        texts.append(best)
+        conf[i] = mass[best] / len(readings)
     return texts, conf

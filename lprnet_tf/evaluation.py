@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from lprnet_tf.data.pipeline import ExampleMaker, SampleSource
-from lprnet_tf.decoding import decode
+from lprnet_tf.decoding import decode, vote
 from lprnet_tf.metrics import apply_merges, merge_map_from, plate_metrics
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
@@ -109,6 +109,44 @@ def predict_logits(model, source: SampleSource, fmt: PlateFormat, batch_size: in
     return predict_outputs(model, source, fmt, batch_size, progress, desc)["logits"]
 
 
+class ViewSource(SampleSource):
+    """``source`` with every crop in one test-time view (:func:`lprnet_tf.runtime.tta_view`)."""
+
+    def __init__(self, source: SampleSource, view: str):
+        from lprnet_tf.runtime import TTA_VIEWS
+
+        if view not in TTA_VIEWS:
+            raise ValueError(f"unknown test-time view '{view}'; choose from {TTA_VIEWS}")
+        self.source, self.view = source, view
+        self.samples = getattr(source, "samples", None)  # error reports name the files
+
+    def __len__(self):
+        return len(self.source)
+
+    def get(self, i):
+        from lprnet_tf.runtime import tta_view
+
+        image, text = self.source.get(i)
+        return tta_view(image, self.view), text
+
+    def texts(self):
+        return self.source.texts()
+
+
+def predict_views(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 64,
+                  progress: bool = False, full: np.ndarray | None = None) -> list:
+    """Logits ``(N, T, C)`` of every test-time view of ``source`` (:data:`lprnet_tf.runtime.TTA_VIEWS`), in
+    that order: what :func:`score` votes over (``--tta``); ``full``: the plain pass's logits when already
+    predicted. Single-crop models only."""
+    from lprnet_tf.runtime import TTA_VIEWS
+
+    if ExampleMaker(source, fmt).frames:
+        raise ValueError("test-time views are for single-crop models; a multi-frame model already reads K frames")
+    return [full if v == "full" and full is not None else
+            predict_logits(model, ViewSource(source, v), fmt, batch_size, progress, desc=f"view {v}")
+            for v in TTA_VIEWS]
+
+
 def sample_path(source: SampleSource, i: int) -> str:
     """Where sample ``i`` of ``source`` comes from, for error reports: its file, the files of a
     tracklet's frames (``;``-separated), or ``synthetic:i``."""
@@ -137,11 +175,16 @@ def quality_metrics(outputs: dict, fmt: PlateFormat) -> dict:
             "quality_lcc_frame": lcc(pf.ravel(), tf_.ravel()), "quality_srocc_frame": srocc(pf.ravel(), tf_.ravel())}
 
 
-def score(logits: np.ndarray, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None, kind: str = "ctc"):
+def score(logits, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None, kind: str = "ctc"):
     """Decode and score -> (metrics dict, predictions, confidences). ``kind``: the model's output kind
-    (:func:`lprnet_tf.models.model_kind`: ``ctc`` sequence logits or ``slot`` per-slot logits)."""
-    preds, conf = decode(logits, fmt, decoder, kind=kind)
+    (:func:`lprnet_tf.models.model_kind`: ``ctc`` sequence logits or ``slot`` per-slot logits).
+    ``logits``: one ``(N, T, C)`` array, or a list of them (:func:`predict_views`: the test-time views of
+    the same crops), each decoded and then voted (:func:`lprnet_tf.decoding.vote`; metrics ``tta`` true)."""
+    views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
+    preds, conf = vote([decode(v, fmt, decoder, kind=kind) for v in views])
     m = plate_metrics(texts, preds, merges=merges, max_positions=fmt.max_length)
+    if len(views) > 1:
+        m["tta"] = True
     m["decoder"] = decoder
     m["plate_format"] = fmt.name
     return m, preds, conf
@@ -149,9 +192,10 @@ def score(logits: np.ndarray, texts, fmt: PlateFormat, decoder: str = "greedy", 
 
 def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, decoder: str = "greedy",
                    merges=None, batch_size: int = 64, gallery_size: int = 48, progress: bool = True,
-                   extra: dict | None = None, return_predictions: bool = False):
+                   extra: dict | None = None, return_predictions: bool = False, tta: bool = False):
     """Evaluate and write ``metrics.json``, ``errors.csv``, ``error_gallery.png`` into ``out_dir``.
 
+    ``tta``: read every crop in the test-time views and vote (:func:`predict_views`).
     Returns the metrics dict, or ``(metrics, predictions, confidences)`` with ``return_predictions``.
     """
     from lprnet_tf.config import UsageError
@@ -166,8 +210,11 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
                          f"greedy, not {decoder}")
     os.makedirs(out_dir, exist_ok=True)
     texts = source.texts()
+    if tta and kind == "attn":
+        raise UsageError(f"{model.name} is a multi-frame model: it already reads K frames of a plate; drop --tta")
     outputs = predict_outputs(model, source, fmt, batch_size, progress=progress, desc="evaluate")
-    m, preds, conf = score(outputs["logits"], texts, fmt, decoder, merges, kind=kind)
+    logits = predict_views(model, source, fmt, batch_size, progress, full=outputs["logits"]) if tta else outputs["logits"]
+    m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind)
     m.update(quality_metrics(outputs, fmt))
     if "frame_weights" in outputs:
         m["frame_weights_mean"] = [round(float(v), 4) for v in outputs["frame_weights"].mean(0)]

@@ -76,3 +76,25 @@ def test_metrics_merges():
 
 def test_edit_distance():
     assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "ab") == 2
+
+
+def test_vote_over_views():
+    from lprnet_tf.decoding import vote
+
+    readings = [(["A1", "B2", "C3"], np.array([0.9, 0.5, 0.2])),
+                (["A1", "B9", "C4"], np.array([0.8, 0.9, 0.3])),
+                (["A7", "B9", "C3"], np.array([0.3, 0.1, 0.1])),
+                (["A1", "B2", "C4"], np.array([0.6, 0.2, 0.3]))]
+    texts, conf = vote(readings)
+    # A1: 3 votes; B2 vs B9: 2 each, B9 holds more confidence (1.0 vs 0.7); C3 vs C4: 2 each, C4 more (0.6 vs 0.3)
+    assert texts == ["A1", "B9", "C4"]
+    np.testing.assert_allclose(conf, [(0.9 + 0.8 + 0.6) / 4, 1.0 / 4, 0.6 / 4], rtol=1e-6)
+    # a full tie (votes and confidence) goes to the earlier view
+    assert vote([(["X"], np.array([0.5])), (["Y"], np.array([0.5]))])[0] == ["X"]
+    one = (["P1", "P2"], np.array([0.4, 0.6]))
+    t, c = vote([one])
+    assert t == ["P1", "P2"] and c.dtype == np.float32 and np.allclose(c, [0.4, 0.6])
+    with pytest.raises(ValueError, match="same 2 crops"):
+        vote([one, (["P1"], np.array([0.1]))])
+    with pytest.raises(ValueError, match="at least one"):
+        vote([])

@@ -158,3 +158,72 @@ def test_recognize_cli_keras_model(rt):
     r = _recognize(*rt.paths, "--model", os.path.dirname(rt.keras_path), "--format", "cn")
     assert r.returncode == 0, r.stderr[-2000:]
     assert [line.split("\t")[1] for line in r.stdout.strip().splitlines()] == want
+
+
+# ---- test-time views (--tta) -------------------------------------------------------------------
+def test_tta_views():
+    from lprnet_tf.runtime import TTA_VIEWS, tta_view
+
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 256, (50, 100, 3), dtype=np.uint8)
+    assert TTA_VIEWS[0] == "full" and tta_view(im, "full") is im
+    np.testing.assert_array_equal(tta_view(im, "trim"), im[2:48, 4:96])  # round(0.04 * 50) = 2, round(0.04 * 100) = 4
+    pad = tta_view(im, "pad")
+    assert pad.shape == (54, 108, 3) and pad.dtype == np.uint8
+    np.testing.assert_array_equal(pad[2:52, 4:104], im)
+    np.testing.assert_array_equal(pad[0, 4:104], im[0])  # edge rows and columns repeated
+    np.testing.assert_array_equal(pad[2:52, 0], im[:, 0])
+    np.testing.assert_array_equal(tta_view(im, "trim_rows"), im[4:46])  # int(0.08 * 50) = 4
+    g = tta_view(im, "gamma")
+    want = np.clip(np.round(255.0 * (im / 255.0) ** 0.8), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(g, want)
+    assert g.dtype == np.uint8 and (g.astype(int) >= im).all()  # mid-tones brighter, 0 and 255 fixed
+    tiny = im[:2, :2]
+    assert tta_view(tiny, "trim") is tiny and tta_view(tiny, "trim_rows") is tiny  # nothing left to trim
+    with pytest.raises(ValueError, match="unknown test-time view 'flip'.*full"):
+        tta_view(im, "flip")
+
+
+def test_recognizer_tta_votes_over_the_views(rt):
+    from lprnet_tf.decoding import decode, vote
+    from lprnet_tf.runtime import TTA_VIEWS, Recognizer, preprocess_batch, tta_view
+
+    rec = Recognizer(rt.tflite_batch)
+    readings = [decode(np.asarray(rt.model(preprocess_batch([tta_view(c, v) for c in rt.crops], rt.fmt),
+                                           training=False)), rt.fmt) for v in TTA_VIEWS]
+    texts, conf = vote(readings)
+    res = rec.recognize(rt.crops, tta=True)
+    assert [r.text for r in res] == texts
+    np.testing.assert_allclose([r.confidence for r in res], conf, atol=1e-4)
+    assert rec.recognize_file(rt.paths[1], tta=True).text == rec.recognize([rt.decoded[1]], tta=True)[0].text
+    assert rec.recognize([], tta=True) == []
+
+
+def test_recognize_cli_tta(rt):
+    from lprnet_tf.runtime import Recognizer
+
+    want = [r.text for r in Recognizer(rt.tflite).recognize(rt.decoded, tta=True)]
+    r = _recognize(*rt.paths, "--model", rt.tflite, "--tta")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [line.split("\t")[1] for line in r.stdout.strip().splitlines()] == want
+    r = _recognize("--stream", str(rt.root / "crops"), "--model", rt.tflite, "--tta")
+    assert r.returncode == 2 and "--tta" in r.stderr and "--stream" in r.stderr
+
+
+def test_evaluate_tta_matches_the_runtime(rt, tmp_path):
+    """lprnet-evaluate --tta (evaluation.predict_views + score) reads what Recognizer.recognize(tta=True) reads."""
+    from lprnet_tf.data.pipeline import ArraySource
+    from lprnet_tf.evaluation import evaluate_model, predict_views
+    from lprnet_tf.runtime import TTA_VIEWS, Recognizer
+
+    rec = Recognizer.from_keras(rt.model, rt.fmt)
+    want = [r.text for r in rec.recognize(rt.crops, "template", tta=True)]
+    texts = want[:3] + ["京A00000"] * (len(want) - 3)  # some right, some wrong
+    src = ArraySource(rt.crops, texts)
+    m, preds, conf = evaluate_model(rt.model, src, rt.fmt, str(tmp_path / "ev"), decoder="template", progress=False,
+                                    return_predictions=True, tta=True)
+    assert preds == want and m["tta"] is True and m["accuracy"] >= 3 / len(want)
+    np.testing.assert_allclose(conf, [r.confidence for r in rec.recognize(rt.crops, "template", tta=True)], atol=1e-5)
+    plain = evaluate_model(rt.model, src, rt.fmt, str(tmp_path / "ev0"), progress=False)
+    assert "tta" not in plain
+    assert len(predict_views(rt.model, src, rt.fmt)) == len(TTA_VIEWS)

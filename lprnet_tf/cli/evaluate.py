@@ -1,7 +1,7 @@
 """lprnet-evaluate: score a model on a labelled set.
 
   lprnet-evaluate --model runs/cn_basic --data ../shared/data/cn_ccpd_like_1000 --out eval/cn \
-      [--decoder greedy|beam|template] [--merge O0,I1] [--split val]
+      [--decoder greedy|beam|template] [--merge O0,I1] [--split val] [--tta]
 
 Writes OUT/metrics.json, OUT/errors.csv and OUT/error_gallery.png.
 """
@@ -30,6 +30,8 @@ flags.DEFINE_integer("batch_size", 64, "Batch size for inference.")
 flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last"], "Multi-frame models: what to "
                   "do with a track shorter than the model's K frames (error, skip it, cycle its frames, repeat its "
                   "last frame).")
+flags.DEFINE_bool("tta", False, "Test-time views: read every crop as it is and in 4 fixed views (tighter, looser, "
+                  "rows trimmed, brighter) and keep the plate most views read (5x the inference).")
 flags.DEFINE_bool("skip_bad", False, "Count and skip bad rows/images instead of stopping at the first.")
 
 
@@ -46,8 +48,9 @@ def _main(argv):
     source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad, frames=frames,
                          track_policy=FLAGS.track_policy)
     m = evaluate_model(model, source, fmt, FLAGS.out, decoder=FLAGS.decoder, merges=FLAGS.merge,
-                       batch_size=FLAGS.batch_size, extra={"model": path, "data": FLAGS.data, "split": FLAGS.split})
-    keys = ("count", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first",
+                       batch_size=FLAGS.batch_size, extra={"model": path, "data": FLAGS.data, "split": FLAGS.split},
+                       tta=FLAGS.tta)
+    keys = ("count", "tta", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first",
             "quality_lcc_frame", "quality_srocc_frame", "frame_weights_mean")
     print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, ensure_ascii=False))
     print(f"wrote {FLAGS.out}/metrics.json, errors.csv" + (", error_gallery.png" if m["accuracy"] < 1 else ""))
