@@ -7,10 +7,10 @@ For each model, the real sets of its plate format (validation/test rows only: th
 set has one, else `test`) and `synth:<seed>:<count>` with a seed no training run uses. Each set is
 scored with the greedy decoder and with beam search + template post-filter, through the same
 evaluation code as `lprnet-evaluate`. Real sets whose plate format lists scoring merges (US: O/0, I/1;
-the US labels write the letter O as the digit 0) get a second row with the merges applied. On the
-real sets, single-crop models are also scored with test-time views (decoder `greedy+tta`,
-`template+tta`: each crop read as it is and in four fixed views, the plate most views read kept;
-`lprnet-evaluate --tta`, `lprnet_tf.runtime.tta_view`); `--notta` leaves those rows out.
+the US labels write the letter O as the digit 0) get a second row with the merges applied.
+Single-crop models are also scored with test-time views (decoder `greedy+tta`, `template+tta`: each
+crop read as it is and in four fixed views, the plate most views read kept; `lprnet-evaluate --tta`,
+`lprnet_tf.runtime.tta_view`); `--notta` leaves those rows out.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "accuracy.md"))
     a = ap.parse_args()
 
-    from lprnet_tf.data.pipeline import SynthSource
     from lprnet_tf.evaluation import predict_logits, predict_views, reference_sets, score
     from lprnet_tf.modelio import load_for_inference, pretrained_names
 
@@ -64,7 +63,7 @@ def main():
             texts = src.texts()
             logits = predict_logits(model, src, fmt, batch_size=128)
             readings = [(dec, logits) for dec in decoders]
-            if a.tta and not frames and not isinstance(src, SynthSource):  # test-time views: real crops only
+            if a.tta and not frames:  # test-time views: single-crop models
                 views = predict_views(model, src, fmt, batch_size=128, full=logits)
                 readings += [(f"{dec}+tta", views) for dec in decoders]
             for label, lg in readings:
@@ -87,7 +86,7 @@ def main():
                 f"Exact = exact match; acc-1 = edit distance <= 1; char = 1 - CER; no-first = exact match "
                 f"ignoring the first character (the CN province). Template = beam search (width 10) + "
                 f"template post-filter; +tta = test-time views (each crop read as it is and in four fixed views, the "
-                f"plate most views read kept; real sets, single-crop models).\n\n")
+                f"plate most views read kept; single-crop models).\n\n")
         f.write("| model | set | decoder | merges | n | exact | acc-1 | char | no-first |\n")
         f.write("|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:

@@ -14,7 +14,7 @@ on-the-fly synthesis and for a pre-rendered set read from disk, with batches mad
 
 Inference rows: Keras, SavedModel, each TFLite variant (LiteRT), ONNX Runtime (when onnx, onnxruntime
 and tf2onnx import: ``pip install "lprnet_tf[onnx]"``; otherwise the rows are skipped with a printed
-note, also written under the table) and the runtime end to end.
+note, also written under the table) and the runtime end to end, without and with test-time views.
 """
 
 from __future__ import annotations
@@ -184,6 +184,8 @@ def inference(models: list[str], runs: int, batch: int, notes: list | None = Non
         rec = Recognizer(os.path.join(tmp, "tflite", "lpr_f32_batch.tflite"))
         paths["lprnet_tf.runtime end to end (f32: resize + run + greedy decode)"] = (
             lambda b: rec.recognize(crops[:b]), None)
+        paths["lprnet_tf.runtime end to end with --tta (5 views, f32, voted)"] = (
+            lambda b: rec.recognize(crops[:b], tta=True), None)
         for label, (f, size) in paths.items():
             lat = np.array(_timeit(lambda: f(1), runs)) * 1000
             thr = _timeit(lambda: f(batch), max(5, runs // 10))
