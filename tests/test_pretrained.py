@@ -37,26 +37,28 @@ def test_demo_runs_offline_on_the_default_model(tmp_path):
     assert os.path.isfile(out / "recognized.png")
 
 
-def _reported_rows():
-    """Greedy, no-merge rows of benchmarks/results/accuracy.csv (the table the README quotes)."""
+def _reported_rows(decoder: str = "greedy"):
+    """No-merge rows of ``decoder`` in benchmarks/results/accuracy.csv (the table the README quotes)."""
     import csv
 
     path = os.path.join(REPO, "benchmarks", "results", "accuracy.csv")
     with open(path, encoding="utf-8", newline="") as f:
-        return [r for r in csv.DictReader(f) if r["decoder"] == "greedy" and r["merges"] == "-"]
+        return [r for r in csv.DictReader(f) if r["decoder"] == decoder and r["merges"] == "-"]
 
 
 @pytest.mark.parametrize("name", pretrained_names(kinds=("ctc", "slot", "attn")))
 def test_shipped_accuracy_has_not_regressed(name):
     """Each shipped model still scores within 1 point of its reported figures (held-apart synthetic
     set always; its real validation sets when ../shared/data is present), so a change to
-    preprocessing, decoding or the renderer cannot silently break the shipped weights."""
+    preprocessing, decoding or the renderer cannot silently break the shipped weights. On the real sets
+    the test-time-view figures (--tta, greedy) are checked too."""
     from conftest import SHARED_DATA
-    from lprnet_tf.evaluation import predict_logits, reference_sets, score
+    from lprnet_tf.evaluation import predict_logits, predict_views, reference_sets, score
 
     from lprnet_tf.models import model_kind
 
     reported = {r["set"]: r for r in _reported_rows() if r["model"] == name}
+    reported_tta = {r["set"]: r for r in _reported_rows("greedy+tta") if r["model"] == name}
     assert reported, f"{name} has no row in benchmarks/results/accuracy.csv; run benchmarks/accuracy.py"
     model, fmt, _ = load_for_inference(name)
     frames = getattr(model, "frames", 0)
@@ -64,10 +66,16 @@ def test_shipped_accuracy_has_not_regressed(name):
     for label, src, _ in reference_sets(fmt, SHARED_DATA, synth_count=200 if frames else 1000, frames=frames):
         if label not in reported:
             continue
-        m, _, _ = score(predict_logits(model, src, fmt, batch_size=128), src.texts(), fmt, "greedy", [],
-                        kind=model_kind(model))
+        logits = predict_logits(model, src, fmt, batch_size=128)
+        m, _, _ = score(logits, src.texts(), fmt, "greedy", [], kind=model_kind(model))
         want = float(reported[label]["accuracy"])
         assert int(reported[label]["count"]) == m["count"], label
         assert abs(m["accuracy"] - want) <= 0.01, f"{name} on {label}: {m['accuracy']:.4f}, reported {want:.4f}"
         checked.append(label)
+        if label in reported_tta and not label.startswith("synthetic"):
+            m, _, _ = score(predict_views(model, src, fmt, batch_size=128, full=logits), src.texts(), fmt, "greedy",
+                            [], kind=model_kind(model))
+            want = float(reported_tta[label]["accuracy"])
+            assert abs(m["accuracy"] - want) <= 0.01, f"{name} --tta on {label}: {m['accuracy']:.4f}, reported {want:.4f}"
+            checked.append(label + " --tta")
     assert any(c.startswith("synthetic") for c in checked)
