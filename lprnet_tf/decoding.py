@@ -12,7 +12,8 @@ emitted characters' max probabilities; beam confidence is the share of the total
 the returned sequence.
 
 :func:`vote` combines the readings of several views of the same crops (test-time views,
-:func:`lprnet_tf.runtime.tta_view`): per crop the text most views read.
+:func:`lprnet_tf.runtime.tta_view`): per crop the text most views read; :func:`decode_views` decodes
+the views and votes.
 
 Slot models (``kind="slot"``, ``multitask-lowres-lpr.md``: logits ``(B, S, C)``, one class per character
 slot, class 0 = no character) decode with :func:`slot_decode`: arg-max per slot, pad slots dropped;
@@ -178,6 +179,14 @@ def decode(logits: np.ndarray, fmt: PlateFormat, method: str = "greedy", beam_wi
         texts.append(fmt.decode(chosen[0]))
         conf[b] = math.exp(chosen[1] - total) if beams else 0.0
     return texts, conf
+
+
+def decode_views(logits, fmt: PlateFormat, method: str = "greedy", beam_width: int = 10,
+                 kind: str = "ctc") -> tuple[list[str], np.ndarray]:
+    """:func:`decode` one ``(B, T, C)`` array, or each array of a list (the test-time views of the same
+    crops, :func:`lprnet_tf.runtime.tta_view`) and :func:`vote` over them -> (texts, confidences)."""
+    views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
+    return vote([decode(v, fmt, method, beam_width, kind=kind) for v in views])
 
 
 def vote(readings) -> tuple[list[str], np.ndarray]:

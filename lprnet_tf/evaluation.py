@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from lprnet_tf.data.pipeline import ExampleMaker, SampleSource
-from lprnet_tf.decoding import decode, vote
+from lprnet_tf.decoding import decode_views
 from lprnet_tf.metrics import apply_merges, merge_map_from, plate_metrics
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
@@ -113,12 +113,7 @@ class ViewSource(SampleSource):
     """``source`` with every crop in one test-time view (:func:`lprnet_tf.runtime.tta_view`)."""
 
     def __init__(self, source: SampleSource, view: str):
-        from lprnet_tf.runtime import TTA_VIEWS
-
-        if view not in TTA_VIEWS:
-            raise ValueError(f"unknown test-time view '{view}'; choose from {TTA_VIEWS}")
-        self.source, self.view = source, view
-        self.samples = getattr(source, "samples", None)  # error reports name the files
+        self.source, self.view = source, view  # an unknown view raises in tta_view, at the first get
 
     def __len__(self):
         return len(self.source)
@@ -180,10 +175,9 @@ def score(logits, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None,
     (:func:`lprnet_tf.models.model_kind`: ``ctc`` sequence logits or ``slot`` per-slot logits).
     ``logits``: one ``(N, T, C)`` array, or a list of them (:func:`predict_views`: the test-time views of
     the same crops), each decoded and then voted (:func:`lprnet_tf.decoding.vote`; metrics ``tta`` true)."""
-    views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
-    preds, conf = vote([decode(v, fmt, decoder, kind=kind) for v in views])
+    preds, conf = decode_views(logits, fmt, decoder, kind=kind)
     m = plate_metrics(texts, preds, merges=merges, max_positions=fmt.max_length)
-    if len(views) > 1:
+    if isinstance(logits, (list, tuple)) and len(logits) > 1:
         m["tta"] = True
     m["decoder"] = decoder
     m["plate_format"] = fmt.name
@@ -208,10 +202,10 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
     if kind == "attn" and decoder != "greedy":
         raise UsageError(f"{model.name} has an attention decoder that reads its own greedy steps; use --decoder "
                          f"greedy, not {decoder}")
+    if tta and getattr(model, "frames", 0):
+        raise UsageError(f"{model.name} is a multi-frame model: it already reads K frames of a plate; drop --tta")
     os.makedirs(out_dir, exist_ok=True)
     texts = source.texts()
-    if tta and kind == "attn":
-        raise UsageError(f"{model.name} is a multi-frame model: it already reads K frames of a plate; drop --tta")
     outputs = predict_outputs(model, source, fmt, batch_size, progress=progress, desc="evaluate")
     logits = predict_views(model, source, fmt, batch_size, progress, full=outputs["logits"]) if tta else outputs["logits"]
     m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind)

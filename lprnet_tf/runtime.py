@@ -23,9 +23,10 @@ Steps, for each plate crop:
 Test-time views (``--tta``; :func:`tta_view`, :meth:`Recognizer.recognize` with ``tta=True``): the crop is
 read five times, as it is and in four fixed views (4 % of its height and width cut from each side; 4 %
 added on each side by repeating the edge pixels; 8 % of its height cut from top and bottom; intensities
-raised to the power 0.8), each through steps 2-5, and the plate most views read wins (ties: the higher
-summed confidence; confidence = that sum / 5) -- :func:`lprnet_tf.decoding.vote`. Five times the
-inference for 1-5 points of exact match on the real validation sets (README, Shipped models).
+raised to the power 0.8), each through steps 2-5 (before the template check), and the plate most views
+read wins (ties: the higher summed confidence; confidence = that sum / 5) --
+:func:`lprnet_tf.decoding.vote`. Five times the inference for 0.4-5 points of exact match on the real
+validation sets (README, Shipped models).
 
 Multi-frame models (IQ-STAN, ``iq-stan.md``; sidecar ``frames`` = K): K crops of one plate, each
 through steps 1-3 at the format's H x W, are tiled side by side (frame 0 left) into one
@@ -59,7 +60,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from lprnet_tf.decoding import DECODERS, decode, vote
+from lprnet_tf.decoding import DECODERS, decode_views
 from lprnet_tf.vocab import PlateFormat, load_plate_format, plate_format_from_dict
 
 
@@ -337,7 +338,8 @@ def tta_view(image: np.ndarray, view: str) -> np.ndarray:
     - ``trim_rows``: ``int(0.08 h)`` rows cut from the top and from the bottom;
     - ``gamma``: every intensity ``v`` -> ``round(255 (v / 255) ** 0.8)`` (mid-tones brighter).
 
-    A crop too small to trim (under 3 rows or columns left) is returned as it is."""
+    On small crops the cuts round to nothing: under 13 pixels high ``trim``/``pad`` change no rows and
+    ``trim_rows`` is the crop itself (so ``full`` counts twice in the vote); under 13 wide no columns."""
     image = np.asarray(image)
     h, w = image.shape[:2]
     if view == "full":
@@ -346,10 +348,10 @@ def tta_view(image: np.ndarray, view: str) -> np.ndarray:
         dy, dx = int(round(_TTA_MARGIN * h)), int(round(_TTA_MARGIN * w))
         if view == "pad":
             return cv2.copyMakeBorder(image, dy, dy, dx, dx, cv2.BORDER_REPLICATE)
-        return image[dy:h - dy, dx:w - dx] if h - 2 * dy >= 3 and w - 2 * dx >= 3 else image
+        return image[dy:h - dy, dx:w - dx]  # dy < h / 2 and dx < w / 2 always: never empty
     if view == "trim_rows":
         dy = int(_TTA_ROWS * h)
-        return image[dy:h - dy] if h - 2 * dy >= 3 else image
+        return image[dy:h - dy]
     if view == "gamma":
         return _GAMMA_LUT[image]
     raise ValueError(f"unknown test-time view '{view}'; choose from {TTA_VIEWS}")
@@ -673,9 +675,9 @@ class Recognizer:
             raise RuntimeModelError(f"a slot model (one class per character position) decodes by arg-max per "
                                     f"slot: use the greedy decoder, not {decoder}")
         views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
-        if not len(views[0]):
+        if not views or not len(views[0]):
             return []
-        texts, conf = vote([decode(v, self.fmt, decoder, kind=self.kind) for v in views])
+        texts, conf = decode_views(views, self.fmt, decoder, kind=self.kind)
         return [Plate(t, float(c), self.fmt.matches_template(t)) for t, c in zip(texts, conf)]
 
     def recognize(self, images: Sequence[np.ndarray], decoder: str = "greedy", tta: bool = False) -> list[Plate]:

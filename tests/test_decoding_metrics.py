@@ -98,3 +98,17 @@ def test_vote_over_views():
         vote([one, (["P1"], np.array([0.1]))])
     with pytest.raises(ValueError, match="at least one"):
         vote([])
+
+
+def test_decode_views_is_decode_then_vote():
+    from lprnet_tf.decoding import decode_views, vote
+    from lprnet_tf.vocab import load_plate_format
+
+    fmt = load_plate_format("br")
+    rng = np.random.default_rng(0)
+    views = [rng.normal(size=(4, 18, fmt.num_classes)).astype(np.float32) for _ in range(3)]
+    t, c = decode_views(views, fmt, "greedy")
+    want = vote([decode(v, fmt, "greedy") for v in views])
+    assert t == want[0] and np.allclose(c, want[1])
+    t1, c1 = decode_views(views[0], fmt, "beam")  # one array: plain decode
+    assert t1 == decode(views[0], fmt, "beam")[0] and np.allclose(c1, decode(views[0], fmt, "beam")[1])

@@ -403,6 +403,14 @@ def test_train_resume_evaluate(fmt16, fmt16_path, tracks, tmp_path):
         assert -1.0 <= saved[key] <= 1.0, key
     assert len(saved["frame_weights_mean"]) == K and sum(saved["frame_weights_mean"]) == pytest.approx(1.0, abs=1e-3)
     assert os.path.isfile(os.path.join(out, "errors.csv"))
+    from lprnet_tf.config import UsageError
+    from lprnet_tf.evaluation import predict_views
+
+    with pytest.raises(UsageError, match="multi-frame model.*drop --tta"):  # test-time views: single crops only
+        evaluate_model(model, open_source("synth:1:4", fmt16, frames=K), fmt16, str(tmp_path / "tta"), tta=True)
+    assert not os.path.exists(tmp_path / "tta")  # refused before anything is written
+    with pytest.raises(ValueError, match="single-crop"):
+        predict_views(model, open_source("synth:1:4", fmt16, frames=K), fmt16)
 
     # tracklets read from files: errors.csv names the frames of each wrong track
     src = open_source(tracks[0], fmt16, frames=K)

@@ -178,8 +178,11 @@ def test_tta_views():
     want = np.clip(np.round(255.0 * (im / 255.0) ** 0.8), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(g, want)
     assert g.dtype == np.uint8 and (g.astype(int) >= im).all()  # mid-tones brighter, 0 and 255 fixed
-    tiny = im[:2, :2]
-    assert tta_view(tiny, "trim") is tiny and tta_view(tiny, "trim_rows") is tiny  # nothing left to trim
+    small = im[:12, :40]  # under 13 px high the row cuts round to nothing (docs/deployment.md §5)
+    np.testing.assert_array_equal(tta_view(small, "trim_rows"), small)
+    np.testing.assert_array_equal(tta_view(small, "trim"), small[:, 2:38])
+    assert tta_view(small, "pad").shape == (12, 44, 3)
+    assert tta_view(im[:1, :1], "trim").shape == (1, 1, 3)  # never empty
     with pytest.raises(ValueError, match="unknown test-time view 'flip'.*full"):
         tta_view(im, "flip")
 
@@ -196,18 +199,32 @@ def test_recognizer_tta_votes_over_the_views(rt):
     assert [r.text for r in res] == texts
     np.testing.assert_allclose([r.confidence for r in res], conf, atol=1e-4)
     assert rec.recognize_file(rt.paths[1], tta=True).text == rec.recognize([rt.decoded[1]], tta=True)[0].text
-    assert rec.recognize([], tta=True) == []
+    assert rec.recognize([], tta=True) == [] and rec.decode([]) == []
 
 
 def test_recognize_cli_tta(rt):
     from lprnet_tf.runtime import Recognizer
 
-    want = [r.text for r in Recognizer(rt.tflite).recognize(rt.decoded, tta=True)]
+    want = Recognizer(rt.tflite).recognize(rt.decoded, tta=True)
     r = _recognize(*rt.paths, "--model", rt.tflite, "--tta")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert [line.split("\t")[1] for line in r.stdout.strip().splitlines()] == want
-    r = _recognize("--stream", str(rt.root / "crops"), "--model", rt.tflite, "--tta")
-    assert r.returncode == 2 and "--tta" in r.stderr and "--stream" in r.stderr
+    lines = [line.split("\t") for line in r.stdout.strip().splitlines()]
+    assert [p for _, p, _ in lines] == [w.text for w in want]
+    np.testing.assert_allclose([float(c) for _, _, c in lines], [w.confidence for w in want], atol=1e-4)
+    for flag, extra in (("--stream", ["--stream", str(rt.root / "crops")]),
+                        ("--frames", ["--frames", "5", str(rt.root / "crops")]),
+                        ("--sr", [rt.paths[0], "--sr", rt.keras_path])):
+        r = _recognize(*extra, "--model", rt.tflite, "--tta")
+        assert r.returncode == 2 and "--tta reads single crops" in r.stderr and f"combined with {flag}" in r.stderr
+
+
+def test_evaluate_cli_tta(rt, tmp_path):
+    out = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-m", "lprnet_tf.cli.evaluate", "--model", rt.keras_path, "--data", "synth:7:6",
+                        "--out", str(out), "--tta"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.load(open(out / "metrics.json", encoding="utf-8"))
+    assert m["tta"] is True and m["count"] == 6
 
 
 def test_evaluate_tta_matches_the_runtime(rt, tmp_path):

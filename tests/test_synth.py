@@ -288,3 +288,19 @@ def test_cli_errors_and_run(tmp_path):
     r = _cli("--format", "br", "--count", "3", "--out", str(tmp_path / "br"), "--no_degrade", "--noprogress")
     assert r.returncode == 0, r.stderr
     assert len(os.listdir(tmp_path / "br" / "images")) == 3
+
+
+def test_us_stacked_variant_keeps_the_us_styles():
+    """configs/variants/us_stacked.yaml copies us.yaml's synth section (``base:`` merges top-level keys only)
+    and adds four styles: the copied part must stay equal to us.yaml's."""
+    import yaml
+
+    from conftest import REPO
+    from lprnet_tf.vocab import plates_dir
+
+    us = yaml.safe_load(open(os.path.join(plates_dir(), "us.yaml"), encoding="utf-8"))["synth"]
+    var = yaml.safe_load(open(os.path.join(REPO, "configs", "variants", "us_stacked.yaml"), encoding="utf-8"))["synth"]
+    assert {k: v for k, v in var.items() if k != "styles"} == {k: v for k, v in us.items() if k != "styles"}
+    extra = set(var["styles"]) - set(us["styles"])
+    assert extra == {"stacked_left", "stacked_right", "stacked3", "emblem"}
+    assert {k: var["styles"][k] for k in us["styles"]} == us["styles"]

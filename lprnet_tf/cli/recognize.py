@@ -216,9 +216,10 @@ def _main(argv):
     from lprnet_tf.runtime import read_image
 
     inputs = argv[1:]
-    if FLAGS.tta and (FLAGS.frames or FLAGS.stream):
+    if FLAGS.tta and (FLAGS.frames or FLAGS.stream or FLAGS.sr):
         raise UsageError(f"--tta reads single crops in several views; it cannot be combined with "
-                         f"{'--frames' if FLAGS.frames else '--stream'}")
+                         f"{'--frames' if FLAGS.frames else '--stream' if FLAGS.stream else '--sr'} (views of "
+                         f"low-resolution crops before super-resolution were not measured)")
     if FLAGS.sr and (FLAGS.frames or FLAGS.stream):
         raise UsageError(f"--sr reads single low-resolution crops; it cannot be combined with "
                          f"{'--frames' if FLAGS.frames else '--stream'}")

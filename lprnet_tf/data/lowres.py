@@ -220,7 +220,7 @@ def mtgan_super_resolver(spec: str, fmt: PlateFormat | None = None, what: str = 
         sr = SuperResolver.from_keras(model, gan_fmt, batch_size=batch_size)
     except RuntimeModelError as e:
         raise DataError(f"{what} {spec}: {e}; give an MTGAN (lprnet-train with "
-                        f"configs/experiments/mtgan_*.yaml)") from None
+                        f"configs/experiments/mtgan_*.yaml); a recognizer goes in --model / model:") from None
     if fmt is not None and (gan_fmt.height, gan_fmt.width) != (fmt.height, fmt.width):
         raise DataError(f"{what} {spec}: the generator in {path} makes {gan_fmt.height}x{gan_fmt.width} images, "
                         f"the recognizer's plate format '{fmt.name}' takes {fmt.height}x{fmt.width}; use an MTGAN "
