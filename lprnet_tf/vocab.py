@@ -225,8 +225,39 @@ def _format_path(name_or_path: str, relative_to: str = "") -> str:
 def _raw_format(path: str, seen: tuple = ()) -> dict:
     """The YAML mapping of a format file with its ``base:`` chain applied: a file may start from
     another format (``base: cn2`` -- a shipped name, or a path relative to the file) and set only the
-    keys it changes; ``synth`` is replaced as a whole, never merged."""
+    keys it changes; ``synth`` is replaced as a whole, never merged. ``synth_update`` changes parts of
+    the (inherited) ``synth`` section instead: each of its mappings (``sets``, ``styles``, ``degrade``)
+    is updated name by name (``synth_update: {sets: {P: {皖: 90, 苏: 3}}}`` replaces the set ``P`` and
+    keeps the others); any other key replaces the one in ``synth``."""
     d = read_yaml(path, PlateFormatError)
+    if isinstance(d, dict) and "synth_update" in d:
+        d = dict(d)
+        update = d.pop("synth_update")
+        merged = _raw_format_base(path, d, seen)
+        return _apply_synth_update(path, merged, update)
+    return _raw_format_base(path, d, seen)
+
+
+def _apply_synth_update(path: str, d: dict, update) -> dict:
+    import copy
+
+    if not isinstance(update, dict) or not update:
+        raise PlateFormatError(f"{path}: 'synth_update' must be a non-empty mapping such as "
+                               f"{{sets: {{P: ...}}}} or {{styles: {{name: ...}}}}, got {update!r}")
+    synth = d.get("synth")
+    if not isinstance(synth, dict):
+        raise PlateFormatError(f"{path}: 'synth_update' needs a 'synth' section to update (in this file or "
+                               f"its base); write 'synth:' instead")
+    synth = copy.deepcopy(synth)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(synth.get(key), dict):
+            synth[key] = {**synth[key], **copy.deepcopy(value)}
+        else:
+            synth[key] = copy.deepcopy(value)
+    return {**d, "synth": synth}
+
+
+def _raw_format_base(path: str, d, seen: tuple) -> dict:
     if not isinstance(d, dict) or "base" not in d:
         return d
     base = d["base"]

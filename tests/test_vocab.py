@@ -72,3 +72,37 @@ def test_bad_format_yaml(tmp_path):
     p.write_text("name: [unclosed", encoding="utf-8")
     with pytest.raises(PlateFormatError, match="not valid YAML"):
         load_plate_format(str(p))
+
+
+def test_synth_update_changes_one_set_of_the_base(tmp_path):
+    """A format variant may update parts of the inherited synth section (synth_update) instead of copying it:
+    configs/variants/cn_local_anhui.yaml replaces the province set P only."""
+    import collections
+
+    from conftest import REPO
+    from lprnet_tf.synth.render import sample_text
+    from lprnet_tf.vocab import PlateFormatError, load_plate_format
+
+    cn = load_plate_format("cn")
+    local = load_plate_format(os.path.join(REPO, "configs", "variants", "cn_local_anhui.yaml"))
+    assert local.name == "cn" and local.alphabet == cn.alphabet
+    assert local.synth["styles"] == cn.synth["styles"] and local.synth["degrade"] == cn.synth["degrade"]
+    assert {k: v for k, v in local.synth["sets"].items() if k != "P"} == {k: v for k, v in cn.synth["sets"].items()
+                                                                          if k != "P"}
+    assert set(local.synth["sets"]["P"]) == set(cn.synth["sets"]["P"])  # every province still drawn
+    first = collections.Counter(sample_text(local, 3, i)[0] for i in range(600))
+    assert first["皖"] > 0.8 * 600 and len(first) > 5
+    assert collections.Counter(sample_text(cn, 3, i)[0] for i in range(600))["皖"] < 0.2 * 600
+    assert "P" in load_plate_format("cn").synth["sets"] and load_plate_format("cn").synth == cn.synth  # base untouched
+
+    (tmp_path / "s.yaml").write_text("base: cn\nsynth_update:\n  degrade: {rotate_std: 1.0}\n  note: x\n",
+                                     encoding="utf-8")
+    f = load_plate_format(str(tmp_path / "s.yaml"))
+    assert f.synth["degrade"] == {**cn.synth["degrade"], "rotate_std": 1.0} and f.synth["note"] == "x"
+    (tmp_path / "bad.yaml").write_text("base: cn\nsynth_update: [1, 2]\n", encoding="utf-8")
+    with pytest.raises(PlateFormatError, match="bad.yaml: 'synth_update' must be a non-empty mapping"):
+        load_plate_format(str(tmp_path / "bad.yaml"))
+    (tmp_path / "nosynth.yaml").write_text("name: x\nalphabet: AB\nmax_length: 2\nsynth_update: {sets: {A: B}}\n",
+                                           encoding="utf-8")
+    with pytest.raises(PlateFormatError, match="needs a 'synth' section"):
+        load_plate_format(str(tmp_path / "nosynth.yaml"))
