@@ -62,12 +62,11 @@ def main():
             t0 = time.time()
             texts = src.texts()
             logits = predict_logits(model, src, fmt, batch_size=128)
-            readings = [(dec, logits) for dec in decoders]
+            readings = [(dec, dec, logits) for dec in decoders]  # (row label, decoder, logits)
             if a.tta and not frames:  # test-time views: single-crop models
                 views = predict_views(model, src, fmt, batch_size=128, full=logits)
-                readings += [(f"{dec}+tta", views) for dec in decoders]
-            for label, lg in readings:
-                dec = label.split("+")[0]
+                readings += [(f"{dec}+tta", dec, views) for dec in decoders]
+            for label, dec, lg in readings:
                 for mg in ([[]] + ([merges] if merges else [])):
                     m, _, _ = score(lg, texts, fmt, dec, mg, kind=kind)
                     rows.append({"model": spec, "set": set_name, "decoder": label, "merges": ",".join(mg) or "-",

@@ -217,9 +217,9 @@ def _main(argv):
 
     inputs = argv[1:]
     if FLAGS.tta and (FLAGS.frames or FLAGS.stream or FLAGS.sr):
-        raise UsageError(f"--tta reads single crops in several views; it cannot be combined with "
-                         f"{'--frames' if FLAGS.frames else '--stream' if FLAGS.stream else '--sr'} (views of "
-                         f"low-resolution crops before super-resolution were not measured)")
+        why = ("--sr (views of low-resolution crops before super-resolution were not measured)" if FLAGS.sr
+               and not (FLAGS.frames or FLAGS.stream) else "--frames" if FLAGS.frames else "--stream")
+        raise UsageError(f"--tta reads single crops in several views; it cannot be combined with {why}")
     if FLAGS.sr and (FLAGS.frames or FLAGS.stream):
         raise UsageError(f"--sr reads single low-resolution crops; it cannot be combined with "
                          f"{'--frames' if FLAGS.frames else '--stream'}")
