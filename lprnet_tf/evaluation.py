@@ -30,6 +30,10 @@ REFERENCE_SETS = {
     "us_openalpr_crops": ("us", "val", {"val": 0.4, "seed": 0}),
     "ar_plates": ("ar", "test", None),
 }
+# Formats that read the plates of several countries: format -> the formats whose real sets (above) it is
+# reported on too. ``latin`` (latin_lprnet_basic) trains on the train sides of the BR, UZ, TW and US sets
+# and is reported on their validation sides and on the Argentine test set, a country it never saw.
+GENERIC_FORMATS = {"latin": ("br", "uz", "tw", "us", "ar")}
 HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
 
 
@@ -47,7 +51,8 @@ def multi_view_tracks(folder: str, fmt: PlateFormat, split: str, k: int) -> list
 
 def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000, frames: int = 0) -> list:
     """The sets a model of format ``fmt`` is reported on: ``(label, source, merges)`` for the held-apart
-    synthetic set and each real set of that format found under ``data_root`` (real sets carry the
+    synthetic set and each real set of that format found under ``data_root`` -- for a multi-country
+    format (:data:`GENERIC_FORMATS`), also the sets of the formats it reads -- (real sets carry the
     format's scoring merges, e.g. US labels write the letter O as the digit 0).
 
     ``frames`` = K > 0 (a multi-frame model): ``synth_count`` held-apart synthetic tracklets of K frames
@@ -66,9 +71,10 @@ def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000, fr
                              list(fmt.merges)))
         return sets
     sets = [(f"synthetic held-out ({synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, synth_count), [])]
+    reads = (fmt.name,) + GENERIC_FORMATS.get(fmt.name, ())
     for name, (fmt_name, split, derived) in REFERENCE_SETS.items():
         folder = os.path.join(data_root, name)
-        if fmt_name != fmt.name or not os.path.isdir(folder):
+        if fmt_name not in reads or not os.path.isdir(folder):
             continue
         if derived is None:
             sets.append((f"{name} ({split})", open_source(folder, fmt, split=split), list(fmt.merges)))

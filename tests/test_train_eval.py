@@ -86,3 +86,22 @@ def test_steps_not_a_multiple_of_eval_every_stops_on_target(tmp_path):
     assert state["step"] == 3
     steps = [json.loads(x)["step"] for x in open(tmp_path / "run" / "metrics.jsonl")]
     assert steps == [2, 3]
+
+
+def test_reference_sets_of_a_multi_country_format(tiny_csv, tmp_path):
+    """A model of the multi-country format ``latin`` (configs/variants/latin.yaml) is reported on the real sets of every format it reads (their reportable
+    split), a single-country model only on its own; each list starts with the held-apart synthetic set."""
+    import shutil
+
+    from lprnet_tf.evaluation import reference_sets
+    from lprnet_tf.vocab import load_plate_format
+
+    root = tmp_path / "data"
+    for name in ("br_openalpr_crops", "uz_plates", "cn_ccpd_like_1000"):
+        shutil.copytree(tiny_csv.parent, root / name, ignore=shutil.ignore_patterns("data"))
+    latin = reference_sets(load_plate_format(os.path.join(REPO, "configs", "variants", "latin.yaml")), str(root),
+                           synth_count=4)
+    assert [label for label, _, _ in latin] == ["synthetic held-out (4)", "br_openalpr_crops (val)", "uz_plates (val)"]
+    assert [len(src) for _, src, _ in latin] == [4, 2, 2] and latin[1][2] == ["O0", "I1"]
+    br = reference_sets(load_plate_format("br"), str(root), synth_count=4)
+    assert [label for label, _, _ in br] == ["synthetic held-out (4)", "br_openalpr_crops (val)"]
