@@ -31,8 +31,9 @@ REFERENCE_SETS = {
     "ar_plates": ("ar", "test", None),
 }
 # Formats that read the plates of several countries: format -> the formats whose real sets (above) it is
-# reported on too. ``latin`` (latin_lprnet_basic) trains on the train sides of the BR, UZ, TW and US sets
-# and is reported on their validation sides and on the Argentine test set, a country it never saw.
+# reported on too. ``latin`` (configs/variants/latin.yaml, the multi-country experiment; no shipped model)
+# trains on the train sides of the BR, UZ, TW and US sets and is reported on their reportable splits and on
+# the Argentine test set, a country it never saw.
 GENERIC_FORMATS = {"latin": ("br", "uz", "tw", "us", "ar")}
 HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
 

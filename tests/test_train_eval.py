@@ -89,8 +89,9 @@ def test_steps_not_a_multiple_of_eval_every_stops_on_target(tmp_path):
 
 
 def test_reference_sets_of_a_multi_country_format(tiny_csv, tmp_path):
-    """A model of the multi-country format ``latin`` (configs/variants/latin.yaml) is reported on the real sets of every format it reads (their reportable
-    split), a single-country model only on its own; each list starts with the held-apart synthetic set."""
+    """A model of the multi-country format ``latin`` (configs/variants/latin.yaml) is reported on the real
+    sets of every format it reads (their reportable split), a single-country model only on its own; each
+    list starts with the held-apart synthetic set."""
     import shutil
 
     from lprnet_tf.evaluation import reference_sets

@@ -217,8 +217,8 @@ def _main(argv):
 
     inputs = argv[1:]
     if FLAGS.tta and (FLAGS.frames or FLAGS.stream or FLAGS.sr):
-        why = ("--sr (views of low-resolution crops before super-resolution were not measured)" if FLAGS.sr
-               and not (FLAGS.frames or FLAGS.stream) else "--frames" if FLAGS.frames else "--stream")
+        why = ("--frames" if FLAGS.frames else "--stream" if FLAGS.stream
+               else "--sr (views of low-resolution crops before super-resolution were not measured)")
         raise UsageError(f"--tta reads single crops in several views; it cannot be combined with {why}")
     if FLAGS.sr and (FLAGS.frames or FLAGS.stream):
         raise UsageError(f"--sr reads single low-resolution crops; it cannot be combined with "
