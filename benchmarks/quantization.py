@@ -111,7 +111,9 @@ def main(argv=None) -> int:
             r = next(iter(rep["exports"].values()))
             rows.append({"setting": name, "what": what + note, "agreement": r["plate_agreement"],
                          "accuracy": r["accuracy"], "keras_accuracy": rep["keras"]["accuracy"],
-                         "bytes": r.get("bytes"), "passed": r["passed"]})
+                         "bytes": r.get("bytes"), "passed": r["passed"],
+                         "changed_where_keras_right": r.get("changed_where_keras_right"),
+                         "changed_where_keras_wrong": r.get("changed_where_keras_wrong")})
             print(f"[{i + 1}/{len(names)}] {name}: agreement {r['plate_agreement']:.3f}, accuracy "
                   f"{r['accuracy']:.3f} (Keras {rep['keras']['accuracy']:.3f}), {time.time() - t0:.0f} s", flush=True)
 
@@ -127,11 +129,18 @@ def main(argv=None) -> int:
              f"is the dynamic-batch TFLite file; agreement = share of crops whose greedy plate equals the Keras "
              f"model's (the export requires >= {ex.MIN_AGREEMENT:.0%} and accuracy within "
              f"{ex.MAX_ACCURACY_DROP * 100:.1f} points).", "",
-             "| setting | what | plate agreement | exact (file) | exact (Keras) | bytes | parity |",
-             "|---|---|---|---|---|---|---|"]
+             "| setting | what | plate agreement | changed / crops Keras reads right | changed / crops Keras "
+             "misreads | exact (file) | exact (Keras) | bytes | parity |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def share(pair):
+        return f"{pair[0]} / {pair[1]} ({pair[0] / max(pair[1], 1):.1%})" if pair else "—"
+
     for r in rows:
-        lines.append(f"| `{r['setting']}` | {r['what']} | {r['agreement']:.3f} | {r['accuracy']:.3f} | "
-                     f"{r['keras_accuracy']:.3f} | {r['bytes']:,} | {'pass' if r['passed'] else 'FAIL'} |")
+        lines.append(f"| `{r['setting']}` | {r['what']} | {r['agreement']:.3f} | "
+                     f"{share(r['changed_where_keras_right'])} | {share(r['changed_where_keras_wrong'])} | "
+                     f"{r['accuracy']:.3f} | {r['keras_accuracy']:.3f} | {r['bytes']:,} | "
+                     f"{'pass' if r['passed'] else 'FAIL'} |")
     with open(args.out + ".md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}.md")

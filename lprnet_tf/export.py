@@ -1451,10 +1451,17 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     def compare(key, logits=None, plates=None, exact=False, conf=None, weights=None):
         if plates is None:
             plates, conf = decode(logits, fmt, "greedy", kind=kind)
-        agree = float(np.mean([a == b for a, b in zip(plates, ref_plates)]))
+        same = [a == b for a, b in zip(plates, ref_plates)]
+        agree = float(np.mean(same))
         acc = _accuracy(plates, texts, fmt)
         r = {"plate_agreement": agree, "accuracy": acc, "accuracy_diff": acc - report["keras"]["accuracy"],
              "check": "logits within atol + identical plates" if exact else "plate agreement + accuracy"}
+        if texts:  # where the changed plates are: on crops Keras reads right, or on those it misreads anyway
+            right = [p == fmt.normalize(t) for p, t in zip(ref_plates, texts)]
+            for name, want in (("keras_right", True), ("keras_wrong", False)):
+                n = sum(1 for k in right if k == want)
+                changed = sum(1 for k, s in zip(right, same) if k == want and not s)
+                r[f"changed_where_{name}"] = [changed, n]
         if logits is not None:
             r["max_abs_logit_diff"] = float(np.max(np.abs(logits - ref)))
             r["max_abs_keras_logit"] = float(np.max(np.abs(ref)))
@@ -1475,6 +1482,10 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
             ok = agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
             why = (f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs Keras "
                    f"{report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)")
+            if "changed_where_keras_right" in r:
+                (cr, nr), (cw, nw) = r["changed_where_keras_right"], r["changed_where_keras_wrong"]
+                why += (f"; changed plates: {cr} of the {nr} crops Keras reads right, {cw} of the {nw} it "
+                        "misreads")
         _record(report, key, r, ok, why)
 
     if saved_model_dir:

@@ -148,6 +148,11 @@ def test_quantized_variants_use_builtin_ops_only(ex, tmp_path):
     for f in files:
         r = report["exports"][f"tflite:{os.path.basename(f)}"]
         assert 0.0 <= r["plate_agreement"] <= 1.0 and "max_abs_logit_diff" in r
+        # The changed plates split by whether Keras reads the crop right; the parts add up.
+        (cr, nr), (cw, nw) = r["changed_where_keras_right"], r["changed_where_keras_wrong"]
+        n = len(ex.crops)
+        assert nr + nw == n and nr == round(report["keras"]["accuracy"] * n)
+        assert cr + cw == round((1 - r["plate_agreement"]) * n) and cr <= nr and cw <= nw
 
 
 def test_flex_ops_are_refused():
