@@ -30,11 +30,6 @@ REFERENCE_SETS = {
     "us_openalpr_crops": ("us", "val", {"val": 0.4, "seed": 0}),
     "ar_plates": ("ar", "test", None),
 }
-# Formats that read the plates of several countries: format -> the formats whose real sets (above) it is
-# reported on too. ``latin`` (configs/variants/latin.yaml, the multi-country experiment; no shipped model)
-# trains on the train sides of the BR, UZ, TW and US sets and is reported on their reportable splits and on
-# the Argentine test set, a country it never saw.
-GENERIC_FORMATS = {"latin": ("br", "uz", "tw", "us", "ar")}
 HELD_OUT_SYNTH_SEED = 777_000_777  # never used for training (training seeds: 0.., validation 1000003)
 
 
@@ -53,8 +48,8 @@ def multi_view_tracks(folder: str, fmt: PlateFormat, split: str, k: int) -> list
 def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000, frames: int = 0) -> list:
     """The sets a model of format ``fmt`` is reported on: ``(label, source, merges)`` for the held-apart
     synthetic set and each real set of that format found under ``data_root`` -- for a multi-country
-    format (:data:`GENERIC_FORMATS`), also the sets of the formats it reads -- (real sets carry the
-    format's scoring merges, e.g. US labels write the letter O as the digit 0).
+    format, also the sets of the formats its ``reports_on`` names -- (real sets carry the format's
+    scoring merges, e.g. US labels write the letter O as the digit 0).
 
     ``frames`` = K > 0 (a multi-frame model): ``synth_count`` held-apart synthetic tracklets of K frames
     and the real multi-view sets (:data:`MULTI_VIEW_SETS`, :func:`multi_view_tracks`)."""
@@ -72,7 +67,7 @@ def reference_sets(fmt: PlateFormat, data_root: str, synth_count: int = 1000, fr
                              list(fmt.merges)))
         return sets
     sets = [(f"synthetic held-out ({synth_count})", SynthSource(fmt, HELD_OUT_SYNTH_SEED, synth_count), [])]
-    reads = (fmt.name,) + GENERIC_FORMATS.get(fmt.name, ())
+    reads = (fmt.name,) + tuple(fmt.reports_on)
     for name, (fmt_name, split, derived) in REFERENCE_SETS.items():
         folder = os.path.join(data_root, name)
         if fmt_name not in reads or not os.path.isdir(folder):

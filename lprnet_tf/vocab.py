@@ -4,7 +4,9 @@ A plate format (``configs/plates/<name>.yaml``) names the alphabet, the maximum 
 the network input size, the templates (regexes) real plates of that country follow, optional
 class merges used only for scoring (``O0`` means "count O and 0 as the same character"), the
 number of text rows (``rows: 2`` with ``row_split``: two-row plates, see
-:func:`lprnet_tf.runtime.fit_crop`) and a free-form ``synth`` section read by :mod:`lprnet_tf.synth`.
+:func:`lprnet_tf.runtime.fit_crop`), ``reports_on`` (a multi-country format: the other formats whose
+real reference sets its models are also scored on, :func:`lprnet_tf.evaluation.reference_sets`) and a
+free-form ``synth`` section read by :mod:`lprnet_tf.synth`.
 A format file may start from another one with ``base: NAME_OR_PATH`` and list only what it changes.
 
 Class ids: 0 is the CTC blank (also the label padding value), alphabet character ``i`` is class
@@ -40,7 +42,7 @@ class LabelError(ValueError):
 _ALLOWED_KEYS = {
     "name": str, "description": str, "alphabet": str, "max_length": int, "height": int,
     "width": int, "templates": list, "merges": list, "rows": int, "row_split": float,
-    "synth": dict,
+    "reports_on": list, "synth": dict,
 }
 _REQUIRED = ("name", "alphabet", "max_length", "height", "width")
 
@@ -59,6 +61,7 @@ class PlateFormat:
     rows: int = 1
     row_split: float = 0.4
     description: str = ""
+    reports_on: tuple = dataclasses.field(default=(), compare=False)  # scoring only, like synth
     synth: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -82,6 +85,10 @@ class PlateFormat:
             if len(m) < 2 or any(c not in self.alphabet for c in m):
                 raise PlateFormatError(
                     f"plate format '{self.name}': merge {m!r} must list >= 2 characters of the alphabet")
+        unknown = [f for f in self.reports_on if f not in available_formats()]
+        if unknown:
+            raise PlateFormatError(f"plate format '{self.name}': reports_on lists {unknown}, not shipped plate "
+                                   f"formats; choose from {available_formats()}")
         object.__setattr__(self, "_index", {c: i + 1 for i, c in enumerate(self.alphabet)})
         object.__setattr__(self, "_compiled", tuple(re.compile(t) for t in self.templates))
 
@@ -137,6 +144,7 @@ class PlateFormat:
         d = dataclasses.asdict(self)
         d["templates"] = list(self.templates)
         d["merges"] = list(self.merges)
+        d["reports_on"] = list(self.reports_on)
         return d
 
     def save(self, path: str) -> None:
@@ -179,7 +187,7 @@ def plate_format_from_dict(d: dict, source: str = "<dict>") -> PlateFormat:
             v = float(v)
         if not isinstance(v, want) or (want is int and isinstance(v, bool)):
             raise PlateFormatError(f"{source}: key '{k}' must be {want.__name__}, got {type(v).__name__} ({v!r})")
-        if k in ("templates", "merges"):
+        if k in ("templates", "merges", "reports_on"):
             if not all(isinstance(x, str) for x in v):
                 raise PlateFormatError(f"{source}: every entry of '{k}' must be a string")
             v = tuple(v)

@@ -237,6 +237,9 @@ BAD_FORMATS = {  # name: (YAML text, expected message part)
     "bad_syntax": ("name: x\nalphabet: [A, B\nmax_length: 3\n", "not valid YAML"),
     "repeated_character": (yaml.safe_dump({**FORMAT_OK, "alphabet": "ABA"}), "alphabet repeats ['A']"),
     "bad_template_regex": (yaml.safe_dump({**FORMAT_OK, "templates": ["^[A-"]}), "not a valid regex"),
+    "reports_on_unknown_format": (yaml.safe_dump({**FORMAT_OK, "reports_on": ["br", "bz"]}),
+                                  "reports_on lists ['bz'], not shipped plate formats; choose from ['ar'"),
+    "reports_on_not_a_list": (yaml.safe_dump({**FORMAT_OK, "reports_on": "br"}), "key 'reports_on' must be list"),
 }
 
 

@@ -1,5 +1,6 @@
 """Tiny end-to-end runs on synthetic plates: train -> resume -> evaluate (CLI too)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -89,9 +90,10 @@ def test_steps_not_a_multiple_of_eval_every_stops_on_target(tmp_path):
 
 
 def test_reference_sets_of_a_multi_country_format(tiny_csv, tmp_path):
-    """A model of the multi-country format ``latin`` (configs/variants/latin.yaml) is reported on the real
-    sets of every format it reads (their reportable split), a single-country model only on its own; each
-    list starts with the held-apart synthetic set."""
+    """A model of the multi-country format ``latin`` (configs/variants/latin.yaml, ``reports_on``) is
+    reported on the real sets of every format it names (their reportable split), a single-country model
+    only on its own; each list starts with the held-apart synthetic set. ``reports_on`` survives the
+    format's save/load with a model and does not make two formats differ."""
     import shutil
 
     from lprnet_tf.evaluation import reference_sets
@@ -106,3 +108,8 @@ def test_reference_sets_of_a_multi_country_format(tiny_csv, tmp_path):
     assert [len(src) for _, src, _ in latin] == [4, 2, 2] and latin[1][2] == ["O0", "I1"]
     br = reference_sets(load_plate_format("br"), str(root), synth_count=4)
     assert [label for label, _, _ in br] == ["synthetic held-out (4)", "br_openalpr_crops (val)"]
+    fmt = load_plate_format(os.path.join(REPO, "configs", "variants", "latin.yaml"))
+    fmt.save(str(tmp_path / "saved.yaml"))
+    again = load_plate_format(str(tmp_path / "saved.yaml"))
+    assert again.reports_on == ("br", "uz", "tw", "us", "ar") and again == fmt
+    assert dataclasses.replace(fmt, reports_on=()) == fmt
