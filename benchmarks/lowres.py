@@ -26,12 +26,17 @@ crops are the test crops here):
   the same LPRNet reads it;
 - **MTGAN-SR + LPRNet fine-tuned on SR crops**: the same generator, read by that LPRNet fine-tuned on the
   generator's output (``lprnet_{br,cn}_sr_finetune.yaml``, ``data.super_resolve``; same steps as the control);
+- the same two rows with the generator option ``input_skip: bilinear`` (ours: the generator learns the
+  correction to bilinear upsampling; ``mtgan_{br,cn}.yaml --set model.options.input_skip=bilinear``, run
+  ``mtgan_{br,cn}_skip``, and its SR fine-tune ``lprnet_{br,cn}_sr_skip``);
 - **multi-task CNN** (Table 1, 120 x 40): one model trained on the HR training crops with character
   permutation (``multitask_br.yaml --schedule cpu``), then three runs of the same 1,000 more steps from it:
   HR crops only (``--schedule cpu_more``), a third of the crops bicubic-downscaled
   (``multitask_br_bicubic.yaml``), a third rendered by the DGM (``multitask_br_dgm.yaml``, ``br_dgm``).
 Greedy decoding (per slot for the multi-task CNN), exact match and character accuracy, the format's
-scoring merges. Writes ``benchmarks/results/lowres.md`` and ``.json`` (with the number-of-correct-characters
+scoring merges. Also the PSNR of each generator against plain interpolation: every HR validation crop laid
+out at the format's H x W, area-downscaled to the generator's H/2 x W/2 input (the MTGAN's 12-px training
+pair, at crop heights 12 and 8) and enlarged back by bilinear / bicubic interpolation or the generator. Writes ``benchmarks/results/lowres.md`` and ``.json`` (with the number-of-correct-characters
 histograms).
 """
 
@@ -57,6 +62,8 @@ READERS = (  # (row label, flag suffix of the recognizer, flag suffix of the sup
     ("LPRNet fine-tuned on low-res crops", "lprnet_lowres", None),
     ("MTGAN-SR + LPRNet", "lprnet", "mtgan"),
     ("MTGAN-SR + LPRNet fine-tuned on SR crops", "lprnet_sr", "mtgan"),
+    ("MTGAN-SR with bilinear input skip (ours) + LPRNet", "lprnet", "mtgan_skip"),
+    ("MTGAN-SR with bilinear input skip + LPRNet fine-tuned on its SR crops", "lprnet_sr_skip", "mtgan_skip"),
     ("multi-task CNN, HR training crops only", "multitask", None),  # Table 3 "without samples from DGM"
     ("multi-task CNN + 1/3 bicubic low-res crops", "multitask_bicubic", None),
     ("multi-task CNN + 1/3 DGM low-res crops", "multitask_dgm", None),
@@ -89,6 +96,45 @@ def _shown(spec: str | None) -> str | None:
     if spec and os.path.isabs(spec) and spec.startswith(REPO + os.sep):
         return os.path.relpath(spec, REPO)
     return spec
+
+
+PSNR_HEIGHTS = (12, 8)  # LR crop heights of the PSNR table (the MTGAN trains on 8-12)
+
+
+def sr_psnr(fmt_name: str, specs: dict, data_root: str) -> dict:
+    """``{reader: {"12 px": dB, "8 px": dB}}``: PSNR (mean over the HR validation crops) of bilinear and
+    bicubic interpolation and of each MTGAN generator in ``specs`` that exists, each enlarging the crop's
+    low-resolution pair exactly as the MTGAN is trained and fed (:class:`lprnet_tf.data.lowres.PairedSource`:
+    the crop area-downscaled to that height, laid out at H/2 x W/2) back to the format's H x W."""
+    import cv2
+    import numpy as np
+
+    from lprnet_tf.data.lowres import PairedSource, mtgan_super_resolver
+    from lprnet_tf.data.pipeline import open_source
+    from lprnet_tf.evaluation import REFERENCE_SETS
+    from lprnet_tf.modelio import model_exists
+    from lprnet_tf.vocab import load_plate_format
+
+    fmt = load_plate_format(fmt_name)
+    folder = SETS[fmt_name][0]
+    src = open_source(os.path.join(data_root, folder), fmt, split=REFERENCE_SETS[folder][1])
+    readers = {"bilinear interpolation": cv2.INTER_LINEAR, "bicubic interpolation": cv2.INTER_CUBIC}
+    for label, key in (("MTGAN generator", "mtgan"), ("MTGAN generator, bilinear input skip", "mtgan_skip")):
+        if model_exists(specs.get(key)):
+            readers[f"{label} ({_shown(specs[key])})"] = mtgan_super_resolver(specs[key], fmt)
+    out = {name: {} for name in readers}
+    for h in PSNR_HEIGHTS:
+        pairs = PairedSource(src, fmt, heights=(h,), lr_size=(fmt.height // 2, fmt.width // 2))
+        hr, lr = zip(*[pairs.get(i)[:2] for i in range(len(pairs))])
+        ref = np.stack(hr).astype(np.float32) / 255.0
+        for name, how in readers.items():
+            if isinstance(how, int):  # an OpenCV interpolation
+                up = [cv2.resize(x.astype(np.float32) / 255.0, (fmt.width, fmt.height), interpolation=how) for x in lr]
+            else:
+                up = how.super_resolve_float(list(lr))
+            err = np.mean((np.clip(np.asarray(up, np.float32), 0, 1) - ref) ** 2, axis=(1, 2, 3))
+            out[name][f"{h} px"] = float(np.mean(10 * np.log10(1.0 / np.maximum(err, 1e-10))))
+    return out
 
 
 def read_set(reader: dict, folder: str, split: str | None, merges) -> dict:
@@ -148,9 +194,12 @@ def run_format(fmt_name: str, specs: dict, data_root: str, lowres_root: str) -> 
                                         if k in m}
             print(f"{fmt_name} {label:48s} {col:6s} exact {m['accuracy']:.3f} char {m['char_accuracy']:.3f} "
                   f"({time.time() - t0:.1f} s)", flush=True)
+    psnr = sr_psnr(fmt_name, specs, data_root)
+    for name, by_height in psnr.items():
+        print(f"{fmt_name} PSNR {name}: " + ", ".join(f"{h} {v:.2f} dB" for h, v in by_height.items()), flush=True)
     return {"format": fmt_name, "set": SETS[fmt_name][0], "columns": [c[0] for c in cols],
             "count": rows[next(iter(rows))]["sets"]["HR"].get("count") if rows else 0,
-            "rows": rows, "missing": missing, "merges": merges}
+            "rows": rows, "missing": missing, "merges": merges, "psnr": psnr}
 
 
 def write(results: list, out: str):
@@ -174,6 +223,14 @@ def write(results: list, out: str):
                 f.write("\nThe MTGAN generator reads every crop laid out at 47 x 12 (its LR input), so its HR column is the "
                         "full crop squeezed to 47 x 12 (more horizontal detail than a 12-px crop with its aspect kept), "
                         "then super-resolved to 94 x 24.\n")
+            if r.get("psnr"):
+                heights = list(next(iter(r["psnr"].values())))
+                f.write("\nSuper-resolution alone: PSNR (dB) of each way of enlarging the crops' low-resolution "
+                        "pairs (area-downscaled to the height shown, laid out at the generator's H/2 x W/2 input, "
+                        "as the MTGAN is trained) back to the format's size, against the HR crop.\n\n"
+                        "| enlarged by | " + " | ".join(heights) + " |\n|---|" + "---|" * len(heights) + "\n")
+                for name, by_height in r["psnr"].items():
+                    f.write(f"| {name} | " + " | ".join(f"{by_height[h]:.2f}" for h in heights) + " |\n")
             if any(row.get("kept") for row in r["rows"].values()):
                 f.write("\nRows marked *kept* were not re-measured in this run: their models (the run folders "
                         "named in `benchmarks/lowres.py`, trained by the README's commands, not shipped) are not in this "
@@ -196,7 +253,8 @@ def main():
     defaults = {}
     for fmt_name in SETS:  # the shipped LPRNet; the other models: last.keras of the run directories of the README
         runs = {"lprnet_lowres": f"lprnet_{fmt_name}_lowres", "lprnet_sr": f"lprnet_{fmt_name}_sr",
-                "mtgan": f"mtgan_{fmt_name}", "multitask": f"multitask_{fmt_name}_more",
+                "mtgan": f"mtgan_{fmt_name}", "mtgan_skip": f"mtgan_{fmt_name}_skip",
+                "lprnet_sr_skip": f"lprnet_{fmt_name}_sr_skip", "multitask": f"multitask_{fmt_name}_more",
                 "multitask_bicubic": f"multitask_{fmt_name}_bicubic", "multitask_dgm": f"multitask_{fmt_name}_dgm"}
         defaults[fmt_name] = {"lprnet": f"{fmt_name}_lprnet_basic",
                               **{k: os.path.join(REPO, "runs", v, "last.keras") for k, v in runs.items()}}

@@ -120,6 +120,29 @@ def test_mtgan_shapes_and_roundtrip(cn, tmp_path):
         build_model("mtgan", load_plate_format({**cn.to_dict(), "height": 25}))
 
 
+def test_mtgan_input_skip_starts_as_bilinear_upsampling(cn, tmp_path):
+    """``input_skip: bilinear``: the untrained generator is exactly bilinear upsampling of the LR input
+    (OpenCV's INTER_LINEAR, half-pixel centres); after one training step it is not; save/load keeps it."""
+    import cv2
+
+    keras.utils.set_random_seed(0)
+    model = build_model("mtgan", cn, residual_blocks=1, gen_filters=16, disc_fc_units=32, input_skip="bilinear")
+    lr = np.random.default_rng(5).random((2, 12, 47, 3)).astype("float32")
+    sr = keras.ops.convert_to_numpy(model.super_resolve(lr))
+    ref = np.stack([cv2.resize(x, (94, 24), interpolation=cv2.INTER_LINEAR) for x in lr])
+    assert sr.shape == (2, 24, 94, 3) and np.abs(sr - ref).max() < 1e-5
+    assert model.get_config()["input_skip"] == "bilinear"
+    check_model_roundtrip(model, lr, tmp_path)
+    model.compile()
+    pairs = PairedSource(SynthSource(cn, 5, 4), cn, lr_size=(12, 47))
+    hr, lr4, labels = pairs.batch(0, 4)
+    model.fit(lr4, (hr, labels), batch_size=4, epochs=1, verbose=0)
+    after = keras.ops.convert_to_numpy(model.super_resolve(lr))
+    assert np.abs(after - ref).max() > 1e-4 and after.min() >= 0 and after.max() <= 1
+    with pytest.raises(ConfigError, match="input_skip must be one of"):
+        build_model("mtgan", cn, input_skip="bicubic")
+
+
 def test_mtgan_train_step_one_step(cn):
     keras.utils.set_random_seed(0)
     model = _tiny_mtgan(cn)
