@@ -34,10 +34,11 @@ crops are the test crops here):
   HR crops only (``--schedule cpu_more``), a third of the crops bicubic-downscaled
   (``multitask_br_bicubic.yaml``), a third rendered by the DGM (``multitask_br_dgm.yaml``, ``br_dgm``).
 Greedy decoding (per slot for the multi-task CNN), exact match and character accuracy, the format's
-scoring merges. Also the PSNR of each generator against plain interpolation: every HR validation crop laid
-out at the format's H x W, area-downscaled to the generator's H/2 x W/2 input (the MTGAN's 12-px training
-pair, at crop heights 12 and 8) and enlarged back by bilinear / bicubic interpolation or the generator. Writes ``benchmarks/results/lowres.md`` and ``.json`` (with the number-of-correct-characters
-histograms).
+scoring merges. Also the PSNR of each generator against plain interpolation: each validation crop's
+low-resolution pair (the MTGAN's training rule: area-downscaled to a crop height of 12 or 8 px, laid out at
+the generator's H/2 x W/2 input) enlarged back to H x W by bilinear / bicubic interpolation or the
+generator, against the crop laid out at H x W. Writes ``benchmarks/results/lowres.md`` and ``.json`` (with
+the number-of-correct-characters histograms).
 """
 
 from __future__ import annotations

@@ -26,8 +26,10 @@ Option ``input_skip: bilinear`` (ours, not in the poster; default ``none`` = the
 the generator adds its output to the LR input upsampled bilinearly and clips to [0, 1], so it learns
 only the correction to plain interpolation (the global residual of VDSR-style SR networks); its last
 1x1 deconvolution starts at zero, so an untrained generator is exactly bilinear upsampling. Without it,
-the generator trained 2,500 steps on the 900 BR crops reads the 12-px val crops at 27.5 dB PSNR, below
-bilinear (31.6) and bicubic (33.3) interpolation of the same input (README, low-resolution section).
+the generator trained 2,500 steps on the 900 BR crops enlarges the 12-px val pairs at 27.2 dB PSNR, below
+bilinear (29.2) and bicubic (30.0) interpolation of the same input; with it, 29.8 dB
+(``benchmarks/lowres.py``, README low-resolution section).
+
 The HR size is the plate format's H x W (both even: one stride-2 deconvolution doubles the LR size).
 """
 
