@@ -1319,6 +1319,26 @@ def _accuracy(plates, texts, fmt):
     return float(np.mean([p == fmt.normalize(t) for p, t in zip(plates, texts)])) if texts else 0.0
 
 
+def _changed_split(plates, ref_plates, texts, fmt) -> dict:
+    """Where an export's plates differ from Keras's: ``changed_where_keras_right`` / ``_wrong`` =
+    [changed, crops] over the crops Keras reads right / misreads (empty without labels)."""
+    if not texts:
+        return {}
+    right = [p == fmt.normalize(t) for p, t in zip(ref_plates, texts)]
+    same = [a == b for a, b in zip(plates, ref_plates)]
+    return {f"changed_where_{name}": [sum(1 for k, s in zip(right, same) if k == want and not s),
+                                      sum(1 for k in right if k == want)]
+            for name, want in (("keras_right", True), ("keras_wrong", False))}
+
+
+def _changed_why(r: dict) -> str:
+    """The failure message's tail for :func:`_changed_split`'s figures ('' without them)."""
+    if "changed_where_keras_right" not in r:
+        return ""
+    (cr, nr), (cw, nw) = r["changed_where_keras_right"], r["changed_where_keras_wrong"]
+    return f"; changed plates: {cr} of the {nr} crops Keras reads right, {cw} of the {nw} it misreads"
+
+
 def _run_tflite(path: str, x: np.ndarray) -> dict:
     """``{output name: array}`` of a ``.tflite`` file on float32 ``x`` (``logits`` always)."""
     from lprnet_tf.runtime import TFLiteBackend
@@ -1451,17 +1471,11 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
     def compare(key, logits=None, plates=None, exact=False, conf=None, weights=None):
         if plates is None:
             plates, conf = decode(logits, fmt, "greedy", kind=kind)
-        same = [a == b for a, b in zip(plates, ref_plates)]
-        agree = float(np.mean(same))
+        agree = float(np.mean([a == b for a, b in zip(plates, ref_plates)]))
         acc = _accuracy(plates, texts, fmt)
         r = {"plate_agreement": agree, "accuracy": acc, "accuracy_diff": acc - report["keras"]["accuracy"],
              "check": "logits within atol + identical plates" if exact else "plate agreement + accuracy"}
-        if texts:  # where the changed plates are: on crops Keras reads right, or on those it misreads anyway
-            right = [p == fmt.normalize(t) for p, t in zip(ref_plates, texts)]
-            for name, want in (("keras_right", True), ("keras_wrong", False)):
-                n = sum(1 for k in right if k == want)
-                changed = sum(1 for k, s in zip(right, same) if k == want and not s)
-                r[f"changed_where_{name}"] = [changed, n]
+        r.update(_changed_split(plates, ref_plates, texts, fmt))
         if logits is not None:
             r["max_abs_logit_diff"] = float(np.max(np.abs(logits - ref)))
             r["max_abs_keras_logit"] = float(np.max(np.abs(ref)))
@@ -1482,10 +1496,7 @@ def verify_export(model, fmt: PlateFormat, saved_model_dir: str | None = None,
             ok = agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
             why = (f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs Keras "
                    f"{report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)")
-            if "changed_where_keras_right" in r:
-                (cr, nr), (cw, nw) = r["changed_where_keras_right"], r["changed_where_keras_wrong"]
-                why += (f"; changed plates: {cr} of the {nr} crops Keras reads right, {cw} of the {nw} it "
-                        "misreads")
+            why += _changed_why(r)
         _record(report, key, r, ok, why)
 
     if saved_model_dir:
@@ -1630,7 +1641,8 @@ def verify_sr_export(model, fmt: PlateFormat, saved_model_dir: str | None = None
             acc = _accuracy(plates, texts, recognizer_format)
             r.update(plate_agreement=agree, accuracy=acc, accuracy_diff=acc - report["keras"]["accuracy"],
                      max_abs_logit_diff=float(np.max(np.abs(logits - ref_logits))),
-                     max_abs_keras_logit=float(np.max(np.abs(ref_logits))))
+                     max_abs_keras_logit=float(np.max(np.abs(ref_logits))),
+                     **_changed_split(plates, ref_plates, texts, recognizer_format))
             if exact and exact_rec:
                 limit = LOGIT_ATOL + LOGIT_RTOL * r["max_abs_keras_logit"]
                 r["logit_diff_limit"] = limit
@@ -1642,7 +1654,8 @@ def verify_sr_export(model, fmt: PlateFormat, saved_model_dir: str | None = None
                 r["check"] += " + plate agreement + accuracy"
                 ok = ok and agree >= MIN_AGREEMENT and abs(r["accuracy_diff"]) <= MAX_ACCURACY_DROP + 1e-9
                 why.append(f"plate agreement {agree:.2%} (need >= {MIN_AGREEMENT:.0%}), accuracy {acc:.2%} vs "
-                           f"Keras {report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)")
+                           f"Keras {report['keras']['accuracy']:.2%} (limit ±{MAX_ACCURACY_DROP * 100:.1f} points)"
+                           + _changed_why(r))
             graph = [p.decode("utf-8") for p in np.asarray(out["plate"])]
             r["in_graph_plates_identical"] = graph == list(plates)
             r["max_abs_in_graph_confidence_diff"] = float(np.max(np.abs(np.asarray(out["confidence"]) - conf)))

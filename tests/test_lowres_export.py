@@ -269,6 +269,18 @@ def test_sr_tflite_and_runtime(lowres):
     assert [p.text for p in rec.recognize(small)] == want
 
 
+def test_sr_parity_report_splits_changed_plates(lowres):
+    """The composed SR + recognizer parity entries say where changed plates are (crops the Keras pipeline
+    reads right / misreads); the parts add up to the crops and to the agreement."""
+    report = json.load(open(lowres.root / "out_sr" / "parity.json", encoding="utf-8"))
+    n = report["crops"]["count"]
+    for key in ("savedmodel:predict_images", "savedmodel:serving_default"):
+        r = report["exports"][key]
+        (cr, nr), (cw, nw) = r["changed_where_keras_right"], r["changed_where_keras_wrong"]
+        assert nr + nw == n and nr == round(report["keras"]["accuracy"] * n)
+        assert cr + cw == round((1 - r["plate_agreement"]) * n)
+
+
 def test_sr_export_with_bilinear_input_skip(lowres, tmp_path):
     """A generator with ``input_skip: bilinear`` exports (SavedModel + TFLite f32, parity checked on the
     same crops, raises on failure) with builtin ops only: the upsampling is TFLite's RESIZE_BILINEAR."""
