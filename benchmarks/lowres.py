@@ -99,6 +99,20 @@ def _shown(spec: str | None) -> str | None:
     return spec
 
 
+_SUPER_RESOLVERS: dict = {}  # (spec, H, W) -> SuperResolver: each generator loaded once per run
+
+
+def super_resolver(spec: str, fmt, what: str = "super-resolver"):
+    """:func:`lprnet_tf.data.lowres.mtgan_super_resolver` of ``spec`` for recognizers of ``fmt``, loaded
+    once and shared by the SR rows and the PSNR table."""
+    from lprnet_tf.data.lowres import mtgan_super_resolver
+
+    key = (spec, fmt.height, fmt.width)
+    if key not in _SUPER_RESOLVERS:
+        _SUPER_RESOLVERS[key] = mtgan_super_resolver(spec, fmt, what)
+    return _SUPER_RESOLVERS[key]
+
+
 PSNR_HEIGHTS = (12, 8)  # LR crop heights of the PSNR table (the MTGAN trains on 8-12)
 
 
@@ -110,9 +124,10 @@ def sr_psnr(fmt_name: str, specs: dict, data_root: str) -> dict:
     import cv2
     import numpy as np
 
-    from lprnet_tf.data.lowres import PairedSource, mtgan_super_resolver
+    from lprnet_tf.data.lowres import PairedSource
     from lprnet_tf.data.pipeline import open_source
     from lprnet_tf.evaluation import REFERENCE_SETS
+    from lprnet_tf.metrics import psnr
     from lprnet_tf.modelio import model_exists
     from lprnet_tf.vocab import load_plate_format
 
@@ -122,7 +137,7 @@ def sr_psnr(fmt_name: str, specs: dict, data_root: str) -> dict:
     readers = {"bilinear interpolation": cv2.INTER_LINEAR, "bicubic interpolation": cv2.INTER_CUBIC}
     for label, key in (("MTGAN generator", "mtgan"), ("MTGAN generator, bilinear input skip", "mtgan_skip")):
         if model_exists(specs.get(key)):
-            readers[f"{label} ({_shown(specs[key])})"] = mtgan_super_resolver(specs[key], fmt)
+            readers[f"{label} ({_shown(specs[key])})"] = super_resolver(specs[key], fmt)
     out = {name: {} for name in readers}
     for h in PSNR_HEIGHTS:
         pairs = PairedSource(src, fmt, heights=(h,), lr_size=(fmt.height // 2, fmt.width // 2))
@@ -134,7 +149,7 @@ def sr_psnr(fmt_name: str, specs: dict, data_root: str) -> dict:
             else:
                 up = how.super_resolve_float(list(lr))
             err = np.mean((np.clip(np.asarray(up, np.float32), 0, 1) - ref) ** 2, axis=(1, 2, 3))
-            out[name][f"{h} px"] = float(np.mean(10 * np.log10(1.0 / np.maximum(err, 1e-10))))
+            out[name][f"{h} px"] = float(np.mean(psnr(err)))
     return out
 
 
@@ -155,7 +170,6 @@ def read_set(reader: dict, folder: str, split: str | None, merges) -> dict:
 
 
 def load_reader(spec: str, sr_spec: str | None = None) -> dict:
-    from lprnet_tf.data.lowres import mtgan_super_resolver
     from lprnet_tf.data.readers import DataError
     from lprnet_tf.modelio import load_for_inference
     from lprnet_tf.models import model_kind
@@ -164,7 +178,7 @@ def load_reader(spec: str, sr_spec: str | None = None) -> dict:
     sr = None
     if sr_spec:
         try:
-            sr = mtgan_super_resolver(sr_spec, fmt, f"the super-resolver of {spec}:")
+            sr = super_resolver(sr_spec, fmt, f"the super-resolver of {spec}:")
         except DataError as e:
             raise SystemExit(str(e)) from None
     return {"model": model, "fmt": fmt, "kind": model_kind(model), "sr": sr}

@@ -251,6 +251,7 @@ def evaluate_pairs(model, source: SampleSource, fmt: PlateFormat, lr_heights=Non
 
     from lprnet_tf.data.pipeline import PAIR_MODES
     from lprnet_tf.losses import ImageMSE
+    from lprnet_tf.metrics import psnr
     from lprnet_tf.models import model_kind
 
     kind = model_kind(model)
@@ -271,8 +272,7 @@ def evaluate_pairs(model, source: SampleSource, fmt: PlateFormat, lr_heights=Non
             hr_logits.append(np.asarray(model.discriminator.predict_on_batch(target)[1]))
         mse.append(keras.ops.convert_to_numpy(mse_of(target, pred)))
     mse = np.concatenate(mse).astype(np.float64)
-    psnr = 10.0 * np.log10(1.0 / np.maximum(mse, 1e-10))  # (N,) dB, images in [0, 1]
-    m = {"count": int(n), "mse": float(mse.mean()), "psnr": float(psnr.mean())}
+    m = {"count": int(n), "mse": float(mse.mean()), "psnr": float(psnr(mse).mean())}  # dB, images in [0, 1]
     if kind == "gan":
         texts = source.texts()
         rec, _, _ = score(np.concatenate(sr_logits), texts, fmt, "greedy", kind="slot")

@@ -9,7 +9,7 @@ all but one character in 88.7%"). Class merges (e.g. ``O0``) map characters to o
 before comparing and are reported with the figures.
 
 ``lcc(a, b)`` and ``srocc(a, b)``: linear and Spearman rank correlation of paired quality scores
-(IQ-STAN Table 2), numpy only.
+(IQ-STAN Table 2), numpy only. ``psnr(mse)``: the super-resolution / degradation image figure.
 """
 
 from __future__ import annotations
@@ -124,6 +124,12 @@ def srocc(a, b) -> float:
     """Spearman rank-order correlation coefficient (the LCC of the tie-averaged ranks)."""
     x, y = _paired(a, b)
     return lcc(rankdata(x), rankdata(y))
+
+
+def psnr(mse) -> np.ndarray:
+    """Per-image PSNR in dB of images in [0, 1] from their mean squared errors: ``10 log10(1 / MSE)``
+    (MSE floored at 1e-10, so an exact copy reads 100 dB instead of infinity)."""
+    return 10.0 * np.log10(1.0 / np.maximum(np.asarray(mse, np.float64), 1e-10))
 
 
 def correct_chars_table(m: dict) -> str:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lprnet_tf.decoding import beam_search, decode, greedy_ids, log_softmax
-from lprnet_tf.metrics import edit_distance, plate_metrics
+from lprnet_tf.metrics import edit_distance, plate_metrics, psnr
 from lprnet_tf.vocab import plate_format_from_dict
 
 FMT = plate_format_from_dict({"name": "t", "alphabet": "AB12", "max_length": 4, "height": 24, "width": 94,
@@ -112,3 +112,8 @@ def test_decode_views_is_decode_then_vote():
     assert t == want[0] and np.allclose(c, want[1])
     t1, c1 = decode_views(views[0], fmt, "beam")  # one array: plain decode
     assert t1 == decode(views[0], fmt, "beam")[0] and np.allclose(c1, decode(views[0], fmt, "beam")[1])
+
+
+def test_psnr_of_mse():
+    """PSNR of images in [0, 1]: 10 log10(1 / MSE) per image; an exact copy (MSE 0) reads 100 dB."""
+    assert np.allclose(psnr([1e-2, 1e-3, 0.0, 1.0]), [20.0, 30.0, 100.0, 0.0])
