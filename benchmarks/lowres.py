@@ -138,10 +138,11 @@ def sr_psnr(fmt_name: str, specs: dict, data_root: str) -> dict:
     for label, key in (("MTGAN generator", "mtgan"), ("MTGAN generator, bilinear input skip", "mtgan_skip")):
         if model_exists(specs.get(key)):
             readers[f"{label} ({_shown(specs[key])})"] = super_resolver(specs[key], fmt)
+    crops = [src.get(i)[0] for i in range(len(src))]  # read once, paired at each height
     out = {name: {} for name in readers}
     for h in PSNR_HEIGHTS:
         pairs = PairedSource(src, fmt, heights=(h,), lr_size=(fmt.height // 2, fmt.width // 2))
-        hr, lr = zip(*[pairs.get(i)[:2] for i in range(len(pairs))])
+        hr, lr = zip(*[pairs.pair(image, i)[:2] for i, image in enumerate(crops)])
         ref = np.stack(hr).astype(np.float32) / 255.0
         for name, how in readers.items():
             if isinstance(how, int):  # an OpenCV interpolation

@@ -85,10 +85,11 @@ class PlateFormat:
             if len(m) < 2 or any(c not in self.alphabet for c in m):
                 raise PlateFormatError(
                     f"plate format '{self.name}': merge {m!r} must list >= 2 characters of the alphabet")
-        unknown = [f for f in self.reports_on if f not in available_formats()]
+        shipped = available_formats() if self.reports_on else []
+        unknown = [f for f in self.reports_on if f not in shipped]
         if unknown:
             raise PlateFormatError(f"plate format '{self.name}': reports_on lists {unknown}, not shipped plate "
-                                   f"formats; choose from {available_formats()}")
+                                   f"formats; choose from {shipped}")
         object.__setattr__(self, "_index", {c: i + 1 for i, c in enumerate(self.alphabet)})
         object.__setattr__(self, "_compiled", tuple(re.compile(t) for t in self.templates))
 
