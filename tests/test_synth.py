@@ -157,6 +157,55 @@ def test_plate_shapes_follow_the_chinese_plate_font(font):
         glyphs.plate_shape(font, "A")
 
 
+@pytest.mark.parametrize("font", sorted(glyphs.FONTS))
+def test_plate_w_three_and_five(font):
+    """W is the plate M upside down; the plate 5 keeps the font's 5 box, has its top bar and stem, and its bowl
+    curls back so that its left side has ink below the middle (the bundled faces' 5 is open there); the further
+    the curl, the more ink on the left. The plate 3 keeps the 3 box, has a flat top (ink across the first row)
+    and no stem on the left above its bowl."""
+    for k in range(len(glyphs.M_APEX)):
+        assert np.array_equal(glyphs.plate_shape(font, f"W{k}"), glyphs.plate_shape(font, f"M{k}")[::-1])
+    five = glyphs.master(font, "5")
+    h, w = five.shape
+    curls = [glyphs.plate_shape(font, f"5{k}") for k in range(len(glyphs.BOWL_CURL))]
+    for a in curls:
+        assert a.shape == five.shape and a.dtype == np.uint8
+        assert a[1, w // 2] > 127 and a[int(0.25 * h), :w // 3].max() > 127  # the top bar and the stem
+        assert a[int(0.25 * h), 2 * w // 3:].max() == 0  # nothing right of the stem above the bowl
+    left = [int((a[int(0.55 * h):int(0.8 * h), :w // 4] > 127).sum()) for a in curls]
+    assert left == sorted(left) and left[-1] > left[0]
+    assert np.array_equal(glyphs.plate_shape(font, "5"), curls[1])  # plain "5": the middle curl
+    three = glyphs.master(font, "3")
+    h, w = three.shape
+    for k in range(len(glyphs.BOWL_CURL)):
+        a = glyphs.plate_shape(font, f"3{k}")
+        assert a.shape == three.shape
+        assert (a[1, :] > 127).sum() > 0.6 * w  # the flat top
+        assert a[int(0.25 * h), :w // 4].max() == 0  # no stem: the diagonal is right of the middle up there
+        assert a[int(0.25 * h), w // 2:].max() > 127
+
+
+def test_plate_shapes_chars_opt_in():
+    """``plate_shapes_chars`` names the characters a plate_shapes plate draws so (default C, G, Q, M: a format
+    without the key keeps its samples); cn draws W, 3 and 5 too (recorded as bowl_curl); bad values are refused."""
+    cn = load_plate_format("cn")
+    assert synth_spec(cn).styles["blue"].plate_shapes_chars == "CGQMW35"
+    params = [sample(cn, 5, i)[2] for i in range(40)]
+    assert all(("bowl_curl" in p) == p.get("plate_shapes", False) for p in params)
+    assert {p["bowl_curl"] for p in params if "bowl_curl" in p} <= set(glyphs.BOWL_CURL)
+    styles = cn.to_dict()["synth"]["styles"]
+    old = dict(cn.to_dict(), synth=dict(cn.to_dict()["synth"], styles={
+        k: {kk: vv for kk, vv in v.items() if kk != "plate_shapes_chars"} for k, v in styles.items()}))
+    old_fmt = load_plate_format(old)
+    assert synth_spec(old_fmt).styles["blue"].plate_shapes_chars == "CGQM"
+    assert all("bowl_curl" not in sample(old_fmt, 5, i)[2] for i in range(40))
+    for bad_value in ("CGQX", "", 5):
+        bad = dict(cn.to_dict(), synth={"styles": {"x": {"patterns": ["DDDD"], "size_mm": [440, 140],
+                                                         "plate_shapes": 0.5, "plate_shapes_chars": bad_value}}})
+        with pytest.raises(SynthConfigError, match="plate_shapes_chars"):
+            build_spec(load_plate_format(bad))
+
+
 def test_cn_plates_draw_plate_shapes_and_undotted_zero():
     """The cn styles use plate_shapes (recorded in the params); the Mono faces' dotted 0 is drawn as their O."""
     cn, br = load_plate_format("cn"), load_plate_format("br")

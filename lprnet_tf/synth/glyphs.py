@@ -104,21 +104,39 @@ def reference_aspect(name: str) -> float:
 # The bold faces draw wide-mouthed C/G, long-tailed Q and heavy M, and a model trained on them alone reads the
 # real letters as 0 and H (on the real CN crops, of the plates holding a C, Q, M, G: 82/82, 31/34, 68/70,
 # 61/74 misread).
-PLATE_SHAPES = "CGQM"
+# W, 3 and 5 (added later, so formats opt in with the style key ``plate_shapes_chars``): W is that M upside down
+# (its middle peak reaches half way up, not the top as in the bundled faces); 5 has a bowl that curls back almost to
+# its stem (the bundled faces leave it wide open; the shipped CN model read the real 5s as 6 on 43 of the real crops
+# and these 5s as 6 on 52 of 218 synthetic ones, the bundled faces' 5s on 0 of 225); 3 has a flat top and a
+# diagonal down to its bowl (the real 3s the model misread as 5 are drawn so).
+PLATE_SHAPES = "CGQMW35"
+PLATE_SHAPES_DEFAULT = "CGQM"  # what ``plate_shapes`` draws where a style does not name the characters
 PLATE_PREFIX = "plate:"
 M_APEX = (0.5, 0.65, 0.8)  # depths of the M's V (fraction of the height) drawn: "plate:M0" .. "plate:M2"
+BOWL_CURL = (160, 175, 190)  # where the 5's bowl ends (degrees, 180 = its leftmost point): "plate:50" .. "plate:52";
+# the 3's ends 15 degrees earlier ("plate:30" .. "plate:32")
 
 
 @functools.lru_cache(maxsize=None)
 def plate_shape(name: str, ch: str) -> np.ndarray:
-    """Master bitmap of letter ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made
-    from font ``name``'s ``0`` (C, G, Q) or ``H`` (M); the stroke width is the font's. ``M1`` etc.: the M
-    with its V reaching ``M_APEX[1]`` of the height (plain ``M``: the middle depth)."""
-    depth = M_APEX[1]
-    if len(ch) == 2 and ch[0] == "M" and ch[1].isdigit() and int(ch[1]) < len(M_APEX):
-        ch, depth = "M", M_APEX[int(ch[1])]
+    """Master bitmap of character ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made
+    from font ``name``'s ``0`` (C, G, Q), ``H`` (M, W), ``3`` or ``5``; the stroke width is the font's. ``M1`` /
+    ``W1`` etc.: the M with its V reaching ``M_APEX[1]`` of the height, the W with its peak as far up (plain: the
+    middle depth); ``51`` / ``31`` etc.: the 5 whose bowl ends at ``BOWL_CURL[1]`` degrees, the 3 whose bowl ends 15
+    degrees earlier (plain ``5`` / ``3``: the middle one)."""
+    depth, curl = M_APEX[1], BOWL_CURL[1]
+    if len(ch) == 2 and ch[0] in "MW" and ch[1].isdigit() and int(ch[1]) < len(M_APEX):
+        ch, depth = ch[0], M_APEX[int(ch[1])]
+    elif len(ch) == 2 and ch[0] in "35" and ch[1].isdigit() and int(ch[1]) < len(BOWL_CURL):
+        ch, curl = ch[0], BOWL_CURL[int(ch[1])]
     if ch not in PLATE_SHAPES:
         raise ValueError(f"no plate shape for {ch!r}; plate shapes: {PLATE_SHAPES}")
+    if ch == "W":
+        return np.ascontiguousarray(plate_shape(name, f"M{M_APEX.index(depth)}")[::-1])
+    if ch == "5":
+        return _curled_five(name, curl)
+    if ch == "3":
+        return _flat_three(name, curl - 15)
     base = master(name, "H" if ch == "M" else PLAIN_ZERO.get(name, "0"))
     a = base.copy()
     h, w = a.shape
@@ -142,6 +160,52 @@ def plate_shape(name: str, ch: str) -> np.ndarray:
     # Q: a short tail across the bottom right of the ring
     cv2.line(a, (int(round(0.60 * w)), int(round(0.78 * h))), (w - 1 - stroke // 3, h - 1 - stroke // 3), 255,
              thickness=max(1, int(round(0.8 * stroke))), lineType=cv2.LINE_AA)
+    return a
+
+
+def _plate_stroke(name: str, h: int, w: int) -> int:
+    """Stroke width for a drawn plate digit in font ``name`` (box ``h`` x ``w``): the left stroke of its H, at most
+    15 % of the height (a bold stroke would fill the bowls)."""
+    hh = master(name, "H")
+    row = np.flatnonzero(hh[hh.shape[0] // 4] > 127)
+    return int(max(2, min(row[row < hh.shape[1] // 2].size if row.size else w // 6, round(0.15 * h))))
+
+
+def _curled_five(name: str, curl: float) -> np.ndarray:
+    """The plate font's 5 in the box of font ``name``'s own 5: a top bar, a stem down to a ring filling the lower
+    60 % of the box, and the ring drawn clockwise from where the stem meets it round to ``curl`` degrees (0 = right,
+    90 = bottom, 180 = left), so that only a narrow gap on the left separates its end from the stem; stroke:
+    :func:`_plate_stroke`."""
+    h, w = master(name, "5").shape
+    s = _plate_stroke(name, h, w)
+    a = np.zeros((h, w), np.uint8)
+    top = 0.40 * h  # the ring's top edge
+    cx, cy, ax, ay = w / 2, (top + h) / 2, w / 2 - s / 2, (h - top) / 2 - s / 2
+    start = -122.0  # the ring's upper left, where the stem comes down
+    cv2.ellipse(a, (int(round(cx)), int(round(cy))), (int(round(ax)), int(round(ay))), 0, start, curl, 255,
+                thickness=s, lineType=cv2.LINE_AA)
+    xj = cx + ax * np.cos(np.radians(start))
+    yj = cy + ay * np.sin(np.radians(start))
+    x0 = max(0, int(round(xj - s / 2)))
+    a[:int(round(yj)) + 1, x0:x0 + s] = 255  # the stem
+    a[:s, x0:int(round(0.92 * w))] = 255  # the top bar
+    return a
+
+
+def _flat_three(name: str, curl: float) -> np.ndarray:
+    """The plate font's 3 in the box of font ``name``'s own 3: a flat top bar, a diagonal from its right end down to
+    the middle, and a bowl filling the lower 58 % drawn clockwise from its top round to ``curl`` degrees (as in
+    :func:`_curled_five`); stroke: :func:`_plate_stroke`."""
+    h, w = master(name, "3").shape
+    s = _plate_stroke(name, h, w)
+    a = np.zeros((h, w), np.uint8)
+    mid = 0.42 * h  # the bowl's top edge
+    a[:s, int(round(0.10 * w)):int(round(0.90 * w))] = 255  # the top bar
+    cv2.line(a, (int(round(0.86 * w)), s // 2), (int(round(0.40 * w)), int(round(mid + s / 2))), 255, thickness=s,
+             lineType=cv2.LINE_AA)  # the diagonal
+    cx, cy, ax, ay = w / 2, (mid + h) / 2, w / 2 - s / 2, (h - mid) / 2 - s / 2
+    cv2.ellipse(a, (int(round(cx)), int(round(cy))), (int(round(ax)), int(round(ay))), 0, -100, curl, 255,
+                thickness=s, lineType=cv2.LINE_AA)
     return a
 
 

@@ -209,8 +209,9 @@ def _draw_row(img: np.ndarray, text: str, groups: list, box: tuple, cw: float, c
                 shape = glyphs.BARE_STROKE.get(ink["font"], "I")
             elif c == "0" and not ink["letter_o"]:
                 shape = glyphs.PLAIN_ZERO.get(ink["font"], "0")
-            elif ink["plate_shapes"] and c in glyphs.PLATE_SHAPES:
-                shape = glyphs.PLATE_PREFIX + c + (str(ink["m_apex"]) if c == "M" else "")
+            elif ink["plate_shapes"] and c in ink["plate_shapes"]:
+                shape = glyphs.PLATE_PREFIX + c + {"M": str(ink["m_apex"]), "W": str(ink["m_apex"]),
+                                                   "3": str(ink["bowl_curl"]), "5": str(ink["bowl_curl"])}.get(c, "")
             a = glyphs.glyph(ink["cjk_font"] if glyphs.is_cjk(c) else ink["font"], shape, box_w, box_h, ink["thin"])
             _paste(img, a, x + (cw - a.shape[1]) / 2, y, ink["accent"] if c in ink["accent_chars"] else ink["fg"])
             x += cw + (gap if k < glen - 1 else 0.0)
@@ -240,11 +241,15 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     thin = int(round(rng.uniform(*st.thin) * 0.72 * glyphs.MASTER_PX))
     accent = np.asarray(st.accent, np.float32) if st.accent is not None else fg
     plain_one = st.plain_one > 0 and rng.random() < st.plain_one  # "1" as a bare stroke (CN plate font)
-    plate_shapes = st.plate_shapes > 0 and rng.random() < st.plate_shapes  # C/G/Q/M of the CN plate font
+    plate_shapes = st.plate_shapes > 0 and rng.random() < st.plate_shapes  # C/G/Q/M/W/3/5 of the CN plate font
     m_apex = int(rng.integers(len(glyphs.M_APEX))) if plate_shapes else 0  # how deep the M's V reaches
+    # how far the bowls of 3 and 5 curl (drawn only for styles that draw them, so older formats keep their samples)
+    curls = plate_shapes and bool(set("35") & set(st.plate_shapes_chars))
+    bowl_curl = int(rng.integers(len(glyphs.BOWL_CURL))) if curls else 0
     cjk_font = st.cjk_fonts.pick(rng)  # face of the ideographs (draws nothing from rng when there is one)
     ink = dict(font=font, cjk_font=cjk_font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars,
-               plain_one=plain_one, plate_shapes=plate_shapes, m_apex=m_apex, letter_o=st.letter_o,
+               plain_one=plain_one, plate_shapes=st.plate_shapes_chars if plate_shapes else "", m_apex=m_apex,
+               bowl_curl=bowl_curl, letter_o=st.letter_o,
                sep=sep, plate_h=h)
     if st.first_box is not None:  # two_row / lead: the first characters in a box of their own, smaller
         n_top, top_box, top_char, top_gap = st.first_box
@@ -264,6 +269,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     rgba = cv2.merge([*cv2.split(cv2.multiply(img, mask, scale=1.0 / 255.0)), mask[..., 0]])
     params = {"style": st.name, "font": font, "thin": thin, "plain_one": bool(plain_one),
               **({"plate_shapes": True, "m_apex": glyphs.M_APEX[m_apex]} if plate_shapes else {}),
+              **({"bowl_curl": glyphs.BOWL_CURL[bowl_curl]} if curls else {}),
               **({"cjk_font": cjk_font} if len(st.cjk_fonts.options) > 1 else {}),
               "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep, "squeeze": round(float(squeeze), 4)}
     if bg2 is not None:

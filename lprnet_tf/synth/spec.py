@@ -64,7 +64,9 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
 * ``plain_one`` (0): probability that a plate draws the digit ``1`` as a plain vertical stroke (the
   font's ``I``), as Chinese plates do; only for alphabets without the letter I;
 * ``plate_shapes`` (0): probability that a plate draws C, G, Q and M as the Chinese plate font does, built
-  from the picked font's own 0 and H (:func:`lprnet_tf.synth.glyphs.plate_shape`);
+  from the picked font's own 0 and H (:func:`lprnet_tf.synth.glyphs.plate_shape`); ``plate_shapes_chars``
+  (``"CGQM"``): the characters such a plate draws so, any of ``CGQMW35`` (W: the plate M upside down; 3: a
+  flat top and a diagonal; 5: its bowl curled back almost to the stem);
 * ``two_row``: two-row (square) plates, ``{top_chars: 2, top_box_mm: [x0, y0, x1, y1], top_char_mm:
   [w, h], top_gap_mm: 8}``: the first ``top_chars`` characters of the text are drawn in the top box
   with their own character size and gap; the rest in ``text_box_mm`` with ``char_mm`` (the bottom row).
@@ -105,7 +107,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
-    "plain_one", "plate_shapes", "two_row", "lead", "cjk_fonts",
+    "plain_one", "plate_shapes", "plate_shapes_chars", "two_row", "lead", "cjk_fonts",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -299,9 +301,18 @@ class Style:
     marks: tuple
     plain_one: float = 0.0
     plate_shapes: float = 0.0
+    plate_shapes_chars: str = glyphs.PLATE_SHAPES_DEFAULT
     letter_o: bool = True  # the format's alphabet has the letter O (else a font's dotted 0 is drawn as its O)
     first_box: tuple | None = None  # two_row / lead: (chars, box_mm (4,), char_mm (2,), gap_mm)
     cjk_fonts: Choice = Choice(("cjk",), np.ones(1))  # fonts of the ideographs
+
+
+def _plate_shapes_chars(v, what: str) -> str:
+    """``plate_shapes_chars`` of a style: a string of characters that have a plate shape."""
+    if not isinstance(v, str) or not v or set(v) - set(glyphs.PLATE_SHAPES):
+        raise SynthConfigError(f"{what}.plate_shapes_chars: expected a string of characters from "
+                               f"'{glyphs.PLATE_SHAPES}', got {v!r}")
+    return v
 
 
 def _first_box(d: dict, what: str):
@@ -392,6 +403,7 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         marks=tuple(_mark(m, f"{what}.marks[{i}]") for i, m in enumerate(marks)),
         plain_one=float(d.get("plain_one", 0.0)),
         plate_shapes=float(d.get("plate_shapes", 0.0)),
+        plate_shapes_chars=_plate_shapes_chars(d.get("plate_shapes_chars", glyphs.PLATE_SHAPES_DEFAULT), what),
         first_box=_first_box(d, what), cjk_fonts=cjk_fonts,
     )
 
