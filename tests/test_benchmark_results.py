@@ -69,3 +69,24 @@ def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
     assert "| MTGAN-SR + LPRNet (kept, measured 2026-11-30) | 0.500 / 0.900 |" in md
     assert "| LPRNet | 0.700 / 0.950 |" in md and "were not re-measured in this run" in md
     assert "(validation crops, 3 per column; merges none, measured 2026-11-30)" in md  # the CN table
+
+
+def test_glyph_probe_forces_the_character_into_valid_plates():
+    """benchmarks/glyph_probe.py: every probe plate is a valid plate of the format with the character at the
+    recorded place (after the first character); a character the format's patterns cannot place is refused."""
+    import pytest
+
+    import glyph_probe
+    from lprnet_tf.synth.spec import synth_spec
+    from lprnet_tf.vocab import load_plate_format
+
+    cn = load_plate_format("cn")
+    items = glyph_probe.forced_texts(cn, "W", 30, seed=0)
+    assert len(items) == 30
+    for text, style, i in items:
+        assert i >= 1 and text[i] == "W" and cn.check(text) is None and cn.matches_template(text)
+        assert style in synth_spec(cn).styles
+    assert glyph_probe.forced_texts(cn, "W", 30, seed=0) == items  # deterministic
+    assert {st.plate_shapes for st in synth_spec(glyph_probe.with_plate_shapes(cn, 1.0)).styles.values()} == {1.0}
+    with pytest.raises(SystemExit, match="pick another"):
+        glyph_probe.forced_texts(cn, "使", 5, seed=0)  # only ever first (embassy plates)
