@@ -106,9 +106,9 @@ def reference_aspect(name: str) -> float:
 # 61/74 misread).
 # W, 3 and 5 (added later, so formats opt in with the style key ``plate_shapes_chars``): W is that M upside down
 # (its middle peak reaches half way up, not the top as in the bundled faces); 5 has a bowl that curls back almost to
-# its stem (the bundled faces leave it wide open; the shipped CN model read the real 5s as 6 on 43 of the real crops
-# and these 5s as 6 on 52 of 218 synthetic ones, the bundled faces' 5s on 0 of 225); 3 has a flat top and a
-# diagonal down to its bowl (the real 3s the model misread as 5 are drawn so).
+# its stem (the bundled faces leave it wide open; the 22,000-step CN model read the real 5s as 6 on 43 of the real
+# crops, and these 5s as 6 on 43 of 200 synthetic plates while reading the faces' 5s right on 197:
+# benchmarks/glyph_probe.py); 3 has a flat top and a diagonal down to its bowl (the real 3s are drawn so).
 PLATE_SHAPES = "CGQMW35"
 PLATE_SHAPES_DEFAULT = "CGQM"  # what ``plate_shapes`` draws where a style does not name the characters
 PLATE_PREFIX = "plate:"
@@ -120,7 +120,7 @@ BOWL_CURL = (160, 175, 190)  # where the 5's bowl ends (degrees, 180 = its leftm
 @functools.lru_cache(maxsize=None)
 def plate_shape(name: str, ch: str) -> np.ndarray:
     """Master bitmap of character ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made
-    from font ``name``'s ``0`` (C, G, Q), ``H`` (M, W), ``3`` or ``5``; the stroke width is the font's. ``M1`` /
+    from font ``name``'s ``0`` (C, G, Q), ``H`` (M, W), ``3`` or ``5``; the stroke width is the font's (for 3 and 5 at most 15 % of the height). ``M1`` /
     ``W1`` etc.: the M with its V reaching ``M_APEX[1]`` of the height, the W with its peak as far up (plain: the
     middle depth); ``51`` / ``31`` etc.: the 5 whose bowl ends at ``BOWL_CURL[1]`` degrees, the 3 whose bowl ends 15
     degrees earlier (plain ``5`` / ``3``: the middle one)."""
