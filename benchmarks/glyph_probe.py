@@ -43,8 +43,7 @@ def forced_texts(fmt, ch: str, count: int, seed: int) -> list[tuple[str, str, in
             raise SystemExit(f"could not put {ch!r} into {count} valid {fmt.name} plates (its patterns and "
                              f"templates leave no place for it); pick another character")
         text, style = random_text(fmt, rng)
-        places = [i for i in range(1, len(text)) if text[i].isdigit() == ch.isdigit() and text[i].isalnum()
-                  and not text[i].isspace()]
+        places = [i for i in range(1, len(text)) if text[i].isdigit() == ch.isdigit() and text[i].isalnum()]
         rng.shuffle(places)
         for i in places:
             t = text[:i] + ch + text[i + 1:]

@@ -119,32 +119,30 @@ BOWL_CURL = (160, 175, 190)  # where the 5's bowl ends (degrees, 180 = its leftm
 
 @functools.lru_cache(maxsize=None)
 def plate_shape(name: str, ch: str) -> np.ndarray:
-    """Master bitmap of character ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made
-    from font ``name``'s ``0`` (C, G, Q), ``H`` (M, W), ``3`` or ``5``; the stroke width is the font's (for 3 and 5 at most 15 % of the height). ``M1`` /
-    ``W1`` etc.: the M with its V reaching ``M_APEX[1]`` of the height, the W with its peak as far up (plain: the
-    middle depth); ``51`` / ``31`` etc.: the 5 whose bowl ends at ``BOWL_CURL[1]`` degrees, the 3 whose bowl ends 15
-    degrees earlier (plain ``5`` / ``3``: the middle one)."""
-    depth, curl = M_APEX[1], BOWL_CURL[1]
-    if len(ch) == 2 and ch[0] in "MW" and ch[1].isdigit() and int(ch[1]) < len(M_APEX):
-        ch, depth = ch[0], M_APEX[int(ch[1])]
-    elif len(ch) == 2 and ch[0] in "35" and ch[1].isdigit() and int(ch[1]) < len(BOWL_CURL):
-        ch, curl = ch[0], BOWL_CURL[int(ch[1])]
+    """Master bitmap of character ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made from
+    font ``name``'s ``0`` (C, G, Q), ``H`` (M, W), ``3`` or ``5``; the stroke width is the font's (for 3 and 5 at
+    most 15 % of the height). ``M1`` / ``W1`` etc.: the M with its V reaching ``M_APEX[1]`` of the height, the W
+    with its peak as far up (plain: the middle depth); ``51`` / ``31`` etc.: the 5 whose bowl ends at
+    ``BOWL_CURL[1]`` degrees, the 3 whose bowl ends 15 degrees earlier (plain ``5`` / ``3``: the middle one)."""
+    k = 1  # the variant: index into M_APEX (M, W) or BOWL_CURL (3, 5)
+    variants = len(M_APEX) if ch[:1] in "MW" else len(BOWL_CURL)
+    if len(ch) == 2 and ch[0] in "MW35" and ch[1].isdigit() and int(ch[1]) < variants:
+        ch, k = ch[0], int(ch[1])
     if ch not in PLATE_SHAPES:
         raise ValueError(f"no plate shape for {ch!r}; plate shapes: {PLATE_SHAPES}")
     if ch == "W":
-        return np.ascontiguousarray(plate_shape(name, f"M{M_APEX.index(depth)}")[::-1])
+        return np.ascontiguousarray(plate_shape(name, f"M{k}")[::-1])
     if ch == "5":
-        return _curled_five(name, curl)
+        return _curled_five(name, BOWL_CURL[k])
     if ch == "3":
-        return _flat_three(name, curl - 15)
+        return _flat_three(name, BOWL_CURL[k] - 15)
     base = master(name, "H" if ch == "M" else PLAIN_ZERO.get(name, "0"))
     a = base.copy()
     h, w = a.shape
-    row = np.flatnonzero(base[h // 4 if ch == "M" else h // 2] > 127)  # (above the H's crossbar)
-    stroke = int(max(2, row[row < w // 2].size if row.size else w // 6))  # the left stroke's width
+    stroke = int(max(2, _left_stroke(base, h // 4 if ch == "M" else h // 2, w // 6)))  # (H: above its crossbar)
     if ch == "M":
         a[:, stroke:w - stroke] = 0  # keep the two verticals
-        apex = (w // 2, int(round(depth * h)))
+        apex = (w // 2, int(round(M_APEX[k] * h)))
         t = max(1, int(round(0.55 * stroke)))
         for x in (stroke, w - 1 - stroke):
             cv2.line(a, (x, t // 2), apex, 255, thickness=t, lineType=cv2.LINE_AA)
@@ -163,12 +161,18 @@ def plate_shape(name: str, ch: str) -> np.ndarray:
     return a
 
 
+def _left_stroke(a: np.ndarray, y: int, fallback: int) -> int:
+    """Width of the ink of master bitmap ``a`` in row ``y`` left of its middle (a glyph's left stroke), or
+    ``fallback`` when the row has no ink."""
+    row = np.flatnonzero(a[y] > 127)
+    return int(row[row < a.shape[1] // 2].size) if row.size else fallback
+
+
 def _plate_stroke(name: str, h: int, w: int) -> int:
     """Stroke width for a drawn plate digit in font ``name`` (box ``h`` x ``w``): the left stroke of its H, at most
     15 % of the height (a bold stroke would fill the bowls)."""
     hh = master(name, "H")
-    row = np.flatnonzero(hh[hh.shape[0] // 4] > 127)
-    return int(max(2, min(row[row < hh.shape[1] // 2].size if row.size else w // 6, round(0.15 * h))))
+    return int(max(2, min(_left_stroke(hh, hh.shape[0] // 4, w // 6), round(0.15 * h))))
 
 
 def _curled_five(name: str, curl: float) -> np.ndarray:

@@ -210,8 +210,8 @@ def _draw_row(img: np.ndarray, text: str, groups: list, box: tuple, cw: float, c
             elif c == "0" and not ink["letter_o"]:
                 shape = glyphs.PLAIN_ZERO.get(ink["font"], "0")
             elif ink["plate_shapes"] and c in ink["plate_shapes"]:
-                shape = glyphs.PLATE_PREFIX + c + {"M": str(ink["m_apex"]), "W": str(ink["m_apex"]),
-                                                   "3": str(ink["bowl_curl"]), "5": str(ink["bowl_curl"])}.get(c, "")
+                variant = ink["m_apex"] if c in "MW" else ink["bowl_curl"] if c in "35" else ""
+                shape = glyphs.PLATE_PREFIX + c + str(variant)
             a = glyphs.glyph(ink["cjk_font"] if glyphs.is_cjk(c) else ink["font"], shape, box_w, box_h, ink["thin"])
             _paste(img, a, x + (cw - a.shape[1]) / 2, y, ink["accent"] if c in ink["accent_chars"] else ink["fg"])
             x += cw + (gap if k < glen - 1 else 0.0)
