@@ -272,8 +272,8 @@ def test_place_and_degrade_controls_are_applied():
 _SINGLE_SAMPLE_DIGESTS = {
     "cn": "87cfc29393be0c7117a7710ec6e83f8111535f69566d26211ffec67b6a88bf26",  # 2026-12-03: + plate-font W, 3, 5
     # a shipped model's saved cn format from before the W/3/5 shapes (no plate_shapes_chars key) keeps its samples:
-    # the cn digest of 2026-12-02 (Mono faces, plate-font C/G/Q/M with 3 M depths, undotted 0)
-    "cn_lprnet_reduced": "b4114dafd202f3975531e08e8c640a89821b2d1d16b41163be875c51b3a4ef03",
+    # the digest the code before the W/3/5 commit (e54e732^) gives for the same saved format
+    "cn_iq_stan": "4d1d00f3844ae010f1614bceb35813b2fac0052f396c62050f75554dde30656e",
     "br": "78abfd46884dfb20355dcf4c71d2c31312f61ff8c921125a03d247dce13b3e73",
     "us": "22f7694efc02056eda2da050b3ea1a130ed8bad29539dc966240e954ccba77a1",
     "tw": "30ba54fd273e89b475309d792e876e3256da76ebbabd7cc6a94c4af3ddea1db7",
