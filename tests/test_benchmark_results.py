@@ -90,3 +90,26 @@ def test_glyph_probe_forces_the_character_into_valid_plates():
     assert {st.plate_shapes for st in synth_spec(glyph_probe.with_plate_shapes(cn, 1.0)).styles.values()} == {1.0}
     with pytest.raises(SystemExit, match="pick another"):
         glyph_probe.forced_texts(cn, "使", 5, seed=0)  # only ever first (embassy plates)
+
+
+def test_crop_margins_changes_only_the_crop_margin():
+    """benchmarks/crop_margins.py: the tight and loose sets are the format's plates (same texts) with only the
+    horizontal crop margin changed; None leaves the format as it is; a tight crop is narrower around the
+    same plate than a loose one."""
+    import crop_margins
+    from lprnet_tf.data.pipeline import open_source
+    from lprnet_tf.synth.spec import synth_spec
+    from lprnet_tf.vocab import load_plate_format
+
+    cn = load_plate_format("cn")
+    assert crop_margins.with_margin_x(cn, None) is cn
+    tight = crop_margins.with_margin_x(cn, crop_margins.MARGINS["tight"])
+    loose = crop_margins.with_margin_x(cn, crop_margins.MARGINS["loose"])
+    assert synth_spec(tight).degrade.margin_x == (-0.16, -0.10) and synth_spec(loose).degrade.margin_x == (0.08, 0.14)
+    assert synth_spec(tight).degrade.margin_y == synth_spec(cn).degrade.margin_y
+    assert tight.to_dict()["synth"]["styles"] == cn.to_dict()["synth"]["styles"]
+    a, b = open_source("synth:5:4", tight), open_source("synth:5:4", loose)
+    assert a.texts() == b.texts() == open_source("synth:5:4", cn).texts()
+    for i in range(4):  # the same plate height, so the tighter crop is narrower
+        ia, ib = a.get(i)[0], b.get(i)[0]
+        assert ia.shape[1] / ia.shape[0] < ib.shape[1] / ib.shape[0]
