@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import json
 import os
 import sys
@@ -55,12 +54,10 @@ def forced_texts(fmt, ch: str, count: int, seed: int) -> list[tuple[str, str, in
 
 def with_plate_shapes(fmt, p: float):
     """``fmt`` with every synthetic style's ``plate_shapes`` probability set to ``p``."""
-    from lprnet_tf.vocab import load_plate_format
+    from lprnet_tf.vocab import with_synth_update
 
-    d = copy.deepcopy(fmt.to_dict())
-    for st in d["synth"]["styles"].values():
-        st["plate_shapes"] = p
-    return load_plate_format(d)
+    styles = fmt.to_dict()["synth"]["styles"]
+    return with_synth_update(fmt, {"styles": {name: {**st, "plate_shapes": p} for name, st in styles.items()}})
 
 
 def probe(model, fmt, ch: str, count: int, seed: int) -> dict:

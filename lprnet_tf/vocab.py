@@ -218,6 +218,15 @@ def load_plate_format(name_or_path: str | dict | PlateFormat) -> PlateFormat:
     return plate_format_from_dict(_raw_format(path), source=path)
 
 
+def with_synth_update(fmt: PlateFormat, update: dict) -> PlateFormat:
+    """``fmt`` with parts of its ``synth`` section changed as a format file's ``synth_update`` changes them
+    (``{degrade: {margin_x: [-0.1, 0.1]}}`` sets one degradation and keeps the others; see :func:`_raw_format`)."""
+    d = fmt.to_dict()
+    if not d.get("synth"):  # a loaded format without a synth section holds an empty one
+        del d["synth"]
+    return plate_format_from_dict(_apply_synth_update(f"plate format {fmt.name}", d, update))
+
+
 def _format_path(name_or_path: str, relative_to: str = "") -> str:
     path = name_or_path
     if not (path.endswith((".yaml", ".yml")) or os.sep in path or "/" in path):

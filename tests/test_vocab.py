@@ -106,3 +106,20 @@ def test_synth_update_changes_one_set_of_the_base(tmp_path):
                                            encoding="utf-8")
     with pytest.raises(PlateFormatError, match="needs a 'synth' section"):
         load_plate_format(str(tmp_path / "nosynth.yaml"))
+
+
+def test_with_synth_update_is_the_file_key_on_a_loaded_format(tmp_path):
+    """vocab.with_synth_update applies synth_update to a loaded format: the same format as a variant file with that
+    synth_update, the original untouched; a format without a synth section is refused by name."""
+    from lprnet_tf.vocab import with_synth_update
+
+    cn = load_plate_format("cn")
+    (tmp_path / "v.yaml").write_text("base: cn\nsynth_update:\n  degrade: {margin_x: [-0.1, 0.1]}\n", encoding="utf-8")
+    f = with_synth_update(cn, {"degrade": {"margin_x": [-0.1, 0.1]}})
+    v = load_plate_format(str(tmp_path / "v.yaml"))
+    assert f == v and f.synth == v.synth  # (PlateFormat equality leaves synth out)
+    assert f.synth["degrade"] == {**cn.synth["degrade"], "margin_x": [-0.1, 0.1]}
+    assert f.synth["styles"] == cn.synth["styles"] and cn.synth == load_plate_format("cn").synth
+    bare = plate_format_from_dict({"name": "bare", "alphabet": "AB", "max_length": 2, "height": 24, "width": 94})
+    with pytest.raises(PlateFormatError, match="plate format bare: 'synth_update' needs a 'synth' section"):
+        with_synth_update(bare, {"degrade": {"margin_x": [0, 0]}})
