@@ -57,6 +57,12 @@ def log(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
+def format_record(rec: dict) -> str:
+    """One epoch's metrics as ``key=value`` pairs for the log: floats to 4 significant digits, so a small
+    learning rate reads ``lr=1e-05`` (not ``0.0000``); the wall-clock ``time`` is left out."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items() if k != "time")
+
+
 def current_step(model) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
@@ -172,8 +178,7 @@ class RunKeeper(keras.callbacks.Callback):
                     if isinstance(v, float) and k != "time":
                         tf.summary.scalar(k, v)
             self.writer.flush()
-        msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items() if k != "time")
-        log(f"\n[epoch {epoch + 1}] {msg}")
+        log(f"\n[epoch {epoch + 1}] {format_record(rec)}")
 
     @property
     def val_texts(self):

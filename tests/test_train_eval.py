@@ -113,3 +113,10 @@ def test_reference_sets_of_a_multi_country_format(tiny_csv, tmp_path):
     again = load_plate_format(str(tmp_path / "saved.yaml"))
     assert again.reports_on == ("br", "uz", "tw", "us", "ar") and again == fmt
     assert dataclasses.replace(fmt, reports_on=()) == fmt
+
+
+def test_epoch_log_line_keeps_small_learning_rates_readable():
+    from lprnet_tf.training import format_record
+
+    line = format_record({"step": 250, "loss": 1.99483, "lr": 1e-05, "val_accuracy": 0.96679, "time": 12.5})
+    assert line == "step=250 loss=1.995 lr=1e-05 val_accuracy=0.9668"
