@@ -45,18 +45,35 @@ SETTINGS = {
 }
 
 
-def weights_on_grid(model) -> None:
-    """Round every conv/dense kernel of ``model`` in place to the grid the converter quantizes it to:
-    symmetric int8 with one scale per output channel (max |w| / 127), so the dynamic-range file's
-    weights equal the Keras weights and only the on-the-fly activation quantization differs."""
-    new = []
+# Keras-only diagnosis (--groups): which kernels' int8 rounding changes the plates. name -> (test on a kernel's
+# path, what it holds). The dynamic-range converter leaves kernels under 1,024 weights float (LocNet fc2).
+GROUPS = {
+    "locnet_features": (lambda p: p.startswith("locnet/") and "/fc2/" not in p,
+                        "LocNet convolutions and fc1 (quantized in the dynamic-range file)"),
+    "locnet_fc2": (lambda p: p.startswith("locnet/fc2/"),
+                   "LocNet fc2, the affine parameters (float in the dynamic-range file: too few weights)"),
+    "backbone": (lambda p: not p.startswith(("locnet/", "global_context/", "classifier/")),
+                 "backbone: stem, small basic blocks, wide and tall convolutions"),
+    "head": (lambda p: p.startswith(("global_context/", "classifier/")), "global context FC and classifier"),
+    "all": (lambda p: True, "every kernel (= `dynamic_weights_on_grid`'s copy)"),
+}
+
+
+def weights_on_grid(model, select=None) -> int:
+    """Round every conv/dense kernel of ``model`` (those whose path ``select`` accepts, default all) in place
+    to the grid the converter quantizes it to: symmetric int8 with one scale per output channel
+    (max |w| / 127), so the dynamic-range file's weights equal the Keras weights and only the on-the-fly
+    activation quantization differs. Returns how many kernels were rounded."""
+    new, count = [], 0
     for v, w in zip(model.weights, model.get_weights()):
-        if v.path.endswith("kernel") and w.ndim >= 2:
+        if v.path.endswith("kernel") and w.ndim >= 2 and (select is None or select(v.path)):
+            count += 1
             m = np.abs(w).max(axis=tuple(range(w.ndim - 1)), keepdims=True)  # (1, ..., 1, C_out)
             s = np.where(m > 0, m / 127.0, 1.0)
             w = np.round(w / s) * s
         new.append(w)
     model.set_weights(new)
+    return count
 
 
 def keras_plates(model, fmt, crops) -> list[str]:
@@ -74,13 +91,23 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="cn_lprnet_basic", help="shipped name, .keras file or run directory")
     ap.add_argument("--count", type=int, default=1000, help="crops scored (the first COUNT of the set)")
     ap.add_argument("--data", default="", help="crops (data spec); default: the export's parity crops")
-    ap.add_argument("--settings", default="all", help=f"comma-separated of {list(SETTINGS)} or 'all'")
+    ap.add_argument("--settings", default="all", help=f"comma-separated of {list(SETTINGS)}, 'all' or 'none'")
+    ap.add_argument("--groups", default="all", help=f"Keras-only diagnosis: kernel groups of {list(GROUPS)} "
+                    "rounded to their int8 grid one group at a time, comma-separated, 'all' or 'none'")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "quantization"))
     args = ap.parse_args(argv)
-    names = list(SETTINGS) if args.settings == "all" else [s.strip() for s in args.settings.split(",") if s.strip()]
+    names = (list(SETTINGS) if args.settings == "all" else [] if args.settings == "none"
+             else [s.strip() for s in args.settings.split(",") if s.strip()])
     bad = [n for n in names if n not in SETTINGS]
     if bad:
         ap.error(f"--settings: unknown {bad}; choose from {list(SETTINGS)}")
+    groups = (list(GROUPS) if args.groups == "all" else [] if args.groups == "none"
+              else [g.strip() for g in args.groups.split(",") if g.strip()])
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        ap.error(f"--groups: unknown {bad}; choose from {list(GROUPS)}, 'all' or 'none'")
+    if not names and not groups:
+        ap.error("--settings none and --groups none: nothing to measure")
     if args.count < 1:
         ap.error("--count must be positive")
 
@@ -117,13 +144,27 @@ def main(argv=None) -> int:
             print(f"[{i + 1}/{len(names)}] {name}: agreement {r['plate_agreement']:.3f}, accuracy "
                   f"{r['accuracy']:.3f} (Keras {rep['keras']['accuracy']:.3f}), {time.time() - t0:.0f} s", flush=True)
 
+    group_rows = []
+    if groups:
+        ref = keras_plates(model, fmt, crops)
+        truth = [c[1] for c in crops]
+        for g in groups:
+            m = load_for_inference(args.model)[0]
+            n = weights_on_grid(m, GROUPS[g][0])
+            plates = keras_plates(m, fmt, crops) if n else ref
+            group_rows.append({"group": g, "what": GROUPS[g][1], "kernels": n,
+                               "agreement": float(np.mean([a == b for a, b in zip(ref, plates)])),
+                               "accuracy": float(np.mean([a == b for a, b in zip(plates, truth)])),
+                               "keras_accuracy": float(np.mean([a == b for a, b in zip(ref, truth)]))})
+            print(f"[group {g}] {n} kernels rounded: agreement {group_rows[-1]['agreement']:.3f}", flush=True)
+
     meta = {"model": args.model, "model_file": os.path.relpath(os.path.abspath(path), REPO),
             "crops": f"{source} ({len(crops)})", "date": datetime.date.today().isoformat(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python benchmarks/quantization.py "
             + " ".join(argv if argv is not None else sys.argv[1:])}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2, ensure_ascii=False)
+        json.dump({"meta": meta, "rows": rows, "groups": group_rows}, f, indent=2, ensure_ascii=False)
     lines = [f"# TFLite quantization settings: `{args.model}`", "",
              f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). Crops: {meta['crops']}. Each file "
              f"is the dynamic-batch TFLite file; agreement = share of crops whose greedy plate equals the Keras "
@@ -141,6 +182,14 @@ def main(argv=None) -> int:
                      f"{share(r['changed_where_keras_right'])} | {share(r['changed_where_keras_wrong'])} | "
                      f"{r['accuracy']:.3f} | {r['keras_accuracy']:.3f} | {r['bytes']:,} | "
                      f"{'pass' if r['passed'] else 'FAIL'} |")
+    if group_rows:
+        lines += ["", "Where the flips come from (Keras only, no TFLite file): copies of the Keras model with one group "
+                  "of kernels rounded to its per-channel int8 grid, the rounding the converter applies to weights; "
+                  "agreement = share of crops whose greedy plate equals the unrounded model's.", "",
+                  "| kernels rounded | what | kernels | plate agreement | exact (copy) | exact (Keras) |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| `{r['group']}` | {r['what']} | {r['kernels']} | {r['agreement']:.3f} | {r['accuracy']:.3f} | "
+                  f"{r['keras_accuracy']:.3f} |" for r in group_rows]
     with open(args.out + ".md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}.md")

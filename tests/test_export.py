@@ -275,10 +275,27 @@ def test_quantization_benchmark_weights_on_grid(ex, tmp_path):
     assert all(np.allclose(a, np.asarray(v), atol=1e-7) for a, v in zip(snapped, m.weights))
     out = str(tmp_path / "q")
     assert quantization.main(["--model", ex.keras_path, "--settings", "dynamic_weights_on_grid", "--data",
-                              "synth:11:8", "--count", "8", "--out", out]) == 0
-    row = json.load(open(out + ".json", encoding="utf-8"))["rows"][0]
+                              "synth:11:8", "--count", "8", "--groups", "locnet_fc2,head,all", "--out", out]) == 0
+    result = json.load(open(out + ".json", encoding="utf-8"))
+    row = result["rows"][0]
     assert row["setting"] == "dynamic_weights_on_grid" and "agree with the original's on" in row["what"]
     assert 0.0 <= row["agreement"] <= 1.0
+    # the Keras-only diagnosis: one group of kernels rounded at a time
+    fc2, head, everything = result["groups"]
+    # this model has no LocNet: nothing rounded, the copy reads as the original
+    assert (fc2["group"], fc2["kernels"], fc2["agreement"]) == ("locnet_fc2", 0, 1.0)
+    assert head["kernels"] == 2 and everything["kernels"] == len(kernels)  # global context FC + classifier
+    assert all(0.0 <= r["agreement"] <= 1.0 for r in result["groups"])
+    assert "Where the flips come from" in open(out + ".md", encoding="utf-8").read()
+    with pytest.raises(SystemExit):
+        quantization.main(["--model", ex.keras_path, "--settings", "none", "--groups", "locnet"])
+    # on a model with a LocNet the groups split its kernels: convolutions + fc1, and fc2 (the affine parameters)
+    from lprnet_tf.models import build_model
+
+    loc = build_model("lprnet_reduced", ex.fmt, locnet=True)
+    counts = {g: quantization.weights_on_grid(loc, quantization.GROUPS[g][0]) for g in quantization.GROUPS}
+    assert counts["locnet_features"] == 3 and counts["locnet_fc2"] == 1
+    assert sum(counts[g] for g in ("locnet_features", "locnet_fc2", "backbone", "head")) == counts["all"]
 
 
 def _export_cli(ex, out, *args):
