@@ -10,7 +10,11 @@ faces' glyphs) and once with it set to 1 (the plate shapes of ``plate_shapes_cha
 read at the right length). A plate shape the model misreads, where it reads the bundled faces' glyph, is a
 shape it has not learnt; if real crops misread the character the same way, the shape is worth adding to the
 renderer (how the W, 3 and 5 of the Chinese plate font were found, ``lprnet_tf/synth/fonts/README.md``).
-Writes a Markdown table to stdout and, with ``--out``, a JSON file.
+
+With ``--faces cjk,cjk_medium,cjk_black`` the rows are the bundled faces that draw ideographs instead (every
+style's ``cjk_fonts`` set to one face; the style's shapes as in the format): for a province character such
+as ``--chars 皖``, put first on the plate, it tells whether the face's stroke weight changes what the model
+reads. Writes a Markdown table to stdout and, with ``--out``, a JSON file.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ sys.path.insert(0, REPO)
 
 def forced_texts(fmt, ch: str, count: int, seed: int) -> list[tuple[str, str, int]]:
     """``count`` (text, style, place) of ``fmt``: a random text with ``ch`` put at one place after the first
-    character where the text holds a character of the same kind (digit or letter) and the result is a valid
-    plate of the format; texts with no such place are drawn again."""
+    character where the text holds a character of the same kind (digit or letter; for an ideograph, any place
+    holding an ideograph, the first included) and the result is a valid plate of the format; texts with no
+    such place are drawn again."""
     from lprnet_tf.synth.render import random_text
 
     rng = np.random.default_rng(seed)
@@ -42,7 +47,10 @@ def forced_texts(fmt, ch: str, count: int, seed: int) -> list[tuple[str, str, in
             raise SystemExit(f"could not put {ch!r} into {count} valid {fmt.name} plates (its patterns and "
                              f"templates leave no place for it); pick another character")
         text, style = random_text(fmt, rng)
-        places = [i for i in range(1, len(text)) if text[i].isdigit() == ch.isdigit() and text[i].isalnum()]
+        if ch.isascii():
+            places = [i for i in range(1, len(text)) if text[i].isdigit() == ch.isdigit() and text[i].isalnum()]
+        else:
+            places = [i for i in range(len(text)) if not text[i].isascii()]
         rng.shuffle(places)
         for i in places:
             t = text[:i] + ch + text[i + 1:]
@@ -60,8 +68,17 @@ def with_plate_shapes(fmt, p: float):
     return with_synth_update(fmt, {"styles": {name: {**st, "plate_shapes": p} for name, st in styles.items()}})
 
 
-def probe(model, fmt, ch: str, count: int, seed: int) -> dict:
-    """Reads of ``ch`` in the bundled faces' shape ("font") and the plate shape ("plate"): {mode: Counter}."""
+def with_cjk_face(fmt, face: str):
+    """``fmt`` with every synthetic style drawing its ideographs in the bundled face ``face`` alone."""
+    from lprnet_tf.vocab import with_synth_update
+
+    styles = fmt.to_dict()["synth"]["styles"]
+    return with_synth_update(fmt, {"styles": {name: {**st, "cjk_fonts": {face: 1}} for name, st in styles.items()}})
+
+
+def probe(model, fmt, ch: str, count: int, seed: int, modes=None) -> dict:
+    """Reads of ``ch`` under each ``(mode, format)`` of ``modes`` (default: the bundled faces' shape, "font", and
+    the plate shape, "plate"): {mode: Counter}."""
     from lprnet_tf.data.pipeline import ArraySource
     from lprnet_tf.decoding import decode
     from lprnet_tf.evaluation import predict_logits
@@ -69,8 +86,7 @@ def probe(model, fmt, ch: str, count: int, seed: int) -> dict:
 
     items = forced_texts(fmt, ch, count, seed)
     result = {}
-    for mode, p in (("font", 0.0), ("plate", 1.0)):
-        f = with_plate_shapes(fmt, p)
+    for mode, f in modes or (("font", with_plate_shapes(fmt, 0.0)), ("plate", with_plate_shapes(fmt, 1.0))):
         images = [render_plate(f, t, np.random.default_rng([seed, k]), style)[0] for k, (t, style, _) in
                   enumerate(items)]
         plates = decode(predict_logits(model, ArraySource(images, [t for t, _, _ in items]), fmt), fmt, "greedy")[0]
@@ -88,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chars", default="35W", help="characters to probe")
     ap.add_argument("--count", type=int, default=200, help="plates per character and shape")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--faces", default="", help="comma-separated bundled faces for ideographs (e.g. "
+                    "cjk,cjk_medium,cjk_black): one row per face instead of the font / plate shapes")
     ap.add_argument("--out", default="", help="also write the counts to this JSON file")
     a = ap.parse_args(argv)
     if a.count < 1:
@@ -104,13 +122,22 @@ def main(argv=None) -> int:
     bad = [c for c in a.chars if c not in fmt.alphabet]
     if bad:
         ap.error(f"--chars: {bad} not in the alphabet of {fmt.name}")
+    modes = None
+    if a.faces:
+        from lprnet_tf.synth.glyphs import FONTS
+
+        faces = [x.strip() for x in a.faces.split(",") if x.strip()]
+        unknown = [x for x in faces if x not in FONTS]
+        if unknown:
+            ap.error(f"--faces: {unknown} are not bundled faces; choose from {sorted(FONTS)}")
+        modes = [(face, with_cjk_face(fmt, face)) for face in faces]
     chars = {st.plate_shapes_chars for st in synth_spec(fmt).styles.values()}
     print(f"model {a.model}; format {fmt.name} (plate shapes: {', '.join(sorted(chars))}); {a.count} plates per row\n")
-    print("| char | shape | read right | most common other reads |")
+    print(f"| char | {'face' if modes else 'shape'} | read right | most common other reads |")
     print("|---|---|---|---|")
     report = {}
     for ch in a.chars:
-        res = probe(model, fmt, ch, a.count, a.seed)
+        res = probe(model, fmt, ch, a.count, a.seed, modes)
         report[ch] = {mode: dict(c) for mode, c in res.items()}
         for mode, c in res.items():
             others = ", ".join(f"{k} {v}" for k, v in c.most_common() if k != ch)[:80] or "-"

@@ -73,7 +73,8 @@ def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
 
 def test_glyph_probe_forces_the_character_into_valid_plates():
     """benchmarks/glyph_probe.py: every probe plate is a valid plate of the format with the character at the
-    recorded place (after the first character); a character the format's patterns cannot place is refused."""
+    recorded place (after the first character; an ideograph where the plate holds one); a character the format
+    cannot place is refused; --faces sets every style's ideograph face."""
     import pytest
 
     import glyph_probe
@@ -89,7 +90,13 @@ def test_glyph_probe_forces_the_character_into_valid_plates():
     assert glyph_probe.forced_texts(cn, "W", 30, seed=0) == items  # deterministic
     assert {st.plate_shapes for st in synth_spec(glyph_probe.with_plate_shapes(cn, 1.0)).styles.values()} == {1.0}
     with pytest.raises(SystemExit, match="pick another"):
-        glyph_probe.forced_texts(cn, "使", 5, seed=0)  # only ever first (embassy plates)
+        glyph_probe.forced_texts(cn, "O", 5, seed=0)  # not in the cn alphabet: no valid plate holds it
+    # an ideograph goes where the text holds one (the province, first; or the last character of 学/挂/警 plates)
+    provinces = glyph_probe.forced_texts(cn, "皖", 30, seed=1)
+    assert all(t[i] == "皖" and not t[i].isascii() and cn.check(t) is None for t, _, i in provinces)
+    assert sum(i == 0 for _, _, i in provinces) >= 25
+    medium = synth_spec(glyph_probe.with_cjk_face(cn, "cjk_medium"))
+    assert {st.cjk_fonts.options for st in medium.styles.values()} == {("cjk_medium",)}
 
 
 def test_crop_margins_changes_only_the_crop_margin():
