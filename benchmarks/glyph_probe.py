@@ -60,20 +60,13 @@ def forced_texts(fmt, ch: str, count: int, seed: int) -> list[tuple[str, str, in
     return out
 
 
-def with_plate_shapes(fmt, p: float):
-    """``fmt`` with every synthetic style's ``plate_shapes`` probability set to ``p``."""
+def with_every_style(fmt, **keys):
+    """``fmt`` with ``keys`` set in every synthetic style (``plate_shapes=1.0``: every style draws the plate
+    shapes; ``cjk_fonts={"cjk_medium": 1}``: every style draws its ideographs in that face alone)."""
     from lprnet_tf.vocab import with_synth_update
 
     styles = fmt.to_dict()["synth"]["styles"]
-    return with_synth_update(fmt, {"styles": {name: {**st, "plate_shapes": p} for name, st in styles.items()}})
-
-
-def with_cjk_face(fmt, face: str):
-    """``fmt`` with every synthetic style drawing its ideographs in the bundled face ``face`` alone."""
-    from lprnet_tf.vocab import with_synth_update
-
-    styles = fmt.to_dict()["synth"]["styles"]
-    return with_synth_update(fmt, {"styles": {name: {**st, "cjk_fonts": {face: 1}} for name, st in styles.items()}})
+    return with_synth_update(fmt, {"styles": {name: {**st, **keys} for name, st in styles.items()}})
 
 
 def probe(model, fmt, ch: str, count: int, seed: int, modes=None) -> dict:
@@ -86,7 +79,8 @@ def probe(model, fmt, ch: str, count: int, seed: int, modes=None) -> dict:
 
     items = forced_texts(fmt, ch, count, seed)
     result = {}
-    for mode, f in modes or (("font", with_plate_shapes(fmt, 0.0)), ("plate", with_plate_shapes(fmt, 1.0))):
+    for mode, f in modes or (("font", with_every_style(fmt, plate_shapes=0.0)),
+                             ("plate", with_every_style(fmt, plate_shapes=1.0))):
         images = [render_plate(f, t, np.random.default_rng([seed, k]), style)[0] for k, (t, style, _) in
                   enumerate(items)]
         plates = decode(predict_logits(model, ArraySource(images, [t for t, _, _ in items]), fmt), fmt, "greedy")[0]
@@ -130,7 +124,7 @@ def main(argv=None) -> int:
         unknown = [x for x in faces if x not in FONTS]
         if unknown:
             ap.error(f"--faces: {unknown} are not bundled faces; choose from {sorted(FONTS)}")
-        modes = [(face, with_cjk_face(fmt, face)) for face in faces]
+        modes = [(face, with_every_style(fmt, cjk_fonts={face: 1})) for face in faces]
     chars = {st.plate_shapes_chars for st in synth_spec(fmt).styles.values()}
     print(f"model {a.model}; format {fmt.name} (plate shapes: {', '.join(sorted(chars))}); {a.count} plates per row\n")
     print(f"| char | {'face' if modes else 'shape'} | read right | most common other reads |")

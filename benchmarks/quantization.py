@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -96,16 +97,17 @@ def main(argv=None) -> int:
                     "rounded to their int8 grid one group at a time, comma-separated, 'all' or 'none'")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "quantization"))
     args = ap.parse_args(argv)
-    names = (list(SETTINGS) if args.settings == "all" else [] if args.settings == "none"
-             else [s.strip() for s in args.settings.split(",") if s.strip()])
-    bad = [n for n in names if n not in SETTINGS]
-    if bad:
-        ap.error(f"--settings: unknown {bad}; choose from {list(SETTINGS)}")
-    groups = (list(GROUPS) if args.groups == "all" else [] if args.groups == "none"
-              else [g.strip() for g in args.groups.split(",") if g.strip()])
-    bad = [g for g in groups if g not in GROUPS]
-    if bad:
-        ap.error(f"--groups: unknown {bad}; choose from {list(GROUPS)}, 'all' or 'none'")
+
+    def pick(flag: str, value: str, choices: dict) -> list[str]:
+        """The names a --settings / --groups value selects: 'all', 'none' or a comma-separated list."""
+        chosen = (list(choices) if value == "all" else [] if value == "none"
+                  else [x.strip() for x in value.split(",") if x.strip()])
+        bad = [x for x in chosen if x not in choices]
+        if bad:
+            ap.error(f"--{flag}: unknown {bad}; choose from {list(choices)}, 'all' or 'none'")
+        return chosen
+
+    names, groups = pick("settings", args.settings, SETTINGS), pick("groups", args.groups, GROUPS)
     if not names and not groups:
         ap.error("--settings none and --groups none: nothing to measure")
     if args.count < 1:
@@ -119,6 +121,12 @@ def main(argv=None) -> int:
         crops, source = ex.crops_from_spec(args.data, fmt, args.count, skip_bad=True), args.data
     else:
         crops, source = ex.default_parity_crops(fmt, args.count)
+
+    @functools.cache
+    def reference() -> list[str]:
+        """The unrounded Keras model's greedy plates on the crops (computed once, when first needed)."""
+        return keras_plates(model, fmt, crops)
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, name in enumerate(names):
@@ -128,8 +136,7 @@ def main(argv=None) -> int:
             if kwargs.pop("weights_on_grid", False):
                 m = load_for_inference(args.model)[0]
                 weights_on_grid(m)
-                ref, snapped = keras_plates(model, fmt, crops), keras_plates(m, fmt, crops)
-                agree = float(np.mean([a == b for a, b in zip(ref, snapped)]))
+                agree = float(np.mean([a == b for a, b in zip(reference(), keras_plates(m, fmt, crops))]))
                 note = (f"; the copy's Keras plates agree with the original's on {agree:.1%} (agreement and "
                         f"exact (Keras) are against the copy)")
             files = ex.export_tflite(m, fmt, os.path.join(tmp, name), name="m", variants=[variant],
@@ -146,10 +153,11 @@ def main(argv=None) -> int:
 
     group_rows = []
     if groups:
-        ref = keras_plates(model, fmt, crops)
-        truth = [c[1] for c in crops]
+        ref, truth = reference(), [c[1] for c in crops]
+        m = load_for_inference(args.model)[0]  # one copy, its weights reset before each group
+        original = m.get_weights()
         for g in groups:
-            m = load_for_inference(args.model)[0]
+            m.set_weights(original)
             n = weights_on_grid(m, GROUPS[g][0])
             plates = keras_plates(m, fmt, crops) if n else ref
             group_rows.append({"group": g, "what": GROUPS[g][1], "kernels": n,

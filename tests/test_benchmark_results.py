@@ -88,14 +88,14 @@ def test_glyph_probe_forces_the_character_into_valid_plates():
         assert i >= 1 and text[i] == "W" and cn.check(text) is None and cn.matches_template(text)
         assert style in synth_spec(cn).styles
     assert glyph_probe.forced_texts(cn, "W", 30, seed=0) == items  # deterministic
-    assert {st.plate_shapes for st in synth_spec(glyph_probe.with_plate_shapes(cn, 1.0)).styles.values()} == {1.0}
+    assert {st.plate_shapes for st in synth_spec(glyph_probe.with_every_style(cn, plate_shapes=1.0)).styles.values()} == {1.0}
     with pytest.raises(SystemExit, match="pick another"):
         glyph_probe.forced_texts(cn, "O", 5, seed=0)  # not in the cn alphabet: no valid plate holds it
     # an ideograph goes where the text holds one (the province, first; or the last character of 学/挂/警 plates)
     provinces = glyph_probe.forced_texts(cn, "皖", 30, seed=1)
     assert all(t[i] == "皖" and not t[i].isascii() and cn.check(t) is None for t, _, i in provinces)
     assert sum(i == 0 for _, _, i in provinces) >= 25
-    medium = synth_spec(glyph_probe.with_cjk_face(cn, "cjk_medium"))
+    medium = synth_spec(glyph_probe.with_every_style(cn, cjk_fonts={"cjk_medium": 1}))
     assert {st.cjk_fonts.options for st in medium.styles.values()} == {("cjk_medium",)}
 
 
