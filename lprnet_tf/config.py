@@ -161,13 +161,36 @@ def config_from_dict(raw: dict, overrides=(), schedule: str | None = None, where
             raise ConfigError(f"{where}: no schedule '{schedule}'; this config has {sorted(scheds)}")
         for k, v in (scheds[schedule] or {}).items():
             _set_dotted(raw, k, v, where)
+    base = yaml.safe_load(yaml.safe_dump(raw)) if overrides else None
     for item in overrides:
         k, v = parse_override(item)
-        _set_dotted(raw, k, v, where)
+        _set_dotted(raw, k, v, f"--set {item}")
+    try:
+        return _parse_config(raw, where)
+    except ConfigError as e:
+        if not overrides:
+            raise
+        error = e
+    # name the --set that broke a config which is valid without it (not the file, which is fine)
+    try:
+        _parse_config(base, where)
+    except ConfigError:
+        raise error from None
+    for item in overrides:
+        k, v = parse_override(item)
+        _set_dotted(base, k, v, f"--set {item}")
+        try:
+            _parse_config(base, "")
+        except ConfigError as e:
+            raise ConfigError(f"--set {item}: {str(e).removeprefix(': ')}") from None
+    raise error  # not reached: the loop meets the failing override
+
+
+def _parse_config(raw: dict, where: str) -> ExperimentConfig:
     try:
         cfg = _from_dict(ExperimentConfig, raw, "")
     except ConfigError as e:  # name the file (the messages above name the key)
-        raise ConfigError(f"{where}: {e}") from None
+        raise ConfigError(f"{where}: {e}" if where else str(e)) from None
     _check_values(cfg, where)
     return cfg
 

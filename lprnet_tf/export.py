@@ -862,6 +862,9 @@ def check_variants(kind: str, variants: Sequence[str], frames: int = 0) -> str |
     calibrated nor verified), EQ-LPR quality networks all but ``int8``; CTC and slot models every variant."""
     allowed = {"attn": MULTIFRAME_TFLITE_VARIANTS, "sr": SR_TFLITE_VARIANTS,
                "quality": QUALITY_TFLITE_VARIANTS}.get(kind, TFLITE_VARIANTS)
+    unknown = [v for v in variants if v not in TFLITE_VARIANTS]
+    if unknown:
+        return f"unknown TFLite variant(s) {unknown}: choose from {list(TFLITE_VARIANTS)} (or 'none')"
     bad = [v for v in variants if v not in allowed]
     if not bad:
         return None

@@ -386,7 +386,11 @@ def load_sidecar(tflite_path: str) -> dict:
     if not os.path.isfile(path):
         raise RuntimeModelError(f"{tflite_path}: no sidecar {os.path.basename(path)} beside it; re-export with "
                                 f"lprnet-export or pass the plate format")
-    return _read_json(path, "unreadable sidecar ({e})")
+    side = _read_json(path, "unreadable sidecar ({e})")
+    if not isinstance(side, dict) or not isinstance(side.get("format"), dict):
+        raise RuntimeModelError(f"{path}: sidecar without its plate format (a 'format' object); re-export with "
+                                f"lprnet-export or pass the plate format")
+    return side
 
 
 def is_savedmodel(path: str) -> bool:

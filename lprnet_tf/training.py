@@ -432,6 +432,8 @@ def open_run(cfg: ExperimentConfig, fmt, run_dir: str, resume: bool):
 def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int | None = None,
           verbose: bool = True) -> dict:
     """Train (or resume) a run; returns the final ``state.json`` contents."""
+    if steps is not None and steps < 1:
+        raise ConfigError(f"steps (--steps) must be >= 1, got {steps}")
     keras.utils.set_random_seed(cfg.train.seed)
     fmt = load_plate_format(cfg.plate_format)
     check_model_inputs(cfg)

@@ -281,6 +281,32 @@ def test_bad_experiment_yaml(case, tmp_path):
     assert str(p) in msg and what in msg
 
 
+BAD_OVERRIDES = {  # --set value: (message part); the YAML itself is fine, so the message names the --set
+    "train.batch_sise=4": "unknown key(s) ['batch_sise'] in section 'train'",
+    "train.batch_size=abc": "train.batch_size: expected int, got str ('abc')",
+    "nosection.x=1": "unknown key(s) ['nosection'] at the top level",
+    "train.batch_size=0": "train.batch_size must be >= 1, got 0",
+}
+
+
+@pytest.mark.parametrize("item", sorted(BAD_OVERRIDES))
+def test_bad_override_is_named_not_the_file(item, tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("name: x\ntrain: {steps: 5}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(p), ["train.steps=7", item])
+    msg = one_line(e.value)
+    assert msg.startswith(f"--set {item}: ") and BAD_OVERRIDES[item] in msg and str(p) not in msg
+    assert load_config(str(p), ["train.steps=7"]).train.steps == 7
+
+
+def test_bad_yaml_is_named_even_with_overrides(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("train: {stpes: 5}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="exp.yaml: unknown key"):
+        load_config(str(p), ["train.steps=7"])
+
+
 def test_experiment_config_has_no_required_keys():
     """Every key has a default (the paper's recipe), so 'missing' keys are filled, never guessed wrong:
     the resolved config is written to the run directory."""
@@ -534,6 +560,47 @@ def test_cli_bad_flag_is_exit_2(module, args):
     _assert_user_error(_cli(module, *args), "(see --help)")
 
 
+@pytest.mark.parametrize("module,args,part", [
+    ("train", ["--config", "x.yaml", "--run_dir", "r", "--steps", "0"], "--steps"),
+    ("evaluate", ["--model", "x", "--data", "y", "--out", "z", "--batch_size", "0"], "--batch_size"),
+    ("serve", ["--model", "m", "--port", "99999"], "--port"),
+    ("serve", ["--model", "m", "--max_batch", "0"], "--max_batch"),
+    ("export", ["--model", "m", "--out", "o", "--parity_count", "0"], "--parity_count"),
+])
+def test_cli_out_of_range_flag_is_exit_2(module, args, part):
+    """Counts, sizes and ports are checked when the flags are parsed: no traceback later, no full-length run
+    started for --steps 0 (it used to mean 'the config's steps')."""
+    _assert_user_error(_cli(module, *args), part, "(see --help)")
+
+
+def test_cli_output_folder_that_is_a_file(tmp_path):
+    f = tmp_path / "a.jpg"
+    f.write_bytes(b"x")
+    _assert_user_error(_cli("train", "--config", "x.yaml", "--run_dir", str(f)), "--run_dir", "is a file")
+    _assert_user_error(_cli("evaluate", "--model", BR_MODEL, "--data", "y", "--out", str(f / "sub")),
+                       "--out", "lies under the file")
+    _assert_user_error(_cli("export", "--model", BR_MODEL, "--out", str(f)), "--out", "is a file")
+    assert f.read_bytes() == b"x"
+
+
+def test_check_output_dir(tmp_path):
+    from lprnet_tf.cli.common import check_output_dir
+    from lprnet_tf.config import UsageError
+
+    check_output_dir(str(tmp_path / "new" / "deeper"), "--out")  # missing folders are fine (created later)
+    check_output_dir(str(tmp_path), "--out")
+    (tmp_path / "f").write_text("x")
+    for path, part in ((tmp_path / "f", "is a file"), (tmp_path / "f" / "a" / "b", "lies under the file")):
+        with pytest.raises(UsageError, match=part):
+            check_output_dir(str(path), "--out")
+
+
+def test_cli_evaluate_bad_merge(tmp_path):
+    p = _csv(tmp_path, "path,text\na.jpg,ABC1234\n")
+    _assert_user_error(_cli("evaluate", "--model", BR_MODEL, "--data", str(p), "--out", str(tmp_path / "o"),
+                            "--merge", "O"), "--merge O", "e.g. --merge O0,I1")
+
+
 def test_cli_help_is_exit_0():
     r = _cli("evaluate", "--help")
     assert r.returncode == 0 and "--model" in r.stdout
@@ -594,3 +661,11 @@ def test_cli_recognize_nothing_readable_is_exit_1(tmp_path):
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert any("notes.jpg" in e for e in errors) and any("zero.png" in e for e in errors)
     assert "Traceback" not in r.stderr
+
+
+def test_export_unknown_tflite_variant_is_named():
+    from lprnet_tf.export import check_variants
+
+    for kind in ("ctc", "slot", "attn", "sr", "quality"):
+        assert "unknown TFLite variant(s) ['f99']: choose from" in check_variants(kind, ["f32", "f99"])
+    assert check_variants("ctc", ["f32", "int8"]) is None

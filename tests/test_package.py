@@ -19,6 +19,31 @@ def _package(*args):
                           text=True, timeout=300)
 
 
+def test_existing_folder_is_kept_without_overwrite(tmp_path, cn):
+    """A folder that holds a model is refused without --overwrite (the shipped models live in the default
+    --out_root); with it, the model is replaced and the hand-written README kept. Bad --name / --eval_dir
+    are refused before anything is written."""
+    model = str(tmp_path / "m.keras")
+    save_model(build_model("lprnet_reduced", cn), model, cn)
+    root = tmp_path / "shipped"
+    assert _package("--model", model, "--name", "mine", "--out_root", str(root)).returncode == 0
+    (root / "mine" / "README.md").write_text("how it was trained")
+    before = (root / "mine" / "model.keras").read_bytes()
+    r = _package("--model", model, "--name", "mine", "--out_root", str(root))
+    assert r.returncode == 2 and "already holds a model; pass --overwrite" in r.stderr and "Traceback" not in r.stderr
+    r = _package("--model", model, "--name", "mine", "--out_root", str(root), "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert (root / "mine" / "README.md").read_text() == "how it was trained"
+    assert len((root / "mine" / "model.keras").read_bytes()) == len(before)
+    r = _package("--model", model, "--name", "../escape", "--out_root", str(root))
+    assert r.returncode == 2 and "a folder name" in r.stderr and not (tmp_path / "escape").exists()
+    r = _package("--model", model, "--name", "other", "--out_root", str(root), "--eval_dir", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "no metrics.json" in r.stderr and not (root / "other").exists()
+    (tmp_path / "bad.keras").write_text("not a model")
+    r = _package("--model", str(tmp_path / "bad.keras"), "--name", "third", "--out_root", str(root))
+    assert r.returncode != 0 and not (root / "third").exists()
+
+
 def test_average_checkpoints_of_a_run(tmp_path, cn):
     """--average 3 ships the element-wise mean of the last 3 checkpoints (BatchNorm statistics too); the
     steps are recorded; fewer checkpoints than asked, or another architecture, are refused by name."""

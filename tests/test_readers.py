@@ -16,6 +16,8 @@ def test_csv_reader_and_split(tiny_csv, br):
     assert train[0].group == "ABC1234"
     # the folder holding labels.csv works too
     assert len(read_samples(str(tiny_csv.parent), br)[0]) == 6
+    with pytest.raises(DataError, match=r"no rows with split 'tset'; its splits are \['train', 'val'\]"):
+        read_samples(str(tiny_csv), br, split="tset")
 
 
 def test_csv_bom_crlf_and_normalization(tmp_path, br):

@@ -113,6 +113,11 @@ def test_recognizer_errors(rt, tmp_path):
     shutil.copyfile(rt.tflite, lone)
     with pytest.raises(RuntimeModelError, match="sidecar"):
         Recognizer(lone)
+    with open(lone[:-len(".tflite")] + ".json", "w") as f:
+        f.write("{}")  # JSON, but not a sidecar lprnet-export wrote
+    with pytest.raises(RuntimeModelError, match="sidecar without its plate format.*re-export"):
+        Recognizer(lone)
+    os.remove(lone[:-len(".tflite")] + ".json")
     with pytest.raises(RuntimeModelError, match="not a .tflite"):
         Recognizer(str(tmp_path))
     br = load_plate_format("br")  # 24x94 as well, but another alphabet: decode refuses the logits

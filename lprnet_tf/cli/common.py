@@ -50,6 +50,22 @@ def run_guarded(fn, *args, **kwargs):
         sys.exit(EXIT_INTERRUPTED)
 
 
+def check_output_dir(path: str, flag: str) -> None:
+    """Refuse an output folder flag (``--out``, ``--run_dir``...) that names a file, or lies under one,
+    before any work starts (``os.makedirs`` would fail later with a bare errno)."""
+    from lprnet_tf.config import UsageError
+
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+    if not os.path.isdir(probe):
+        where = "is a file" if probe == os.path.abspath(path) else f"lies under the file {probe}"
+        raise UsageError(f"{flag} {path} {where}, not a folder; choose a folder path (it is created if missing)")
+
+
 def one_line(message: str) -> str:
     """A message on one line (scripts read the first ``error:`` line)."""
     return " ".join(part.strip() for part in message.splitlines() if part.strip())

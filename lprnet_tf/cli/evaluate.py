@@ -12,7 +12,7 @@ import json
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.cli.common import check_output_dir, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -26,7 +26,7 @@ flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "template"], "CTC deco
 flags.DEFINE_list("merge", [], "Class merges for scoring, e.g. O0,I1 (O and 0 count as one character).")
 flags.DEFINE_string("split", None, "Only rows of this split (CSV with a split column).")
 flags.DEFINE_string("format", None, "Plate format name or YAML (default: the one saved with the model).")
-flags.DEFINE_integer("batch_size", 64, "Batch size for inference.")
+flags.DEFINE_integer("batch_size", 64, "Batch size for inference.", lower_bound=1)
 flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last"], "Multi-frame models: what to "
                   "do with a track shorter than the model's K frames (error, skip it, cycle its frames, repeat its "
                   "last frame).")
@@ -43,7 +43,12 @@ def _main(argv):
 
     if not FLAGS.model or not FLAGS.data or not FLAGS.out:
         raise UsageError("--model, --data and --out are required (see --help)")
+    check_output_dir(FLAGS.out, "--out")
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
+    bad = [m for m in FLAGS.merge if len(m) < 2 or any(c not in fmt.alphabet for c in m)]
+    if bad:
+        raise UsageError(f"--merge {','.join(bad)}: each merge lists >= 2 characters of the '{fmt.name}' alphabet "
+                         f"that count as one, e.g. --merge O0,I1")
     frames = getattr(model, "frames", 0)  # a multi-frame model (IQ-STAN) reads tracklets of K frames
     source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad, frames=frames,
                          track_policy=FLAGS.track_policy)

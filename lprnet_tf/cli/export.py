@@ -32,7 +32,7 @@ import sys
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.cli.common import check_output_dir, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -51,12 +51,13 @@ flags.DEFINE_list("int8_float", ["locnet", "global_context"], "Layers kept float
                   "'locnet', 'global_context' or layer names; 'none' quantizes every op (breaks LocNet models).")
 flags.DEFINE_string("calibration_data", "synth:0", "Representative crops for int8 calibration: a data spec like "
                     "lprnet-train's (labels.csv, folder, list file, synth:SEED); use the training source.")
-flags.DEFINE_integer("calibration_count", 200, "Number of representative crops for int8 calibration.")
+flags.DEFINE_integer("calibration_count", 200, "Number of representative crops for int8 calibration.",
+                     lower_bound=1)
 flags.DEFINE_string("parity_data", None, "Crops for the parity check (data spec). Default: the real CN crops in "
                     "../shared/data/cn_ccpd_like_1000 for cn models when present, else synthetic plates. "
                     "Multi-frame models: tracklets (any tracklet layout or synth:SEED), default synthetic.")
 flags.DEFINE_integer("parity_count", 1000, "Number of crops for the parity check (the whole 1,000-crop CN set by "
-                     "default; multi-frame models: tracklets, 64 by default).")
+                     "default; multi-frame models: tracklets, 64 by default).", lower_bound=1)
 flags.DEFINE_bool("onnx", False, "Also write OUT/onnx/NAME.onnx (float32 [N,H,W,3] in [0,1] -> logits, dynamic "
                   "batch, JSON sidecar), checked with ONNX Runtime like TFLite f32. Single-crop CTC models only; "
                   "needs pip install \"lprnet_tf[onnx]\".")
@@ -84,6 +85,7 @@ def _main(argv):
         raise UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help)")
     if not FLAGS.model or not FLAGS.out:
         raise UsageError("--model and --out are required (see --help)")
+    check_output_dir(FLAGS.out, "--out")
     from lprnet_tf import export
     from lprnet_tf.modelio import load_for_inference
 

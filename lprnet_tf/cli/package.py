@@ -1,13 +1,15 @@
 """lprnet-package: turn a training run into a shipped pretrained model folder.
 
-  lprnet-package --model runs/cn_basic --name cn_lprnet_basic [--average N] [--eval_dir eval/cn]
+  lprnet-package --model runs/cn_basic --name my_lprnet [--average N] [--eval_dir eval/cn] [--overwrite]
 
 Writes ``lprnet_tf/pretrained/NAME/`` (or ``--out_root``): ``model.keras`` (weights only, no
 optimizer state), ``plate_format.yaml``, ``config.yaml`` (the run's resolved training config),
 ``train_state.json`` and ``metrics/*.json`` copied from evaluation folders. ``--average N`` ships the
 mean of the weights of the run's last N checkpoints (``RUN/checkpoints/step_*.keras``) instead of one
 file (:func:`lprnet_tf.modelio.average_models`); ``train_state.json`` then lists the steps averaged. The README of the
-folder is written by hand: it says how the model was trained and what it scores.
+folder is written by hand: it says how the model was trained and what it scores. A folder that already
+holds a model is replaced only with ``--overwrite`` (its README.md and other files of its own are kept;
+the files above are rewritten and its ``metrics/*.json`` are replaced by those of ``--eval_dir``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import shutil
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.cli.common import check_output_dir, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -28,6 +30,8 @@ flags.DEFINE_string("out_root", None, "Folder of shipped models (default: lprnet
 flags.DEFINE_integer("average", 0, "Ship the mean of the weights of the run's last N checkpoints "
                      "(RUN/checkpoints/step_*.keras; --model must be the run directory); 0: --model as it is.")
 flags.DEFINE_multi_string("eval_dir", [], "Evaluation output folders whose metrics.json to ship (repeatable).")
+flags.DEFINE_bool("overwrite", False, "Replace the model of an existing folder OUT_ROOT/NAME (default: refuse; its "
+                  "README.md is kept).")
 
 
 def _main(argv):
@@ -52,10 +56,33 @@ def _main(argv):
         path = paths[-1]  # the checkpoints sit in RUN/checkpoints, the plate format in RUN
     path, fmt = resolve_model(path, os.path.join(FLAGS.model, FORMAT_FILE) if steps else None)
     run_dir = FLAGS.model if steps else os.path.dirname(os.path.abspath(path))
-    out = os.path.join(FLAGS.out_root or PRETRAINED_DIR, FLAGS.name)
-    os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
-    # weights only (the optimizer state is dropped: a small file)
+    if FLAGS.name in (".", "..") or os.sep in FLAGS.name or (os.altsep and os.altsep in FLAGS.name):
+        raise UsageError(f"--name {FLAGS.name!r}: a folder name (e.g. my_lprnet), not a path; use --out_root for the "
+                         f"parent folder")
+    root = FLAGS.out_root or PRETRAINED_DIR
+    out = os.path.join(root, FLAGS.name)
+    check_output_dir(out, "--out_root/--name")
+    if os.path.isfile(os.path.join(out, "model.keras")) and not FLAGS.overwrite:
+        raise UsageError(f"{out} already holds a model; pass --overwrite to replace it (its README.md is kept) or "
+                         f"choose another --name")
+    missing = [d for d in FLAGS.eval_dir if not os.path.isfile(os.path.join(d, "metrics.json"))]
+    if missing:
+        raise UsageError(f"--eval_dir {','.join(missing)}: no metrics.json there; pass the --out folder of "
+                         f"lprnet-evaluate")
+    evals = []
+    for d in FLAGS.eval_dir:
+        try:
+            with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
+                evals.append((os.path.basename(os.path.normpath(d)), json.load(f)))
+        except ValueError as e:
+            raise UsageError(f"--eval_dir {d}: metrics.json is not valid JSON ({e}); re-run lprnet-evaluate") from None
+    # everything is read and checked before the folder is touched; weights only (no optimizer state: a small file)
     model = average_models(list(paths)) if steps else load_model(path, compile=False)
+    os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
+    if evals:
+        for old in os.listdir(os.path.join(out, "metrics")):
+            if old.endswith(".json"):
+                os.remove(os.path.join(out, "metrics", old))
     save_model(model, os.path.join(out, "model.keras"))
     fmt.save(os.path.join(out, "plate_format.yaml"))
     for name, dst in (("config.yaml", "config.yaml"), ("metrics.jsonl", "train_metrics.jsonl")):
@@ -71,10 +98,7 @@ def _main(argv):
             state["averaged_checkpoint_steps"] = list(steps)
         with open(os.path.join(out, "train_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=2)
-    for d in FLAGS.eval_dir:
-        with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
-            m = json.load(f)
-        tag = os.path.basename(os.path.normpath(d))
+    for tag, m in evals:
         with open(os.path.join(out, "metrics", f"{tag}.json"), "w", encoding="utf-8") as f:
             json.dump(m, f, indent=2, ensure_ascii=False)
     size = os.path.getsize(os.path.join(out, "model.keras"))

@@ -16,11 +16,12 @@ from lprnet_tf.config import UsageError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel base folder (DIR/NAME with version sub-folders) or a version folder.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to bind (0.0.0.0 exposes the server to the network).")
-flags.DEFINE_integer("port", 8501, "Port (TF Serving's REST default is 8501).")
+flags.DEFINE_integer("port", 8501, "Port (TF Serving's REST default is 8501; 0: any free port).", lower_bound=0,
+                     upper_bound=65535)
 flags.DEFINE_string("name", None, "Model name in URLs (default: the base folder's name).")
-flags.DEFINE_integer("max_batch", 64, "Most images per request.")
-flags.DEFINE_float("max_body_mb", 8.0, "Largest request body in MB.")
-flags.DEFINE_integer("max_image_pixels", 4_000_000, "Largest image (width x height) accepted.")
+flags.DEFINE_integer("max_batch", 64, "Most images per request.", lower_bound=1)
+flags.DEFINE_float("max_body_mb", 8.0, "Largest request body in MB.", lower_bound=0.001)
+flags.DEFINE_integer("max_image_pixels", 4_000_000, "Largest image (width x height) accepted.", lower_bound=1)
 flags.DEFINE_float("read_timeout", 30.0, "Seconds a connection may stay silent (idle keep-alive, or a body slower "
                    "than its Content-Length) before it is closed (408 for a late body).")
 
@@ -36,7 +37,7 @@ def _main(argv):
     limits = Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.max_batch, FLAGS.max_image_pixels, FLAGS.read_timeout)
     server = make_server(FLAGS.model, FLAGS.host, FLAGS.port, FLAGS.name, limits)
     b = server.backend
-    print(f"serving '{b.name}' version {b.version} from {b.path} on http://{FLAGS.host}:{FLAGS.port}"
+    print(f"serving '{b.name}' version {b.version} from {b.path} on http://{FLAGS.host}:{server.server_address[1]}"
           f"/v1/models/{b.name} (signatures: {sorted(b.signatures)})", flush=True)
     try:
         server.serve_forever()

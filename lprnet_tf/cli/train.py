@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import EXIT_PEER_LOST, one_line, parse_flags, run_guarded
+from lprnet_tf.cli.common import EXIT_PEER_LOST, check_output_dir, one_line, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -24,7 +24,7 @@ flags.DEFINE_string("run_dir", None, "Run directory: config.yaml, checkpoints/, 
                     "metrics.jsonl, logs/ (TensorBoard).")
 flags.DEFINE_string("schedule", None, "Named schedule from the YAML's schedules: section (e.g. 'cpu' for the "
                     "short CPU schedule; default: the paper schedule written at the top level).")
-flags.DEFINE_integer("steps", None, "Stop at this global step (default: train.steps of the config).")
+flags.DEFINE_integer("steps", None, "Stop at this global step (default: train.steps of the config).", lower_bound=1)
 flags.DEFINE_bool("resume", False, "Continue the run in --run_dir from last.keras (same step, optimizer "
                   "state, LocNet stage and data order).")
 flags.DEFINE_multi_string("set", [], "Override a config value: key=value with a dotted key, e.g. "
@@ -57,6 +57,7 @@ def _main(argv):
 
     if not FLAGS.config or not FLAGS.run_dir:
         raise UsageError("--config and --run_dir are required (see --help)")
+    check_output_dir(FLAGS.run_dir, "--run_dir")
     if FLAGS.cpu_replicas and FLAGS.strategy != "mirrored":
         raise UsageError("--cpu_replicas needs --strategy mirrored")
     cfg = load_config(FLAGS.config, FLAGS.set, FLAGS.schedule)

@@ -265,13 +265,14 @@ def read_csv(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True, sp
     col = _Collector(path, fmt, skip_bad, verify_images)
     root = os.path.dirname(os.path.abspath(path))
     reader, cols = _open_labels_csv(path)
-    n = 0
+    n, seen = 0, set()
     for i, row in enumerate(reader, start=2):
         where = f"{path}:{i}"
         if None in row or any(row.get(c) is None for c in ("path", "text")):
             col.bad(where, f"row does not have the {len(cols)} fields of the header {cols}; fix the row")
             continue
         if split and row.get("split", "") != split:
+            seen.add(row.get("split") or "")
             continue
         n += 1
         rel = row["path"].strip()
@@ -279,7 +280,10 @@ def read_csv(path: str, fmt: PlateFormat, skip_bad=False, verify_images=True, sp
         col.add(Sample(path=os.path.join(root, rel), text=row["text"], split=row.get("split", "") or "",
                        group=row.get("group", "") or "", where=where, extra=extra))
     if n == 0 and split:
-        raise DataError(f"{path}: no rows with split '{split}'")
+        if "split" not in cols:
+            raise DataError(f"{path}: no 'split' column, so no rows with split '{split}'; drop --split (or add "
+                            f"the column)")
+        raise DataError(f"{path}: no rows with split '{split}'; its splits are {sorted(s for s in seen if s)}")
     return col.finish()
 
 
@@ -378,7 +382,8 @@ def read_samples(source: str, fmt: PlateFormat, skip_bad=False, verify_images=Tr
             else:
                 files = _image_files(source)
                 if not files:
-                    raise DataError(f"{source}: folder has no labels.csv and no images")
+                    raise DataError(f"{source}: folder has no labels.csv and no images; pass the folder "
+                                    f"holding labels.csv or the images (names carry the label), or a labels.csv")
                 layout = "ccpd" if _looks_ccpd(files) else "filenames"
         else:
             layout = "csv" if source.lower().endswith(".csv") else "list"
@@ -416,7 +421,8 @@ def detect_layout(source: str, layout: str = "auto") -> tuple[str, str]:
                 return os.path.join(source, "labels.csv"), "csv"
             files = _image_files(source)
             if not files:
-                raise DataError(f"{source}: folder has no labels.csv and no images")
+                raise DataError(f"{source}: folder has no labels.csv and no images; pass the folder "
+                                f"holding labels.csv or the images (names carry the label), or a labels.csv")
             return source, ("ccpd" if _looks_ccpd(files) else "filenames")
         return source, ("csv" if source.lower().endswith(".csv") else "list")
     if layout in ("ccpd", "filenames") and not os.path.isdir(source):
