@@ -116,6 +116,47 @@ def preprocess(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
     return fit_crop(image, fmt).astype(np.float32) * (1.0 / 255.0)
 
 
+def as_crop(image, index: int = 0) -> np.ndarray:
+    """Check one crop handed to the runtime and bring it to uint8 RGB ``(h, w, 3)``: a grey ``(h, w)`` or
+    ``(h, w, 1)`` crop is copied to R, G and B and an RGBA one loses its alpha (as
+    :func:`lprnet_tf.data.readers.load_image` does for files). Anything else -- ``None``, a path string, a
+    float or 16-bit array (its scale is ambiguous), an empty image, another channel count -- is a
+    ``ValueError`` naming crop ``index`` and the fix."""
+    if isinstance(image, (str, bytes, os.PathLike)):
+        raise ValueError(f"crop {index}: got a path or bytes ({str(image)[:60]!r}); pass decoded uint8 RGB arrays, "
+                         f"or read files with recognize_file / read_image")
+    if image is None or not hasattr(image, "shape"):
+        raise ValueError(f"crop {index}: got {type(image).__name__}, not an image array; pass uint8 RGB arrays "
+                         f"(H, W, 3)")
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"crop {index}: dtype {image.dtype}; pass uint8 RGB (0-255), e.g. for a float image in "
+                         f"[0, 1]: (x * 255).round().astype(np.uint8)")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"crop {index}: shape {image.shape}; pass one crop as (H, W, 3) RGB (grey (H, W) and RGBA "
+                         f"are converted)")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"crop {index}: empty image, shape {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[..., :3]
+    return image
+
+
+def as_crops(images) -> list[np.ndarray]:
+    """A batch of crops (a list, or an ``(N, H, W, 3)`` array) checked by :func:`as_crop`; a single
+    ``(H, W, 3)`` array is refused (it would read as H crops of one pixel row)."""
+    if isinstance(images, np.ndarray) and images.ndim != 4:
+        raise ValueError(f"crops: an array of shape {images.shape}; pass a list of crops ([image]) or an "
+                         f"(N, H, W, 3) array")
+    if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
+        raise ValueError(f"crops: got {type(images).__name__}; pass a list of uint8 RGB crops")
+    return [as_crop(im, i) for i, im in enumerate(images)]
+
+
 def preprocess_batch(images: Sequence[np.ndarray], fmt: PlateFormat) -> np.ndarray:
     """List of uint8 RGB crops -> float32 ``(N, H, W, 3)``."""
     if not len(images):
@@ -578,6 +619,12 @@ class Recognizer:
             self.backend = backend
         elif path is None:
             raise RuntimeModelError("Recognizer needs a .tflite file or a SavedModel folder")
+        elif not os.path.exists(path):
+            raise RuntimeModelError(f"{path}: no such file or folder; pass an exported .tflite / .onnx file or "
+                                    f"SavedModel folder (lprnet-export)")
+        elif path.endswith(".keras"):
+            raise RuntimeModelError(f"{path}: a Keras model file; load it with Recognizer.from_keras("
+                                    f"lprnet_tf.modelio.load_model(path), fmt), or export it with lprnet-export")
         elif is_savedmodel(path):
             info = load_model_info(path)
             self.kind = str(info.get("model_kind") or "ctc")
@@ -659,6 +706,7 @@ class Recognizer:
         """uint8 RGB crops (any size) -> logits ``(N, T, C)``. With ``sr``: the crops are super-resolved
         first and the float SR images laid out for the recognizer (:func:`fit_crop`, no rounding)."""
         self._single_crop()
+        images = as_crops(images)
         if self.sr is not None and len(images):
             x = np.stack([fit_crop(im, self.fmt) for im in self.sr.super_resolve_float(images)]).astype(np.float32)
         else:
@@ -686,7 +734,9 @@ class Recognizer:
 
     def recognize(self, images: Sequence[np.ndarray], decoder: str = "greedy", tta: bool = False) -> list[Plate]:
         """uint8 RGB crops -> one :class:`Plate` each; ``tta``: each crop read in the :data:`TTA_VIEWS`
-        (:func:`tta_view`) and the plates voted (five times the inference)."""
+        (:func:`tta_view`) and the plates voted (five times the inference). Crops are checked and grey /
+        RGBA ones converted by :func:`as_crop`."""
+        images = as_crops(images)
         if not tta:
             return self.decode(self.logits(images), decoder)
         return self.decode([self.logits([tta_view(im, v) for im in images]) for v in TTA_VIEWS], decoder)
@@ -704,6 +754,7 @@ class Recognizer:
         for i, t in enumerate(tracks):
             if len(t) != self.frames:
                 raise RuntimeModelError(f"plate {i}: {len(t)} frame(s) given, the model reads K={self.frames}")
+        tracks = [as_crops(list(t)) for t in tracks]
         if not len(tracks):
             return {"logits": np.zeros((0, 0, self.fmt.num_classes), np.float32),
                     "frame_weights": np.zeros((0, self.frames), np.float32)}

@@ -264,7 +264,20 @@ def keras_quality_fn(model, batch_size: int = 64) -> QualityFn:
     from lprnet_tf.modelio import ModelFileError, input_shape_of
     from lprnet_tf.runtime import resize_crop
 
+    from lprnet_tf.models.registry import MODELS, model_kind
+
     name = getattr(model, "name", "model")
+    kind = model_kind(model)
+    try:
+        out_shape = model.output_shape  # (N,), (N, 1) or (N, M) for a quality model; (N, T, C) for a recognizer
+    except (AttributeError, ValueError, RuntimeError):
+        out_shape = None
+    if (name in MODELS and kind != "quality") or (isinstance(out_shape, tuple) and len(out_shape) > 2):
+        what = {"ctc": "a recognizer", "slot": "a recognizer", "attn": "a multi-frame recognizer",
+                "gan": "an MTGAN", "image": "a DGM"}.get(kind, "not a quality model")
+        raise ModelFileError(f"quality model {name}: {what} (output {out_shape}), not a "
+                             f"quality network; pass an EQ-LPR quality model (e.g. cn_eq_lpr_e) or leave the default "
+                             f"(PQS), and the recognizer as --model")
     try:
         shape = (None, *input_shape_of(model))  # an EQ-LPR QualityNet: its functional net's input
     except (AttributeError, ValueError):

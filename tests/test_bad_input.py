@@ -580,7 +580,14 @@ def test_cli_output_folder_that_is_a_file(tmp_path):
     _assert_user_error(_cli("evaluate", "--model", BR_MODEL, "--data", "y", "--out", str(f / "sub")),
                        "--out", "lies under the file")
     _assert_user_error(_cli("export", "--model", BR_MODEL, "--out", str(f)), "--out", "is a file")
+    _assert_user_error(_cli("demo", "--out", str(f)), "--out", "is a file")
     assert f.read_bytes() == b"x"
+
+
+def test_cli_info_bad_model_option():
+    _assert_user_error(_cli("info", "--models", "lprnet_reduced", "--set", "foo=1"), "model lprnet_reduced",
+                       "unexpected keyword argument 'foo'", "check --set")
+    _assert_user_error(_cli("info", "--models", "lprnet_reduced", "--set", "dropout=5"), "--set dropout=5", "rate")
 
 
 def test_check_output_dir(tmp_path):

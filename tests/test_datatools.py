@@ -374,6 +374,36 @@ def test_split_refuses_bad_requests(tmp_path, clean_set):
     assert sum(x["split"] == "val" for x in rows) == 4  # 2 plates of 2 rows each: 1/3 of 12 rows
 
 
+def test_rewritten_csv_keeps_its_mode(tmp_path, clean_set):
+    """write_csv renames a private temp file over the output: the result keeps the replaced file's mode (a
+    new file gets the umask's), not mkstemp's 0600."""
+    os.chmod(clean_set, 0o644)
+    r = cli("split", "--data", clean_set, "--out", clean_set, "--overwrite", "--val", "0.34")
+    assert r.returncode == 0, r.stderr
+    assert os.stat(clean_set).st_mode & 0o777 == 0o644
+    old = os.umask(0o022)
+    try:
+        from lprnet_tf.datatools.common import write_csv
+
+        write_csv(str(tmp_path / "new.csv"), ["path", "text"], [{"path": "a.jpg", "text": "ABC1234"}])
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "new.csv").st_mode & 0o777 == 0o644
+
+
+def test_stats_json_refuses_to_replace_a_file(tmp_path, clean_set):
+    before = open(clean_set, encoding="utf-8").read()
+    r = cli("stats", "--data", clean_set, "--json", clean_set)
+    assert r.returncode == 2 and "is the input file" in error_line(r)
+    assert open(clean_set, encoding="utf-8").read() == before
+    out = tmp_path / "s.json"
+    out.write_text("{}")
+    r = cli("stats", "--data", clean_set, "--json", str(out))
+    assert r.returncode == 2 and "already exists" in error_line(r)
+    r = cli("stats", "--data", clean_set, "--json", str(out), "--overwrite")
+    assert r.returncode == 0 and json.loads(out.read_text())["rows"] == 12
+
+
 # ---- show --------------------------------------------------------------------------------------
 def test_show_writes_model_input_sheet(tmp_path, clean_set):
     out = tmp_path / "sheet.png"
@@ -382,8 +412,10 @@ def test_show_writes_model_input_sheet(tmp_path, clean_set):
     assert r.returncode == 0, r.stderr
     plain = cv2.imread(str(out))
     assert plain is not None and plain.shape[1] == 5 * (94 + 8)  # 5 cells of the 24x94 input + padding
+    r = cli("show", "--data", clean_set, "--format", "br", "--out", str(out), "--count", "5")
+    assert r.returncode == 2 and "already exists" in error_line(r) and "--overwrite" in error_line(r)
     r = cli("show", "--data", clean_set, "--format", "br", "--out", str(out), "--count", "5", "--cols", "5",
-            "--scale", "1", "--augment", "full", "--pick", "random", "--seed", "2")
+            "--scale", "1", "--augment", "full", "--pick", "random", "--seed", "2", "--overwrite")
     assert r.returncode == 0, r.stderr
     assert "augment full" in r.stdout
     aug = cv2.imread(str(out))

@@ -125,6 +125,37 @@ def test_recognizer_errors(rt, tmp_path):
         Recognizer(lone, fmt=br).recognize(rt.crops[:1])
 
 
+def test_crops_are_checked_and_converted():
+    """What the Python API accepts as crops (lprnet_tf.runtime.as_crop): uint8 RGB, grey and RGBA converted;
+    None, paths, float / 16-bit arrays, empty images and a bare (H, W, 3) array refused by name."""
+    from lprnet_tf.runtime import as_crop, as_crops
+
+    rgb = np.random.default_rng(0).integers(0, 255, (20, 60, 3), dtype=np.uint8)
+    assert as_crop(rgb) is rgb
+    grey = as_crop(rgb[..., 0])
+    assert grey.shape == (20, 60, 3) and (grey[..., 2] == rgb[..., 0]).all()
+    rgba = np.concatenate([rgb, np.zeros((20, 60, 1), np.uint8)], axis=2)
+    assert (as_crop(rgba) == rgb).all()
+    for bad, part in ((None, "NoneType"), ("a.jpg", "recognize_file"), (rgb.astype(np.float32) / 255, "float32"),
+                      (rgb.astype(np.uint16), "uint16"), (np.zeros((0, 0, 3), np.uint8), "empty"),
+                      (np.zeros((4, 4, 2), np.uint8), "shape")):
+        with pytest.raises(ValueError, match=f"crop 1: .*{part}"):
+            as_crops([rgb, bad])
+    with pytest.raises(ValueError, match=r"list of crops \(\[image\]\)"):
+        as_crops(rgb)
+    assert len(as_crops(np.stack([rgb, rgb]))) == 2 and as_crops([]) == []
+
+
+def test_recognizer_path_errors(tmp_path):
+    from lprnet_tf.runtime import Recognizer, RuntimeModelError
+
+    with pytest.raises(RuntimeModelError, match="no such file or folder"):
+        Recognizer(str(tmp_path / "nope.tflite"))
+    (tmp_path / "m.keras").write_bytes(b"x")
+    with pytest.raises(RuntimeModelError, match="from_keras"):
+        Recognizer(str(tmp_path / "m.keras"))
+
+
 def _recognize(*args):
     return subprocess.run([sys.executable, "-m", "lprnet_tf.cli.recognize", *args], env=ENV,
                           capture_output=True, text=True, timeout=300)

@@ -366,6 +366,8 @@ def test_keras_quality_model(tmp_path):
     assert [r.recognized for r in res] == [True, True, False]
     with pytest.raises(ModelFileError, match="no such model file"):
         load_quality_fn(str(tmp_path / "none.keras"))
+    with pytest.raises(ModelFileError, match="a recognizer .*not a quality network"):
+        load_quality_fn("br_lprnet_basic")  # a shipped recognizer passed as --quality
     bad = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D()])
     bad.save(str(tmp_path / "free.keras"))
     with pytest.raises(ModelFileError, match="fixed H and W"):

@@ -337,6 +337,20 @@ def test_cli_errors_and_run(tmp_path):
     r = _cli("--format", "br", "--count", "3", "--out", str(tmp_path / "br"), "--no_degrade", "--noprogress")
     assert r.returncode == 0, r.stderr
     assert len(os.listdir(tmp_path / "br" / "images")) == 3
+    # an existing data set is never written over without --overwrite; bad --out / --seed are refused up front
+    labels = (tmp_path / "br" / "labels.csv").read_bytes()
+    r = _cli("--format", "br", "--count", "2", "--out", str(tmp_path / "br"), "--noprogress", "--seed", "5")
+    assert r.returncode == 2 and "is not empty" in r.stderr and "--overwrite" in r.stderr
+    assert (tmp_path / "br" / "labels.csv").read_bytes() == labels
+    (tmp_path / "f.txt").write_text("x")
+    r = _cli("--format", "br", "--count", "2", "--out", str(tmp_path / "f.txt"))
+    assert r.returncode == 2 and "is a file" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("--format", "br", "--count", "2", "--out", str(tmp_path / "s"), "--seed", "-1")
+    assert r.returncode == 2 and "--seed" in r.stderr and not (tmp_path / "s").exists()
+    r = _cli("--format", "br", "--count", "2", "--out", str(tmp_path / "c"), "--compare_real", str(tmp_path / "no"))
+    assert r.returncode == 2 and "--compare_real" in r.stderr and not (tmp_path / "c").exists()
+    r = _cli("--format", "br", "--count", "2", "--out", str(tmp_path / "br"), "--noprogress", "--overwrite")
+    assert r.returncode == 0, r.stderr
 
 
 def test_us_stacked_variant_keeps_the_us_styles():

@@ -12,13 +12,14 @@ import os
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.cli.common import check_output_dir, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "cn_lprnet_basic", "Shipped model name, run directory or .keras file.")
 flags.DEFINE_integer("count", 200, "Number of sample plates to render.")
-flags.DEFINE_integer("seed", 20261123, "Seed of the rendered sample plates (training used other seeds).")
+flags.DEFINE_integer("seed", 20261123, "Seed of the rendered sample plates (training used other seeds).",
+                     lower_bound=0)
 flags.DEFINE_string("out", "demo_out", "Output folder.")
 flags.DEFINE_enum("decoder", "template", ["greedy", "beam", "template"], "CTC decoder.")
 
@@ -32,6 +33,7 @@ def _main(argv):
 
     if FLAGS.count < 1:
         raise UsageError("--count must be >= 1")
+    check_output_dir(FLAGS.out, "--out")
     model, fmt, path = load_for_inference(FLAGS.model)
     print(f"model: {path} (plate format '{fmt.name}', input {fmt.height}x{fmt.width})")
     source = SynthSource(fmt, seed=FLAGS.seed, size=FLAGS.count)

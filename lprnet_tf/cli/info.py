@@ -8,6 +8,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.config import ConfigError, UsageError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("format", "cn", "Plate format (sets classes and input size).")
@@ -35,11 +36,14 @@ def _main(argv):
         for item in FLAGS.set:
             key, _, value = item.partition("=")
             if not key or not _:
-                from lprnet_tf.config import UsageError
-
                 raise UsageError(f"--set {item!r}: use key=value, e.g. --set recognizer=cn_lprnet_basic")
             opts[key.strip()] = yaml.safe_load(value)
-        model = build_model(name, fmt, **opts)
+        try:
+            model = build_model(name, fmt, **opts)
+        except (ConfigError, ValueError, TypeError) as e:  # an unknown option, or a value the layers refuse
+            msg = str(e).replace("check the model: section of the config", "check --set")
+            sets = f" --set {','.join(FLAGS.set)}" if FLAGS.set else ""
+            raise UsageError(f"model {name} (--format {FLAGS.format}{sets}): {msg}") from None
         s = summarize(model)
         from lprnet_tf.modelio import input_shape_of
 

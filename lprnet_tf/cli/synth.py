@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from absl import app, flags
 
-from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.cli.common import check_output_dir, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 from lprnet_tf.data.readers import DataError, load_image, read_samples
 from lprnet_tf.synth.contact import contact_sheet
@@ -34,7 +34,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("format", None, "Plate format: a shipped name (cn, us, eu, br, uz, tw, ar) or a YAML path.")
 flags.DEFINE_integer("count", 1000, "Number of samples (with --tracklets: of tracks) to write (positive).")
 flags.DEFINE_string("out", None, "Output directory (images/, labels.csv and contact_sheet.png go there).")
-flags.DEFINE_integer("seed", 0, "Run seed: sample i is numpy.random.default_rng([seed, i]).")
+flags.DEFINE_integer("seed", 0, "Run seed: sample i is numpy.random.default_rng([seed, i]).", lower_bound=0)
+flags.DEFINE_bool("overwrite", False, "Write into an --out folder that is not empty (files of the same names are "
+                  "replaced; default: refuse, so an existing data set is never overwritten).")
 flags.DEFINE_bool("no_degrade", False, "Write clean, upright, sharp plates (no camera degradations).")
 flags.DEFINE_string("style", None, "Only this style of the format's synth: section (e.g. blue for cn); "
                     "default: all styles by weight.")
@@ -91,6 +93,12 @@ def _main(argv):
         raise UsageError("--format and --out are required")
     if FLAGS.count < 1:
         raise UsageError(f"--count must be positive, got {FLAGS.count}")
+    check_output_dir(FLAGS.out, "--out")
+    if os.path.isdir(FLAGS.out) and os.listdir(FLAGS.out) and not FLAGS.overwrite:
+        raise UsageError(f"--out {FLAGS.out} is not empty (it may hold a data set); choose a new folder or pass "
+                         f"--overwrite to write into it")
+    if FLAGS.compare_real and not os.path.exists(FLAGS.compare_real):
+        raise UsageError(f"--compare_real {FLAGS.compare_real}: no such folder; pass a real data set (labels.csv)")
     fmt = load_plate_format(FLAGS.format)
     spec = synth_spec(fmt)
     if FLAGS.style is not None:

@@ -59,12 +59,23 @@ def write_csv(path: str, columns: list, rows: list) -> str:
             w.writeheader()
             for r in rows:
                 w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600: keep the replaced file's mode, else the umask's
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def _file_mode(path: str) -> int:
+    """The permission bits a rewritten ``path`` should keep: its own, or those of a new file (0666 less umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def plural(n: int, word: str) -> str:

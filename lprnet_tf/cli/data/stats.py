@@ -14,11 +14,13 @@ data error.
 from __future__ import annotations
 
 import json
+import os
 
 from absl import flags
 
 from lprnet_tf.cli.data._app import require, run
 from lprnet_tf.data.readers import LAYOUTS, DataError
+from lprnet_tf.datatools.common import check_output_file
 from lprnet_tf.datatools.stats import compute_stats, render_stats
 from lprnet_tf.vocab import load_plate_format
 
@@ -28,7 +30,9 @@ flags.DEFINE_string("data", None, "Label source: a labels.csv, a folder holding 
 flags.DEFINE_enum("layout", "auto", LAYOUTS, "Layout of --data; auto detects it from the name and contents.")
 flags.DEFINE_string("format", None, "Optional plate format (shipped name such as cn, br, us, or a YAML path): also "
                     "count labels outside its alphabet/max_length and labels matching none of its templates.")
-flags.DEFINE_string("json", None, "Also write the statistics as JSON to this file.")
+flags.DEFINE_string("json", None, "Also write the statistics as JSON to this file (an existing file only with "
+                    "--overwrite).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --json file.")
 flags.DEFINE_bool("hash_images", True, "Hash image files to find identical images across splits and rows "
                   "(--nohash_images skips it on very large sets).")
 flags.DEFINE_integer("max_chars", 0, "Characters to list in the histogram, most frequent first (0 = all).")
@@ -39,6 +43,8 @@ flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 def _main(argv):
     data = require(FLAGS.data, "data", "the label source to describe (labels.csv, list file or image folder)")
     fmt = load_plate_format(FLAGS.format) if FLAGS.format else None
+    if FLAGS.json:  # before the (long) scan
+        check_output_file(FLAGS.json, "--json", FLAGS.overwrite, inputs=(data, os.path.join(data, "labels.csv")))
     st = compute_stats(data, FLAGS.layout, fmt, hash_images=FLAGS.hash_images, progress=FLAGS.progress)
     print(render_stats(st, max_chars=FLAGS.max_chars))
     if FLAGS.json:
