@@ -180,6 +180,8 @@ BAD_CSV = {  # name: (content, expected message part, fix part, row or None for 
     "missing_text_column": ("path,label\na.jpg,ABC1234\n", "missing column(s) ['text']", "header", None),
     "missing_path_column": ("file,text\na.jpg,ABC1234\n", "missing column(s) ['path']", "header", None),
     "no_header": ("a.jpg,ABC1234\n", "missing column(s)", "header", None),
+    "repeated_column": ("path,text,path\na.jpg,ABC1234,b.jpg\n", "column(s) ['path'] more than once",
+                        "keep one of each", None),
     "short_row": ("path,text\na.jpg\n", "fields of the header", "fix the row", 2),
     "unknown_character": ("path,text\na.jpg,ABC12#4\n", "'#'", "add the character(s)", 2),
     "unknown_character_cn_in_br": ("path,text\na.jpg,皖A12345\n", "'皖'", "add the character(s)", 2),

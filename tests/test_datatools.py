@@ -391,6 +391,15 @@ def test_rewritten_csv_keeps_its_mode(tmp_path, clean_set):
     assert os.stat(tmp_path / "new.csv").st_mode & 0o777 == 0o644
 
 
+def test_validate_and_convert_check_outputs_first(tmp_path, clean_set):
+    same = str(tmp_path / "fixed.csv")
+    r = cli("validate", "--data", clean_set, "--format", "br", "--fix_out", same, "--rejects_out", same)
+    assert r.returncode == 2 and "is the --fix_out file" in error_line(r) and not os.path.exists(same)
+    (tmp_path / "f").write_text("x")
+    r = cli("convert", "--data", clean_set, "--format", "br", "--out", str(tmp_path / "f"))
+    assert r.returncode == 2 and "is a file" in error_line(r)
+
+
 def test_stats_json_refuses_to_replace_a_file(tmp_path, clean_set):
     before = open(clean_set, encoding="utf-8").read()
     r = cli("stats", "--data", clean_set, "--json", clean_set)

@@ -253,6 +253,9 @@ def _open_labels_csv(path: str) -> tuple:
     reader = csv.DictReader(io.StringIO(text))
     cols = [c.strip() for c in (reader.fieldnames or [])]
     reader.fieldnames = cols
+    repeated = sorted({c for c in cols if cols.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names column(s) {repeated} more than once ({cols}); keep one of each")
     missing = [c for c in ("path", "text") if c not in cols]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {cols}. The first line must be a header "

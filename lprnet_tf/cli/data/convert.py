@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from lprnet_tf.cli.common import check_output_dir
 from lprnet_tf.cli.data._app import require, run
 from lprnet_tf.data.readers import LAYOUTS
 from lprnet_tf.datatools.convert import convert
@@ -44,6 +45,7 @@ def _main(argv):
     data = require(FLAGS.data, "data", "the source to convert (CCPD folder, list file, image folder or CSV)")
     fmt = load_plate_format(require(FLAGS.format, "format", "the plate format of the labels, e.g. cn for CCPD"))
     out = require(FLAGS.out, "out", "a new folder for images/ and labels.csv")
+    check_output_dir(out, "--out")  # before the source is scanned
     r = convert(data, out, fmt, FLAGS.layout, skip_bad=FLAGS.skip_bad, overwrite=FLAGS.overwrite, split=FLAGS.split,
                 jpeg_quality=FLAGS.jpeg_quality, progress=FLAGS.progress)
     print(f"wrote {r.labels}: {r.written} images ({r.cropped} cropped from boxes, {r.copied} copied)")

@@ -17,9 +17,12 @@ Exit codes: 0 every row is good, 1 some rows are bad (also when --fix-out wrote 
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from lprnet_tf.cli.data._app import require, run
+from lprnet_tf.config import UsageError
 from lprnet_tf.data.readers import LAYOUTS, detect_layout
 from lprnet_tf.datatools.common import check_output_file
 from lprnet_tf.datatools.validate import (TEMPLATE_MODES, check_fixable, default_rejects_path, render_report, validate,
@@ -41,7 +44,7 @@ flags.DEFINE_string("fix_out", None, "Write the good rows to this CSV (labels no
 flags.DEFINE_string("rejects_out", None, "Where --fix_out writes the bad rows with a `reason` column "
                     "(default: the --fix_out name with .rejects.csv).")
 flags.DEFINE_bool("overwrite", False, "Allow --fix_out/--rejects_out to replace existing files (even the input).")
-flags.DEFINE_integer("max_listed", 20, "Bad rows to list on stdout (0 = all).")
+flags.DEFINE_integer("max_listed", 20, "Bad rows to list on stdout (0 = all).", lower_bound=0)
 flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 
 
@@ -55,6 +58,8 @@ def _main(argv):
         check_fixable(src, layout)
         check_output_file(FLAGS.fix_out, "--fix_out", FLAGS.overwrite, inputs=(src,))
         check_output_file(rejects, "--rejects_out", FLAGS.overwrite, inputs=(src,))
+        if os.path.abspath(rejects) == os.path.abspath(FLAGS.fix_out):
+            raise UsageError(f"--rejects_out {rejects} is the --fix_out file; give the rejects another name")
     elif FLAGS.rejects_out:
         require(None, "fix_out", "--rejects_out only goes with --fix_out (the cleaned CSV)")
     v = validate(data, fmt, FLAGS.layout, templates=FLAGS.templates, min_height=FLAGS.min_height,
