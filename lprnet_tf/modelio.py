@@ -251,6 +251,8 @@ def resolve_model(spec: str, fmt: str | PlateFormat | None = None) -> tuple[str,
     """Find the ``.keras`` file (:func:`model_file`) and plate format for a model spec. The plate
     format is ``fmt`` if given, else the ``plate_format.yaml`` next to the model."""
     path = model_file(spec)
+    if os.path.isfile(path) and (os.path.getsize(path) == 0 or not zipfile.is_zipfile(path)):
+        load_model(path)  # a corrupt file is reported as such before a missing plate format is
     if fmt is None:
         fpath = os.path.join(os.path.dirname(os.path.abspath(path)), FORMAT_FILE)
         if not os.path.isfile(fpath):

@@ -678,3 +678,11 @@ def test_export_unknown_tflite_variant_is_named():
     for kind in ("ctc", "slot", "attn", "sr", "quality"):
         assert "unknown TFLite variant(s) ['f99']: choose from" in check_variants(kind, ["f32", "f99"])
     assert check_variants("ctc", ["f32", "int8"]) is None
+
+
+def test_corrupt_model_is_named_before_a_missing_plate_format(tmp_path):
+    from lprnet_tf.modelio import ModelFileError, resolve_model
+
+    (tmp_path / "m.keras").write_text("not a model")
+    with pytest.raises(ModelFileError, match="not a .keras archive"):
+        resolve_model(str(tmp_path / "m.keras"))
