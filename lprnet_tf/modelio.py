@@ -130,14 +130,19 @@ def save_model(model: keras.Model, path: str, fmt: PlateFormat | None = None) ->
     return path
 
 
+def check_archive(path: str) -> None:
+    """Refuse a model file that is not a zip archive (empty, truncated, another kind of file)."""
+    if os.path.getsize(path) == 0 or not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a .keras archive (truncated or corrupt); use an earlier checkpoint "
+                             f"from the run's checkpoints/ folder or re-export the model")
+
+
 def load_model(path: str, compile: bool = False) -> keras.Model:
     """Load a ``.keras`` file; corrupt or foreign files raise ModelFileError naming the file."""
     _register_custom_objects()
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: model file not found")
-    if os.path.getsize(path) == 0 or not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path}: not a .keras archive (truncated or corrupt); use an earlier checkpoint "
-                             f"from the run's checkpoints/ folder or re-export the model")
+    check_archive(path)
     unsafe = unsafe_objects(path)
     if unsafe:
         raise ModelFileError(f"{path}: refused: unsafe model file: its config holds {', '.join(unsafe)} (Python "
@@ -251,8 +256,8 @@ def resolve_model(spec: str, fmt: str | PlateFormat | None = None) -> tuple[str,
     """Find the ``.keras`` file (:func:`model_file`) and plate format for a model spec. The plate
     format is ``fmt`` if given, else the ``plate_format.yaml`` next to the model."""
     path = model_file(spec)
-    if os.path.isfile(path) and (os.path.getsize(path) == 0 or not zipfile.is_zipfile(path)):
-        load_model(path)  # a corrupt file is reported as such before a missing plate format is
+    if os.path.isfile(path):
+        check_archive(path)  # a corrupt file is reported as such before a missing plate format is
     if fmt is None:
         fpath = os.path.join(os.path.dirname(os.path.abspath(path)), FORMAT_FILE)
         if not os.path.isfile(fpath):

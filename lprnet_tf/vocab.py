@@ -31,6 +31,11 @@ _PLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plates")
 _STRIP = str.maketrans("", "", " -·•._\t\u3000\u00b7\u30fb")
 
 
+
+def bad_merges(merges, alphabet: str) -> list:
+    """The class merges (``O0``: count O and 0 as one character) that do not list >= 2 characters of ``alphabet``."""
+    return [m for m in merges if len(m) < 2 or any(c not in alphabet for c in m)]
+
 class PlateFormatError(ValueError):
     """A plate-format YAML is missing a field, has an unknown key or a wrong type."""
 
@@ -81,10 +86,8 @@ class PlateFormat:
                 re.compile(t)
             except re.error as e:
                 raise PlateFormatError(f"plate format '{self.name}': template {t!r} is not a valid regex ({e})")
-        for m in self.merges:
-            if len(m) < 2 or any(c not in self.alphabet for c in m):
-                raise PlateFormatError(
-                    f"plate format '{self.name}': merge {m!r} must list >= 2 characters of the alphabet")
+        for m in bad_merges(self.merges, self.alphabet):
+            raise PlateFormatError(f"plate format '{self.name}': merge {m!r} must list >= 2 characters of the alphabet")
         shipped = available_formats() if self.reports_on else []
         unknown = [f for f in self.reports_on if f not in shipped]
         if unknown:

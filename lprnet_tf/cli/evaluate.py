@@ -45,7 +45,9 @@ def _main(argv):
         raise UsageError("--model, --data and --out are required (see --help)")
     check_output_dir(FLAGS.out, "--out")
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
-    bad = [m for m in FLAGS.merge if len(m) < 2 or any(c not in fmt.alphabet for c in m)]
+    from lprnet_tf.vocab import bad_merges
+
+    bad = bad_merges(FLAGS.merge, fmt.alphabet)
     if bad:
         raise UsageError(f"--merge {','.join(bad)}: each merge lists >= 2 characters of the '{fmt.name}' alphabet "
                          f"that count as one, e.g. --merge O0,I1")

@@ -65,12 +65,10 @@ def _main(argv):
     if os.path.isfile(os.path.join(out, "model.keras")) and not FLAGS.overwrite:
         raise UsageError(f"{out} already holds a model; pass --overwrite to replace it (its README.md is kept) or "
                          f"choose another --name")
-    missing = [d for d in FLAGS.eval_dir if not os.path.isfile(os.path.join(d, "metrics.json"))]
-    if missing:
-        raise UsageError(f"--eval_dir {','.join(missing)}: no metrics.json there; pass the --out folder of "
-                         f"lprnet-evaluate")
     evals = []
     for d in FLAGS.eval_dir:
+        if not os.path.isfile(os.path.join(d, "metrics.json")):
+            raise UsageError(f"--eval_dir {d}: no metrics.json there; pass the --out folder of lprnet-evaluate")
         try:
             with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
                 evals.append((os.path.basename(os.path.normpath(d)), json.load(f)))

@@ -12,13 +12,11 @@ Exit codes: 0 written, 2 usage or data error.
 
 from __future__ import annotations
 
-import os
-
 from absl import flags
 
 from lprnet_tf.cli.data._app import require, run
 from lprnet_tf.data.augment import LEVELS
-from lprnet_tf.data.readers import LAYOUTS
+from lprnet_tf.data.readers import LAYOUTS, detect_layout
 from lprnet_tf.datatools.common import check_output_file
 from lprnet_tf.datatools.show import PICKS, show
 from lprnet_tf.vocab import load_plate_format
@@ -47,7 +45,7 @@ def _main(argv):
     data = require(FLAGS.data, "data", "the label source to show (labels.csv, list file or image folder)")
     fmt = load_plate_format(require(FLAGS.format, "format", "the plate format, e.g. cn, br, us"))
     out = require(FLAGS.out, "out", "the PNG file to write, e.g. sheet.png")
-    check_output_file(out, "--out", FLAGS.overwrite, inputs=(data, os.path.join(data, "labels.csv")))
+    check_output_file(out, "--out", FLAGS.overwrite, inputs=(detect_layout(data, FLAGS.layout)[0],))
     path, n = show(data, fmt, out, count=FLAGS.count, augment=FLAGS.augment, seed=FLAGS.seed, pick=FLAGS.pick,
                    split=FLAGS.split, layout=FLAGS.layout, cols=FLAGS.cols, scale=FLAGS.scale,
                    with_clean=FLAGS.with_clean, skip_bad=FLAGS.skip_bad)

@@ -14,12 +14,10 @@ data error.
 from __future__ import annotations
 
 import json
-import os
-
 from absl import flags
 
 from lprnet_tf.cli.data._app import require, run
-from lprnet_tf.data.readers import LAYOUTS, DataError
+from lprnet_tf.data.readers import LAYOUTS, DataError, detect_layout
 from lprnet_tf.datatools.common import check_output_file
 from lprnet_tf.datatools.stats import compute_stats, render_stats
 from lprnet_tf.vocab import load_plate_format
@@ -44,7 +42,7 @@ def _main(argv):
     data = require(FLAGS.data, "data", "the label source to describe (labels.csv, list file or image folder)")
     fmt = load_plate_format(FLAGS.format) if FLAGS.format else None
     if FLAGS.json:  # before the (long) scan
-        check_output_file(FLAGS.json, "--json", FLAGS.overwrite, inputs=(data, os.path.join(data, "labels.csv")))
+        check_output_file(FLAGS.json, "--json", FLAGS.overwrite, inputs=(detect_layout(data, FLAGS.layout)[0],))
     st = compute_stats(data, FLAGS.layout, fmt, hash_images=FLAGS.hash_images, progress=FLAGS.progress)
     print(render_stats(st, max_chars=FLAGS.max_chars))
     if FLAGS.json:
