@@ -95,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--settings", default="all", help=f"comma-separated of {list(SETTINGS)}, 'all' or 'none'")
     ap.add_argument("--groups", default="all", help=f"Keras-only diagnosis: kernel groups of {list(GROUPS)} "
                     "rounded to their int8 grid one group at a time, comma-separated, 'all' or 'none'")
+    ap.add_argument("--each_kernel", action="store_true", help="Keras-only diagnosis: also round each conv/dense "
+                    "kernel alone, one row per kernel (does one layer cause the flips, or all of them a little?)")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "quantization"))
     args = ap.parse_args(argv)
 
@@ -108,8 +110,8 @@ def main(argv=None) -> int:
         return chosen
 
     names, groups = pick("settings", args.settings, SETTINGS), pick("groups", args.groups, GROUPS)
-    if not names and not groups:
-        ap.error("--settings none and --groups none: nothing to measure")
+    if not names and not groups and not args.each_kernel:
+        ap.error("--settings none and --groups none (without --each_kernel): nothing to measure")
     if args.count < 1:
         ap.error("--count must be positive")
 
@@ -152,15 +154,19 @@ def main(argv=None) -> int:
                   f"{r['accuracy']:.3f} (Keras {rep['keras']['accuracy']:.3f}), {time.time() - t0:.0f} s", flush=True)
 
     group_rows = []
-    if groups:
+    if groups or args.each_kernel:
         ref, truth = reference(), [c[1] for c in crops]
         m = load_for_inference(args.model)[0]  # one copy, its weights reset before each group
         original = m.get_weights()
-        for g in groups:
+        jobs = [(g, GROUPS[g][0], GROUPS[g][1]) for g in groups]  # (name, kernel-path test, what)
+        if args.each_kernel:
+            jobs += [(v.path, functools.partial(str.__eq__, v.path), f"one kernel {tuple(v.shape)}")
+                     for v in m.weights if v.path.endswith("kernel") and len(v.shape) >= 2]
+        for g, select, what in jobs:
             m.set_weights(original)
-            n = weights_on_grid(m, GROUPS[g][0])
+            n = weights_on_grid(m, select)
             plates = keras_plates(m, fmt, crops) if n else ref
-            group_rows.append({"group": g, "what": GROUPS[g][1], "kernels": n,
+            group_rows.append({"group": g, "what": what, "kernels": n,
                                "agreement": float(np.mean([a == b for a, b in zip(ref, plates)])),
                                "accuracy": float(np.mean([a == b for a, b in zip(plates, truth)])),
                                "keras_accuracy": float(np.mean([a == b for a, b in zip(ref, truth)]))})
@@ -177,10 +183,11 @@ def main(argv=None) -> int:
              f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). Crops: {meta['crops']}. Each file "
              f"is the dynamic-batch TFLite file; agreement = share of crops whose greedy plate equals the Keras "
              f"model's (the export requires >= {ex.MIN_AGREEMENT:.0%} and accuracy within "
-             f"{ex.MAX_ACCURACY_DROP * 100:.1f} points).", "",
-             "| setting | what | plate agreement | changed / crops Keras reads right | changed / crops Keras "
-             "misreads | exact (file) | exact (Keras) | bytes | parity |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"{ex.MAX_ACCURACY_DROP * 100:.1f} points)."]
+    if rows:
+        lines += ["", "| setting | what | plate agreement | changed / crops Keras reads right | changed / crops "
+                  "Keras misreads | exact (file) | exact (Keras) | bytes | parity |",
+                  "|---|---|---|---|---|---|---|---|---|"]
 
     def share(pair):
         return f"{pair[0]} / {pair[1]} ({pair[0] / max(pair[1], 1):.1%})" if pair else "—"

@@ -1,7 +1,9 @@
 """Export: SavedModel signatures and assets, TFLite variants (builtin ops only), sidecars, parity."""
 
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -289,6 +291,13 @@ def test_quantization_benchmark_weights_on_grid(ex, tmp_path):
     assert "Where the flips come from" in open(out + ".md", encoding="utf-8").read()
     with pytest.raises(SystemExit):
         quantization.main(["--model", ex.keras_path, "--settings", "none", "--groups", "locnet"])
+    # --each_kernel: one row per kernel, each rounding exactly that kernel
+    assert quantization.main(["--model", ex.keras_path, "--settings", "none", "--groups", "none", "--each_kernel",
+                              "--data", "synth:11:8", "--count", "8", "--out", out]) == 0
+    each = json.load(open(out + ".json", encoding="utf-8"))["groups"]
+    unnumbered = functools.partial(re.sub, r"_\d+/", "/")  # auto-named layers are numbered per load
+    assert [unnumbered(r["group"]) for r in each] == [unnumbered(v.path) for v in kernels]
+    assert all(r["kernels"] == 1 and 0.0 <= r["agreement"] <= 1.0 for r in each)
     # on a model with a LocNet the groups split its kernels: convolutions + fc1, and fc2 (the affine parameters)
     from lprnet_tf.models import build_model
 
