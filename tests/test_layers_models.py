@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from helpers import check_layer, check_model_roundtrip
+from lprnet_tf.config import ConfigError
 from lprnet_tf.layers import ChannelMaxPool, GlobalContext, LocNet, SmallBasicBlock, affine_grid_sample
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
 from lprnet_tf.models import build_model
@@ -84,5 +85,8 @@ def test_locnet_gate_survives_save_load(cn, tmp_path):
 def test_unknown_model(cn):
     with pytest.raises(ValueError, match="unknown model"):
         build_model("lprnet_huge", cn)
-    with pytest.raises(ValueError, match="bad option"):
+    with pytest.raises(ValueError, match="bad option.*check the model: section of the config"):
         build_model("lprnet_basic", cn, wings=2)
+    # a value the model refuses names the model and where the options came from
+    with pytest.raises(ConfigError, match=r"model 'lprnet_basic': .*rate.*; check --set"):
+        build_model("lprnet_basic", cn, options_from="--set", dropout=5)

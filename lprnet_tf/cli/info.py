@@ -39,11 +39,10 @@ def _main(argv):
                 raise UsageError(f"--set {item!r}: use key=value, e.g. --set recognizer=cn_lprnet_basic")
             opts[key.strip()] = yaml.safe_load(value)
         try:
-            model = build_model(name, fmt, **opts)
-        except (ConfigError, ValueError, TypeError) as e:  # an unknown option, or a value the layers refuse
-            msg = str(e).replace("check the model: section of the config", "check --set")
+            model = build_model(name, fmt, options_from="--set", **opts)
+        except ConfigError as e:  # an unknown option, or a value the model refuses
             sets = f" --set {','.join(FLAGS.set)}" if FLAGS.set else ""
-            raise UsageError(f"model {name} (--format {FLAGS.format}{sets}): {msg}") from None
+            raise UsageError(f"model {name} (--format {FLAGS.format}{sets}): {e}") from None
         s = summarize(model)
         from lprnet_tf.modelio import input_shape_of
 

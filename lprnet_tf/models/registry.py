@@ -39,14 +39,19 @@ def model_kind(model_or_name) -> str:
     return MODEL_KINDS.get(name, "ctc")
 
 
-def build_model(name: str, fmt, **options):
-    """Build model ``name`` for plate format ``fmt`` with the given options."""
+def build_model(name: str, fmt, *, options_from: str = "the model: section of the config", **options):
+    """Build model ``name`` for plate format ``fmt`` with the given options. An unknown option or a value the
+    model refuses raises ConfigError naming the model and ``options_from`` (where the options came from)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; registered models: {sorted(MODELS)}")
     try:
         return MODELS[name](fmt, **options)
+    except ConfigError:
+        raise
     except TypeError as e:
-        raise ConfigError(f"model '{name}': bad option ({e}); check the model: section of the config") from None
+        raise ConfigError(f"model '{name}': bad option ({e}); check {options_from}") from None
+    except ValueError as e:
+        raise ConfigError(f"model '{name}': {e}; check {options_from}") from None
 
 
 def _lprnet_builder(variant: str):
@@ -59,10 +64,6 @@ def _lprnet_builder(variant: str):
 
 for _variant in ("basic", "reduced", "baseline"):  # lprnet.md Table 4
     register_model(f"lprnet_{_variant}")(_lprnet_builder(_variant))
-
-
-def _options_error(name: str, e: Exception):
-    return ConfigError(f"model '{name}': {e}; check the model: section of the config")
 
 
 @register_model("multitask_cnn", kind="slot")
@@ -78,10 +79,7 @@ def _dgm(fmt, **kw):
     """multitask-lowres-lpr.md Fig. 2: HR -> LR autoencoder at the format's input size."""
     from lprnet_tf.models.dgm import build_dgm
 
-    try:
-        return build_dgm(fmt.height, fmt.width, **kw)
-    except ValueError as e:
-        raise _options_error("dgm", e) from None
+    return build_dgm(fmt.height, fmt.width, **kw)
 
 
 @register_model("mtgan", kind="gan")
@@ -89,10 +87,7 @@ def _mtgan(fmt, **kw):
     """mtgan.md: HR = the format's H x W, LR = half of it; recognition head with ``max_length`` slots."""
     from lprnet_tf.models.mtgan import MTGAN
 
-    try:
-        return MTGAN(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, name="mtgan", **kw)
-    except ValueError as e:
-        raise _options_error("mtgan", e) from None
+    return MTGAN(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, name="mtgan", **kw)
 
 
 @register_model("iq_stan", kind="attn")
@@ -100,10 +95,7 @@ def _iq_stan(fmt, **kw):
     """iq-stan.md Fig. 2: K frames (option ``frames``, 5) of the format's H x W side by side."""
     from lprnet_tf.models.iq_stan import build_iq_stan
 
-    try:
-        return build_iq_stan(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, **kw)
-    except ValueError as e:
-        raise _options_error("iq_stan", e) from None
+    return build_iq_stan(fmt.num_classes, fmt.max_length, fmt.height, fmt.width, **kw)
 
 
 def _eq_lpr_builder(variant: str):
@@ -114,10 +106,7 @@ def _eq_lpr_builder(variant: str):
         if not recognizer:
             raise ConfigError(f"model 'eq_lpr_{variant}': set model.options.recognizer to the recognizer whose "
                               f"confidence it learns (a shipped name such as cn_lprnet_basic, a run dir or .keras)")
-        try:
-            return QualityNet(variant, recognizer, fmt.height, fmt.width, name=f"eq_lpr_{variant}", **kw)
-        except ValueError as e:
-            raise _options_error(f"eq_lpr_{variant}", e) from None
+        return QualityNet(variant, recognizer, fmt.height, fmt.width, name=f"eq_lpr_{variant}", **kw)
     return build
 
 
