@@ -42,7 +42,7 @@ class DataConfig:
     augment: str = "full"  # none | light | full
     permute: float = 0.0  # probability of a character-permuted sample (multitask-lowres-lpr.md §2.2)
     skip_bad: bool = False
-    workers: int = 0  # training batches made in this many worker processes (TF backend); 0 = threads
+    workers: int = 0  # training batches made in this many worker processes (any backend); 0 = threads
     frames: int = 0  # K > 0: the sources are tracklets of K frames (multi-frame models, e.g. iq_stan)
     track_policy: str = "error"  # tracks shorter than K: error | skip | repeat | pad_last
     # lowres: (HR, LR) pairs of every crop, for the image-to-image and GAN models (dgm, mtgan); the LR crop

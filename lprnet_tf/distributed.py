@@ -369,13 +369,16 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         epoch_end = min((epoch + 1) * e, total)
         if keeper is not None:
             keeper.on_epoch_begin(epoch)
-        loss_sum, n_steps = 0.0, 0
+        loss_sum, n_steps, first = 0.0, 0, step
+        for cb in (gate, prog):
+            cb.on_epoch_begin(epoch)
         while step < epoch_end:
             n = min(cfg.train.steps_per_execution, epoch_end - step)
             chunk = float(train_steps(iterator, tf.constant(n, tf.int32)))
             loss_sum, n_steps, step = loss_sum + chunk, n_steps + n, step + n
-            prog.on_train_batch_end(step, {"loss": chunk / n})
-            gate.on_train_batch_end(step)
+            batch = step - first - 1  # as Keras passes it: the index in the epoch of the last step done
+            prog.on_train_batch_end(batch, {"loss": chunk / n})
+            gate.on_train_batch_end(batch)
         sync_statistics()  # every worker, before the chief's checkpoint
         if keeper is not None:
             copy_state(model, twin)

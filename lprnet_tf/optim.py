@@ -11,6 +11,9 @@ import keras
 from keras import ops
 
 
+_NOISE_STRIDE = 1024  # seed-state stride per step: room for 1,024 gradient draws a step
+
+
 @keras.saving.register_keras_serializable(package="lprnet_tf")
 class NoisyAdam(keras.optimizers.Adam):
     """Adam with annealed Gaussian gradient noise (``noise_eta`` = 0 turns it off)."""
@@ -29,6 +32,17 @@ class NoisyAdam(keras.optimizers.Adam):
             # Under tf.distribute each of the N replicas draws the same noise (same seed state) and
             # adds it before the gradients are summed: add 1/N of it so the sum carries it once.
             std = std / _replicas_in_sync()
+            # The noise of step t is a function of (noise_seed, t): the generator's state is set from the
+            # step counter before the draws (the k-th gradient draws with state [seed, t * STRIDE + k]).
+            # The counter is an optimizer variable, so this holds where the generator's own state is not
+            # carried between steps (JAX's jitted stateless step: its state, untracked by the optimizer,
+            # was a constant there, which added the same noise every step and drifted the weights) and
+            # after a resume (the state is not checkpointed; the counter is).
+            if len(grads) >= _NOISE_STRIDE:
+                raise ValueError(f"gradient noise supports fewer than {_NOISE_STRIDE} gradients, got {len(grads)}")
+            state = self._noise_gen.state
+            t_seed = ops.cast(self.iterations, state.dtype) * ops.cast(_NOISE_STRIDE, state.dtype)
+            state.assign(ops.stack([ops.cast(self.noise_seed, state.dtype), t_seed]))
             grads = [g if g is None else g + ops.cast(std, g.dtype) * keras.random.normal(
                 ops.shape(g), dtype=g.dtype, seed=self._noise_gen) for g in grads]
         return super().apply(grads, trainable_variables)

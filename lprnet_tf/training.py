@@ -80,10 +80,28 @@ def best_score(rec: dict) -> tuple[str | None, float | None]:
     return None, None
 
 
-class LocNetGate(keras.callbacks.Callback):
+class StepCallback(keras.callbacks.Callback):
+    """A callback that knows the global step after each batch without touching the model: the step at
+    the epoch's start plus the batches done. Under JAX the jitted step keeps the training state outside
+    the model inside an epoch, and every ``self.model`` of a callback copies all of it back
+    (``jax_state_sync``) and makes the next step gather it again: per-step work that a callback acting
+    once (the LocNet switch, the last step) need not cause every step. ``batch`` is Keras' index of the
+    epoch's last step done by the call (the custom loop of :mod:`lprnet_tf.distributed` passes the same)."""
+
+    epoch_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = current_step(self.model)  # synced at epoch boundaries on every backend
+
+    def global_step(self, batch: int) -> int:
+        return self.epoch_start + int(batch) + 1
+
+
+class LocNetGate(StepCallback):
     """Switch the LocNet on at ``start_step`` (paper: after 5k iterations).
 
-    With ``steps_per_execution`` > 1 the switch happens at the first call at or after that step.
+    With ``steps_per_execution`` > 1 the switch happens at the first call at or after that step. Under
+    JAX ``self.model`` syncs the state into the model first, so the next step reads the switch.
     """
 
     def __init__(self, start_step: int):
@@ -97,12 +115,12 @@ class LocNetGate(keras.callbacks.Callback):
             set_locnet_enabled(self.model, self.on)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.on is False and current_step(self.model) >= self.start_step:
+        if self.on is False and self.global_step(batch) >= self.start_step:
             self.on = set_locnet_enabled(self.model, True)
-            log(f"step {current_step(self.model)}: LocNet switched on")
+            log(f"step {self.global_step(batch)}: LocNet switched on")
 
 
-class ProgressCallback(keras.callbacks.Callback):
+class ProgressCallback(StepCallback):
     def __init__(self, total_steps: int, start_step: int, batch_size: int):
         super().__init__()
         self.bar = Progress(total_steps, "train", "step", start=start_step)
@@ -112,7 +130,7 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if logs and ("loss" in logs or "g_loss" in logs):  # a GAN logs its generator and discriminator losses
             self.loss = float(logs.get("loss", logs.get("g_loss")))
-        step = current_step(self.model)
+        step = self.global_step(batch)
         if step >= self.bar.total:  # --steps not a multiple of eval_every: stop mid-epoch, on target
             self.model.stop_training = True
         r = self.bar.rate() * self.batch_size
@@ -363,6 +381,14 @@ def build_training_model(cfg: ExperimentConfig, fmt):
     return model
 
 
+def _jit_compile() -> bool:
+    """Keras' ``jit_compile`` for the recognizers' train step. TensorFlow: False, a ``tf.function`` graph
+    without XLA (its CTC loss has no XLA kernel). JAX: True; without ``jax.jit`` every op of the step
+    runs eagerly, compiled one by one (tens of times slower, and XLA's GPU compiler crashed compiling
+    the CTC scan as a lone primitive)."""
+    return keras.backend.backend() != "tensorflow"
+
+
 def compile_model(model, cfg: ExperimentConfig):
     """Compile for training: the optimizer of :func:`lprnet_tf.optim.make_optimizer` and the kind's loss
     (:func:`lprnet_tf.losses.loss_for_kind`). A GAN (MTGAN) gets two such optimizers, generator and
@@ -379,7 +405,7 @@ def compile_model(model, cfg: ExperimentConfig):
                       steps_per_execution=t.steps_per_execution)
         return model
     loss = loss_for_kind(kind, model.name)  # CTC, per-slot cross-entropy for slot models, pixel MSE for images
-    model.compile(optimizer=make_optimizer(cfg.train), loss=loss, jit_compile=False,
+    model.compile(optimizer=make_optimizer(cfg.train), loss=loss, jit_compile=_jit_compile(),
                   steps_per_execution=cfg.train.steps_per_execution)
     return model
 
@@ -470,7 +496,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
                                    workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
                                    lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
-                                   super_resolve=d.super_resolve)
+                                   super_resolve=d.super_resolve, processes=d.workers)
     prog = ProgressCallback(total, start_step, bs)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

@@ -321,6 +321,65 @@ def test_jax_backend_trains_one_step_of_lprnet_basic(tmp_path):
     assert logits.shape[:2] == (2, 18) and np.isfinite(logits).all()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="jax is not installed (pip install -e '.[jax]'; the CPU wheel is ~90 MB)")
+def test_jax_locnet_gate_switches_inside_a_jitted_epoch(tmp_path):
+    """Under JAX the jitted step keeps the training state outside the model inside an epoch: the LocNet
+    switched on mid-epoch (the gate counts steps, not reading the model) must reach the next step (its weights
+    then train; without gradient noise a LocNet that stays off keeps its initial weights)."""
+    train = {**TINY["train"], "steps": 4, "eval_every": 4, "gradient_noise": 0.0}
+    weights = {}
+    for start in (2, 100):
+        cfg = {**TINY, "model": {"name": "lprnet_basic", "options": {"locnet": True}},
+               "train": {**train, "locnet_start_step": start}}
+        run = tmp_path / f"run{start}"
+        r = subprocess.run(train_cmd(write_config(tmp_path, cfg, f"c{start}.yaml"), run, "--set", "data.workers=2"),
+                           capture_output=True, text=True, env=env(KERAS_BACKEND="jax"), timeout=TIMEOUT)
+        assert r.returncode == 0, tail(r)
+        assert ("LocNet switched on" in r.stderr + r.stdout) == (start == 2)
+        from lprnet_tf.layers import LocNet
+        from lprnet_tf.modelio import load_model
+
+        model = load_model(str(run / "last.keras"))
+        [loc] = [layer for layer in model.layers if isinstance(layer, LocNet)]
+        weights[start] = [np.array(w) for w in loc.trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(weights[2], weights[100]))
+
+
+NOISE_STEPS = r"""
+import json
+import numpy as np
+import keras
+from lprnet_tf.optim import NoisyAdam
+
+x = keras.Input((4,))
+model = keras.Model(x, keras.layers.Dense(3, use_bias=False)(x))
+# a loss without gradient: the noise is the whole gradient; the same noise every step would move every weight
+# by exactly lr * sign(noise) every step (Adam's m / sqrt(v) of a constant), fresh noise by varying amounts
+model.compile(optimizer=NoisyAdam(noise_eta=1.0, learning_rate=1e-3),
+              loss=lambda y, p: 0.0 * keras.ops.sum(p, axis=-1), jit_compile=True)
+seen = [model.get_weights()[0].copy()]
+cb = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(model.get_weights()[0].copy()))
+model.fit(np.ones((2, 4), "float32"), np.zeros((2,), "float32"), batch_size=2, epochs=4, verbose=0, callbacks=[cb])
+print("RESULT " + json.dumps([(b - a).tolist() for a, b in zip(seen, seen[1:])]))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_gradient_noise_differs_from_step_to_step_in_a_compiled_step(backend):
+    """The noise of step t is drawn from (noise_seed, t). Under JAX's jitted step the seed generator's own
+    state was a constant: the same noise every step (a fixed drift that wrecked a 16k-step GPU run)."""
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install -e '.[jax]')")
+    r = subprocess.run([sys.executable, "-c", NOISE_STEPS], capture_output=True, text=True,
+                       env=env(KERAS_BACKEND=backend), timeout=TIMEOUT)
+    assert r.returncode == 0, tail(r)
+    deltas = np.array(json.loads(r.stdout.split("RESULT ", 1)[1]))  # (4 steps, 4, 3)
+    assert np.allclose(np.abs(deltas[0]), 1e-3, rtol=1e-2)  # step 1: lr * sign(noise), whatever the noise
+    assert all(not np.allclose(deltas[i], deltas[i + 1], rtol=1e-2) for i in range(3))
+
+
 # ---- determinism --------------------------------------------------------------------------------
 DETERMINISM = r"""
 import sys

@@ -566,12 +566,21 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
 def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
                         workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None,
-                        lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = ""):
-    """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend)."""
+                        lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = "",
+                        processes: int = 0):
+    """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend) made by
+    ``workers`` threads or, with ``processes`` > 0, as a generator of the ``steps`` batches made in that
+    many worker processes (:func:`process_batches`): rendering and augmentation hold the GIL, so on a
+    many-core GPU host only processes keep the accelerator fed."""
     import keras
 
+    if processes < 0:
+        raise ValueError(f"processes must be >= 0, got {processes}")
     maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
                          super_resolve)
+    if processes:
+        payload = pickle.dumps(maker)  # fail here, not in a worker, if the source cannot be pickled
+        return process_batches(payload, ((start + b * batch_size, batch_size) for b in range(steps)), processes)
 
     class BatchSequence(keras.utils.PyDataset):
         def __len__(self):
