@@ -121,11 +121,18 @@ class LocNetGate(StepCallback):
 
 
 class ProgressCallback(StepCallback):
-    def __init__(self, total_steps: int, start_step: int, batch_size: int):
+    """Progress bar, and the end of the run: at ``total_steps`` (mid-epoch when ``--steps`` is not a
+    multiple of ``eval_every``) or at the first step done after the wall-clock ``deadline`` (``time.time()``
+    value; ``--time_limit``). Either way Keras then ends the epoch, so :class:`RunKeeper` validates and
+    checkpoints the step reached; ``stopped_at`` records the step where the deadline struck."""
+
+    def __init__(self, total_steps: int, start_step: int, batch_size: int, deadline: float | None = None):
         super().__init__()
         self.bar = Progress(total_steps, "train", "step", start=start_step)
         self.batch_size = batch_size
         self.loss = None
+        self.deadline = deadline
+        self.stopped_at = None
 
     def on_train_batch_end(self, batch, logs=None):
         if logs and ("loss" in logs or "g_loss" in logs):  # a GAN logs its generator and discriminator losses
@@ -133,6 +140,11 @@ class ProgressCallback(StepCallback):
         step = self.global_step(batch)
         if step >= self.bar.total:  # --steps not a multiple of eval_every: stop mid-epoch, on target
             self.model.stop_training = True
+        elif self.deadline is not None and self.stopped_at is None and time.time() >= self.deadline:
+            self.stopped_at = step
+            self.model.stop_training = True
+            log(f"\nstep {step}: --time_limit reached; saving this step (continue with --resume, or "
+                f"reproduce the run with --steps {step})")
         r = self.bar.rate() * self.batch_size
         self.bar.update(step - self.bar.n, extra=f"loss {self.loss:.3f} {r:.0f} samples/s" if self.loss is not None else "")
 
@@ -163,12 +175,14 @@ class RunKeeper(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t_epoch = time.time()
+        self.epoch_start = current_step(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         step = current_step(self.model)
         dt = time.time() - self.t_epoch
+        done = step - getattr(self, "epoch_start", step - self.cfg.train.eval_every)  # short when stopped early
         rec = {"step": step, "epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
-               "samples_per_s": round(self.cfg.train.eval_every * self.cfg.train.batch_size / max(dt, 1e-9), 2),
+               "samples_per_s": round(done * self.cfg.train.batch_size / max(dt, 1e-9), 2),
                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                "locnet": locnet_enabled(self.model), "time": time.time()}
         kind = model_kind(self.model)
@@ -456,10 +470,17 @@ def open_run(cfg: ExperimentConfig, fmt, run_dir: str, resume: bool):
 
 
 def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int | None = None,
-          verbose: bool = True) -> dict:
-    """Train (or resume) a run; returns the final ``state.json`` contents."""
+          verbose: bool = True, time_limit: float | None = None) -> dict:
+    """Train (or resume) a run; returns the final ``state.json`` contents.
+
+    ``time_limit`` (seconds, ``--time_limit``): stop at the first step done that long after this call
+    began (model loading and compilation included), validate and checkpoint it as at an epoch's end;
+    ``state["stopped_by_time_limit"]`` is then that step (a later call without a limit removes it)."""
+    t_start = time.time()
     if steps is not None and steps < 1:
         raise ConfigError(f"steps (--steps) must be >= 1, got {steps}")
+    if time_limit is not None and not time_limit > 0:
+        raise ConfigError(f"time_limit (--time_limit) must be > 0 seconds, got {time_limit}")
     keras.utils.set_random_seed(cfg.train.seed)
     fmt = load_plate_format(cfg.plate_format)
     check_model_inputs(cfg)
@@ -497,12 +518,15 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
                                    workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
                                    lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
                                    super_resolve=d.super_resolve, processes=d.workers)
-    prog = ProgressCallback(total, start_step, bs)
+    prog = ProgressCallback(total, start_step, bs, deadline=t_start + time_limit if time_limit else None)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]
     t0 = time.time()
     model.fit(data, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=e, callbacks=callbacks, verbose=0, shuffle=False)
     state["train_seconds"] = state.get("train_seconds", 0.0) + (time.time() - t0)
+    state.pop("stopped_by_time_limit", None)
+    if prog.stopped_at is not None:
+        state["stopped_by_time_limit"] = prog.stopped_at
     _write_json(state_path, state)
     if cfg.train.ema:  # fit() swapped the EMA weights in at the end: save them as the final model
         save_model(model, os.path.join(run_dir, "final_ema.keras"))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from lprnet_tf.config import config_from_dict
+from lprnet_tf.config import ConfigError, config_from_dict
 from lprnet_tf.training import train
 
 TINY = {
@@ -87,6 +87,41 @@ def test_steps_not_a_multiple_of_eval_every_stops_on_target(tmp_path):
     assert state["step"] == 3
     steps = [json.loads(x)["step"] for x in open(tmp_path / "run" / "metrics.jsonl")]
     assert steps == [2, 3]
+
+
+def test_time_limit_stops_checkpoints_and_resumes(tmp_path):
+    """``--time_limit``: the run stops at the first step done after the limit (a limit already past: step 1,
+    mid-epoch), validates and checkpoints that step, records it in state.json; a resume without a limit
+    goes on to the target and drops the record."""
+    cfg = config_from_dict({**TINY, "model": {"name": "lprnet_reduced"},
+                            "train": {**TINY["train"], "steps_per_execution": 1}})
+    run = tmp_path / "run"
+    state = train(cfg, str(run), steps=4, verbose=False, time_limit=1e-6)
+    assert state["step"] == 1 and state["stopped_by_time_limit"] == 1
+    assert json.load(open(run / "state.json"))["stopped_by_time_limit"] == 1
+    assert [json.loads(x)["step"] for x in open(run / "metrics.jsonl")] == [1]
+    assert os.path.isfile(run / "checkpoints" / "step_00000001.keras") and os.path.isfile(run / "last.keras")
+    state = train(cfg, str(run), resume=True, steps=4, verbose=False)
+    assert state["step"] == 4 and "stopped_by_time_limit" not in state
+    with pytest.raises(ConfigError, match="time_limit"):
+        train(cfg, str(tmp_path / "run2"), steps=4, verbose=False, time_limit=0)
+
+
+def test_train_cli_time_limit(tmp_path):
+    """The flag end to end: exit 0, the stop reported, refused with a distributed strategy."""
+    cfg = tmp_path / "tiny.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump({**TINY, "model": {"name": "lprnet_reduced"}}))
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, os.path.join(REPO, "train.py"), "--config", str(cfg), "--quiet"]
+    r = subprocess.run(cmd + ["--run_dir", str(tmp_path / "run"), "--time_limit", "1"], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "done: step" in r.stdout
+    r = subprocess.run(cmd + ["--run_dir", str(tmp_path / "run2"), "--time_limit", "5", "--strategy", "mirrored"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "--time_limit works with --strategy none only" in r.stderr
 
 
 def test_reference_sets_of_a_multi_country_format(tiny_csv, tmp_path):

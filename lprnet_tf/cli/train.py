@@ -25,6 +25,10 @@ flags.DEFINE_string("run_dir", None, "Run directory: config.yaml, checkpoints/, 
 flags.DEFINE_string("schedule", None, "Named schedule from the YAML's schedules: section (e.g. 'cpu' for the "
                     "short CPU schedule; default: the paper schedule written at the top level).")
 flags.DEFINE_integer("steps", None, "Stop at this global step (default: train.steps of the config).", lower_bound=1)
+flags.DEFINE_float("time_limit", None, "Wall-clock limit in seconds (model loading and compilation included): "
+                   "stop at the first step done after it, validate and checkpoint that step, exit 0; continue "
+                   "with --resume. Leave time for the last validation and checkpoint. Only with --strategy none.",
+                   lower_bound=1.0)
 flags.DEFINE_bool("resume", False, "Continue the run in --run_dir from last.keras (same step, optimizer "
                   "state, LocNet stage and data order).")
 flags.DEFINE_multi_string("set", [], "Override a config value: key=value with a dotted key, e.g. "
@@ -60,13 +64,17 @@ def _main(argv):
     check_output_dir(FLAGS.run_dir, "--run_dir")
     if FLAGS.cpu_replicas and FLAGS.strategy != "mirrored":
         raise UsageError("--cpu_replicas needs --strategy mirrored")
+    if FLAGS.time_limit is not None and FLAGS.strategy != "none":
+        raise UsageError("--time_limit works with --strategy none only (the workers of a distributed run must "
+                         "stop at the same step); use --steps")
     cfg = load_config(FLAGS.config, FLAGS.set, FLAGS.schedule)
     if FLAGS.strategy == "none":
         from lprnet_tf.training import train
 
         if FLAGS.deterministic:
             _enable_determinism()
-        state = train(cfg, FLAGS.run_dir, resume=FLAGS.resume, steps=FLAGS.steps, verbose=not FLAGS.quiet)
+        state = train(cfg, FLAGS.run_dir, resume=FLAGS.resume, steps=FLAGS.steps, verbose=not FLAGS.quiet,
+                      time_limit=FLAGS.time_limit)
     else:
         from lprnet_tf.distributed import ClusterError, make_strategy, train_distributed
 
@@ -83,6 +91,9 @@ def _main(argv):
         if state.get("chief") is False:
             print(f"done: step {state.get('step')} ({state.get('task')}; the chief writes the run directory)")
             return
+    if state.get("stopped_by_time_limit") is not None:
+        print(f"stopped by --time_limit {FLAGS.time_limit:g} s at step {state['stopped_by_time_limit']} (of "
+              f"{FLAGS.steps or cfg.train.steps}); continue with --resume")
     print(f"done: step {state.get('step')} best val score {state.get('best_val_accuracy')} "
           f"(step {state.get('best_step')}; {state.get('best_metric') or 'val_accuracy'}: exact match, SROCC for "
           f"quality networks, PSNR for image models) -> {FLAGS.run_dir}")
