@@ -490,6 +490,7 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     start_step = current_step(model)
     e = cfg.train.eval_every
     if not steps_left(start_step, total, e):
+        state.pop("stopped_by_time_limit", None)  # this call trained nothing, so no limit stopped it
         return state
     initial_epoch, epochs = start_step // e, -(-total // e)
     bs = cfg.train.batch_size

@@ -101,6 +101,8 @@ def test_time_limit_stops_checkpoints_and_resumes(tmp_path):
     assert json.load(open(run / "state.json"))["stopped_by_time_limit"] == 1
     assert [json.loads(x)["step"] for x in open(run / "metrics.jsonl")] == [1]
     assert os.path.isfile(run / "checkpoints" / "step_00000001.keras") and os.path.isfile(run / "last.keras")
+    state = train(cfg, str(run), resume=True, steps=1, verbose=False)  # already there: nothing trained
+    assert state["step"] == 1 and "stopped_by_time_limit" not in state
     state = train(cfg, str(run), resume=True, steps=4, verbose=False)
     assert state["step"] == 4 and "stopped_by_time_limit" not in state
     with pytest.raises(ConfigError, match="time_limit"):

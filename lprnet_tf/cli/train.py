@@ -91,7 +91,7 @@ def _main(argv):
         if state.get("chief") is False:
             print(f"done: step {state.get('step')} ({state.get('task')}; the chief writes the run directory)")
             return
-    if state.get("stopped_by_time_limit") is not None:
+    if FLAGS.time_limit is not None and state.get("stopped_by_time_limit") is not None:
         print(f"stopped by --time_limit {FLAGS.time_limit:g} s at step {state['stopped_by_time_limit']} (of "
               f"{FLAGS.steps or cfg.train.steps}); continue with --resume")
     print(f"done: step {state.get('step')} best val score {state.get('best_val_accuracy')} "
