@@ -152,7 +152,7 @@ class ProgressCallback(StepCallback):
         self.bar.close()
 
 
-class RunKeeper(keras.callbacks.Callback):
+class RunKeeper(StepCallback):
     """Validation, metrics.jsonl, TensorBoard scalars and atomic checkpoints after every epoch."""
 
     def __init__(self, run_dir, cfg: ExperimentConfig, fmt, val_source, state: dict, progress: ProgressCallback):
@@ -174,13 +174,13 @@ class RunKeeper(keras.callbacks.Callback):
                 log("warning: tensorboard is not installed; no TensorBoard logs (metrics.jsonl is still written)")
 
     def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
         self.t_epoch = time.time()
-        self.epoch_start = current_step(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         step = current_step(self.model)
         dt = time.time() - self.t_epoch
-        done = step - getattr(self, "epoch_start", step - self.cfg.train.eval_every)  # short when stopped early
+        done = step - self.epoch_start  # fewer than eval_every when the run stopped mid-epoch
         rec = {"step": step, "epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
                "samples_per_s": round(done * self.cfg.train.batch_size / max(dt, 1e-9), 2),
                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
