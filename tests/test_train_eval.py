@@ -110,7 +110,8 @@ def test_time_limit_stops_checkpoints_and_resumes(tmp_path):
 
 
 def test_train_cli_time_limit(tmp_path):
-    """The flag end to end: exit 0, the stop reported, refused with a distributed strategy."""
+    """The flag end to end: parsed and passed through, exit 0 (whether the limit struck depends on this
+    machine's speed; the stop itself is checked above), refused with a distributed strategy."""
     cfg = tmp_path / "tiny.yaml"
     import yaml
 
