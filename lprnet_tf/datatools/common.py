@@ -80,3 +80,21 @@ def _file_mode(path: str) -> int:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def one_apart(texts) -> list[tuple[str, str]]:
+    """Pairs of distinct plate texts of the same length that differ in exactly one character, sorted.
+
+    Such a pair is either two plates of one series (a fleet's consecutive numbers) or the same plate
+    under a one-character label error (``AYQ2915`` / ``AVQ2915``); only a look at the images tells.
+    Linear in the number of texts: texts sharing a key with one position masked are one apart.
+    """
+    buckets: dict = {}
+    for t in set(texts):
+        for i in range(len(t)):
+            buckets.setdefault((i, t[:i], t[i + 1:]), []).append(t)
+    pairs = set()
+    for members in buckets.values():
+        members.sort()
+        pairs.update((a, b) for j, a in enumerate(members) for b in members[j + 1:])
+    return sorted(pairs)

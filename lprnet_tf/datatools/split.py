@@ -6,6 +6,8 @@ Rows are joined into units that must stay together (``by``):
   transitively; so neither a physical plate (group) nor a plate number appears in two splits;
 - ``group``: rows sharing a ``group`` value (a row without one is a unit of its own);
 - ``text``: rows with the same plate text;
+- ``near``: as ``auto``, and plates one character apart are one unit too (a one-character label error
+  gives one physical plate two texts; ``lprnet-data stats`` lists such pairs);
 - ``row``: every row alone (leaks repeated plates; only for sets of unrelated images).
 
 Units are ordered by a hash of (seed, unit key) and dealt to ``val`` until it holds ``val`` of
@@ -22,9 +24,9 @@ import os
 
 from lprnet_tf.config import UsageError
 from lprnet_tf.data.readers import DataError, scan_rows
-from lprnet_tf.datatools.common import check_output_file, normalize, rel_path, write_csv
+from lprnet_tf.datatools.common import check_output_file, normalize, one_apart, rel_path, write_csv
 
-MODES = ("auto", "group", "text", "row")
+MODES = ("auto", "near", "group", "text", "row")
 SPLITS = ("train", "val", "test")
 
 
@@ -63,6 +65,9 @@ def units(texts: list, groups: list, by: str = "auto") -> list:
                 u.join(first[k], i)
             else:
                 first[k] = i
+    if by == "near":
+        for a, b in one_apart(texts):
+            u.join(first[f"text:{a}"], first[f"text:{b}"])
     # name each unit by its smallest member key, so the name does not depend on the row order
     members = collections.defaultdict(set)
     for i, (t, g) in enumerate(zip(texts, groups)):

@@ -15,7 +15,7 @@ import itertools
 import os
 
 from lprnet_tf.data.readers import DataError, image_size, scan_rows
-from lprnet_tf.datatools.common import normalize, plural
+from lprnet_tf.datatools.common import normalize, one_apart, plural
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
 
@@ -24,6 +24,7 @@ WIDTH_EDGES = (48, 64, 96, 128, 192, 256, 384)
 ASPECT_EDGES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 NO_SPLIT = "(none)"
 EXAMPLES = 5
+NEAR_LISTED = 20
 
 
 def _split_order(name: str) -> tuple:
@@ -109,12 +110,19 @@ def compute_stats(source: str, layout: str = "auto", fmt: PlateFormat | None = N
         img_sets = {n: set() for n in names}
         for i, d in digests.items():
             img_sets[splits[i]].add(d)
+        pairs = one_apart(texts)
         for a, b in itertools.combinations(names, 2):
-            plates = sorted(by_split[a]["plates"] & by_split[b]["plates"])
+            pa, pb = by_split[a]["plates"], by_split[b]["plates"]
+            plates = sorted(pa & pb)
             groups = sorted(by_split[a]["groups"] & by_split[b]["groups"])
             images = img_sets[a] & img_sets[b]
+            # plates one character apart, one in each split: the same plate under a label error puts one
+            # physical plate on both sides (a leak no text comparison sees) -- or a fleet's next number
+            near = sorted({(x, y) if x in pa else (y, x) for x, y in pairs
+                           if (x in pa and y in pb) or (x in pb and y in pa)})
             overlap.append({"splits": [a, b], "plates": len(plates), "groups": len(groups), "images": len(images),
-                            "plate_examples": plates[:EXAMPLES], "group_examples": groups[:EXAMPLES]})
+                            "plate_examples": plates[:EXAMPLES], "group_examples": groups[:EXAMPLES],
+                            "one_apart": len(near), "one_apart_pairs": [f"{x}/{y}" for x, y in near]})
 
     out = {
         "source": scan.source,
@@ -226,6 +234,17 @@ def render_stats(st: dict, max_chars: int = 0) -> str:
         if st["leaks"]:
             lines.append("  the same plate in two splits inflates validation scores; re-split with "
                          "`lprnet-data split` (keeps each plate and group on one side)")
+        near = [o for o in st["overlap"] if o.get("one_apart")]
+        for o in near:
+            a, b = o["splits"]
+            shown = o["one_apart_pairs"][:NEAR_LISTED]
+            more = len(o["one_apart_pairs"]) - len(shown)
+            lines.append(f"    {a} / {b}: {plural(o['one_apart'], 'plate pair')} one character apart: "
+                         + ", ".join(shown) + (f" ... {more} more (--json lists all)" if more else ""))
+        if near:
+            lines.append("  a pair one character apart is two plates of a series or one plate under a label error "
+                         "(then it sits on both sides); look at the images (`lprnet-data show`) and fix the label, "
+                         "or re-split with `lprnet-data split --by near` (keeps such pairs on one side)")
     if "format" in st:
         f = st["format"]
         s = f"plate format '{f['name']}': {f['bad_labels']} labels outside its alphabet/max_length"
