@@ -1,6 +1,7 @@
 """Synthetic plates: texts, rendering, glyph coverage, determinism, the writer and the CLI."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -241,6 +242,51 @@ def test_cjk_fonts_pick_the_face_of_the_ideographs():
     bad = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_fonts={"cjk_heavy": 1})}}))
     with pytest.raises(SynthConfigError, match="cjk_fonts: unknown font"):
         build_spec(bad)
+
+
+def test_warped_glyph_moves_its_parts_but_keeps_shape_and_most_ink():
+    a = glyphs.glyph("cjk", "皖", 30, 60)
+    rng = np.random.default_rng(0)
+    assert glyphs.warped(a, rng, 0.0) is a  # off: the glyph as drawn, no draw from rng
+    assert rng.bit_generator.state == np.random.default_rng(0).bit_generator.state
+    outs = [glyphs.warped(a, rng, 0.04) for _ in range(20)]
+    for w in outs:
+        assert w.shape == a.shape and w.dtype == np.float32 and 0.0 <= w.min() and w.max() <= 1.0
+        assert 0.6 < w.sum() / a.sum() < 1.4  # the parts move; the strokes are not erased or smeared
+    diffs = [float(np.abs(w - a).mean()) for w in outs]
+    assert max(diffs) > 0.02 and len({round(d, 6) for d in diffs}) > 15  # each call draws its own warp
+    # the same rng state gives the same warp (samples stay reproducible from their seed)
+    assert np.array_equal(glyphs.warped(a, np.random.default_rng(5), 0.04), glyphs.warped(a, np.random.default_rng(5), 0.04))
+
+
+def test_cjk_warp_changes_only_the_ideographs_and_is_opt_in():
+    """``cjk_warp``: ideographs drawn under a random warp (recorded in the params); a style without the key draws
+    exactly what it always drew; a value outside [0, 0.15] is refused naming the key."""
+    cn = load_plate_format("cn")
+    sets = {"P": "皖苏", "S": "AB"}
+    style = {"patterns": ["PS|DDDDD"], "size_mm": [440, 140], "fonts": "latin", "bg": "#1356c8", "fg": "#f2f5f8"}
+    plain = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": style}}))
+    warp = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_warp=0.04)}}))
+    zero = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_warp=0)}}))
+    assert synth_spec(warp).styles["x"].cjk_warp == 0.04
+    a, b, z = sample(plain, 3, 0), sample(warp, 3, 0), sample(zero, 3, 0)
+    assert "cjk_warp" not in a[2] and b[2]["cjk_warp"] == 0.04 and a[1] == b[1]
+    assert np.array_equal(a[0], z[0]) and not np.array_equal(a[0], b[0])
+    # clean plates (no camera draws): the warp touches the province's box only
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    pa, _ = render_plate(plain, "皖A12345", rng_a, degrade=False)
+    pb, _ = render_plate(warp, "皖A12345", rng_b, degrade=False)
+    cols = np.flatnonzero(np.abs(pa.astype(int) - pb.astype(int)).max(axis=(0, 2)) > 0)
+    assert cols.size and cols.max() < pa.shape[1] * 0.2  # the first of 7 characters (and its margin) only
+    for v in (-0.01, 0.5, "lots"):
+        bad = load_plate_format(dict(cn.to_dict(), synth={"sets": sets, "styles": {"x": dict(style, cjk_warp=v)}}))
+        with pytest.raises(SynthConfigError, match="cjk_warp"):
+            build_spec(bad)
+    # the experiment's variant warps every CN style's ideographs and keeps everything else of `cn`
+    var = synth_spec(load_plate_format(os.path.join(ROOT, "configs", "variants", "cn_province_warp.yaml")))
+    base = synth_spec(cn)
+    assert set(var.styles) == set(base.styles) and all(st.cjk_warp == 0.04 for st in var.styles.values())
+    assert all(repr(dataclasses.replace(var.styles[k], cjk_warp=0.0)) == repr(base.styles[k]) for k in base.styles)
 
 
 def test_lead_box_draws_the_first_characters_small_and_apart():

@@ -254,6 +254,27 @@ def glyph(name: str, ch: str, box_w: int, box_h: int, thin: int = 0) -> np.ndarr
     return cv2.resize(a, (out_w, box_h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
 
 
+def warped(a: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """``a`` (a glyph's alpha) under a smooth random displacement: each of its parts moves by a few
+    pixels (std up to ``amount`` x its height: the strength is drawn uniformly per call, so some glyphs
+    stay nearly as drawn) and the whole is scaled by up to ±2 ``amount`` per axis, so
+    the radicals of an ideograph change their size, place and slant a little, as they do between
+    faces. For characters whose plate font is not bundled (the province on Chinese plates): the
+    model learns the character, not one face's drawing of it. Same shape and dtype as ``a``."""
+    h, w = a.shape
+    if amount <= 0 or h < 4 or w < 4:
+        return a
+    amount *= rng.uniform(0.0, 1.0)
+    grid = rng.normal(0.0, amount * h, size=(2, 3, 3)).astype(np.float32)  # (dx, dy) at 3 x 3 control points
+    dx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
+    sx, sy = 1.0 + rng.uniform(-2.0, 2.0, size=2) * amount  # global scale about the centre
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x = ((xs - (w - 1) / 2) / sx + (w - 1) / 2 + dx).astype(np.float32)
+    map_y = ((ys - (h - 1) / 2) / sy + (h - 1) / 2 + dy).astype(np.float32)
+    return cv2.remap(a, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 @functools.lru_cache(maxsize=1024)
 def text_fit(name: str, text: str, box_w: int, box_h: int) -> np.ndarray:
     """float32 alpha of a whole string (a caption) fitted inside a box, aspect kept.

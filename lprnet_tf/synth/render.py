@@ -213,6 +213,8 @@ def _draw_row(img: np.ndarray, text: str, groups: list, box: tuple, cw: float, c
                 variant = ink["m_apex"] if c in "MW" else ink["bowl_curl"] if c in "35" else ""
                 shape = glyphs.PLATE_PREFIX + c + str(variant)
             a = glyphs.glyph(ink["cjk_font"] if glyphs.is_cjk(c) else ink["font"], shape, box_w, box_h, ink["thin"])
+            if ink["cjk_warp"] and glyphs.is_cjk(c):  # draws from rng only for styles that warp
+                a = glyphs.warped(a, ink["rng"], ink["cjk_warp"])
             _paste(img, a, x + (cw - a.shape[1]) / 2, y, ink["accent"] if c in ink["accent_chars"] else ink["fg"])
             x += cw + (gap if k < glen - 1 else 0.0)
             i += 1
@@ -250,7 +252,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
     ink = dict(font=font, cjk_font=cjk_font, thin=thin, fg=fg, accent=accent, accent_chars=st.accent_chars,
                plain_one=plain_one, plate_shapes=st.plate_shapes_chars if plate_shapes else "", m_apex=m_apex,
                bowl_curl=bowl_curl, letter_o=st.letter_o,
-               sep=sep, plate_h=h)
+               sep=sep, plate_h=h, cjk_warp=st.cjk_warp, rng=rng)
     if st.first_box is not None:  # two_row / lead: the first characters in a box of their own, smaller
         n_top, top_box, top_char, top_gap = st.first_box
         top_box = tuple(v * ppm for v in top_box)
@@ -271,6 +273,7 @@ def draw_plate(st: Style, text: str, rng: np.random.Generator) -> tuple:
               **({"plate_shapes": True, "m_apex": glyphs.M_APEX[m_apex]} if plate_shapes else {}),
               **({"bowl_curl": glyphs.BOWL_CURL[bowl_curl]} if curls else {}),
               **({"cjk_font": cjk_font} if len(st.cjk_fonts.options) > 1 else {}),
+              **({"cjk_warp": st.cjk_warp} if st.cjk_warp else {}),
               "bg": _hexstr(bg), "fg": _hexstr(fg), "sep": sep, "squeeze": round(float(squeeze), 4)}
     if bg2 is not None:
         params["bg2"] = _hexstr(bg2)

@@ -55,7 +55,10 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   drawn uniformly per sample (default ``[0, 0]``: the bold faces as they are); ``cjk_fonts``: the
   bundled fonts that draw ideographs (the province character), picked per plate like ``fonts``
   (default ``cjk``, the Noto Sans CJK Bold subset; ``cjk_black`` and ``cjk_medium`` are its Black and
-  Medium weights);
+  Medium weights); ``cjk_warp`` (0): the std of a smooth random displacement of each ideograph's parts, a
+  fraction of its height (plus a global scale of up to twice that per axis; at most 0.15), drawn per
+  character, so that a model learns the province character rather than one bundled face's drawing of it
+  (:func:`lprnet_tf.synth.glyphs.warped`);
 * ``bg``, ``bg2`` (second colour: gradient or split), ``gradient`` (``vertical`` top ``bg`` to
   bottom ``bg2``, ``horizontal`` left to right, or ``split``: ``bg`` left of ``split_mm``, ``bg2``
   right of it), ``fg``, ``accent`` ``{chars: "警使", color: "#c81e1e"}`` (those characters drawn
@@ -107,7 +110,7 @@ SHAPES = ("rect", "frame", "line", "circle", "ring", "stripes", "text")
 _STYLE_KEYS = {
     "weight", "base", "patterns", "size_mm", "text_box_mm", "char_mm", "gap_mm", "sep_mm", "sep",
     "fonts", "thin", "bg", "bg2", "gradient", "split_mm", "fg", "accent", "jitter", "corner_mm", "marks",
-    "plain_one", "plate_shapes", "plate_shapes_chars", "two_row", "lead", "cjk_fonts",
+    "plain_one", "plate_shapes", "plate_shapes_chars", "two_row", "lead", "cjk_fonts", "cjk_warp",
 }
 _MARK_KEYS = set(SHAPES) | {"color", "colors", "width", "p", "texts", "font"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -305,6 +308,7 @@ class Style:
     letter_o: bool = True  # the format's alphabet has the letter O (else a font's dotted 0 is drawn as its O)
     first_box: tuple | None = None  # two_row / lead: (chars, box_mm (4,), char_mm (2,), gap_mm)
     cjk_fonts: Choice = Choice(("cjk",), np.ones(1))  # fonts of the ideographs
+    cjk_warp: float = 0.0  # std of the ideographs' random smooth displacement, in glyph heights (glyphs.warped)
 
 
 def _plate_shapes_chars(v, what: str) -> str:
@@ -404,8 +408,20 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         plain_one=float(d.get("plain_one", 0.0)),
         plate_shapes=float(d.get("plate_shapes", 0.0)),
         plate_shapes_chars=_plate_shapes_chars(d.get("plate_shapes_chars", glyphs.PLATE_SHAPES_DEFAULT), what),
-        first_box=_first_box(d, what), cjk_fonts=cjk_fonts,
+        first_box=_first_box(d, what), cjk_fonts=cjk_fonts, cjk_warp=_cjk_warp(d.get("cjk_warp", 0.0), what),
     )
+
+
+def _cjk_warp(v, what: str) -> float:
+    """``cjk_warp`` of a style: a number in [0, 0.15] (0 = the faces as they are)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise SynthConfigError(f"{what}.cjk_warp: expected a number in [0, 0.15], got {v!r}") from None
+    if not 0.0 <= v <= 0.15:
+        raise SynthConfigError(f"{what}.cjk_warp: expected a number in [0, 0.15] (a fraction of the glyph height; "
+                               f"0.03 moves the parts of an ideograph by about a pixel at 24 px), got {v}")
+    return v
 
 
 @dataclasses.dataclass(frozen=True)
