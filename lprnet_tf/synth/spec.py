@@ -408,7 +408,8 @@ def _style(name: str, d: dict, sets: dict) -> Style:
         plain_one=float(d.get("plain_one", 0.0)),
         plate_shapes=float(d.get("plate_shapes", 0.0)),
         plate_shapes_chars=_plate_shapes_chars(d.get("plate_shapes_chars", glyphs.PLATE_SHAPES_DEFAULT), what),
-        first_box=_first_box(d, what), cjk_fonts=cjk_fonts, cjk_warp=_cjk_warp(d.get("cjk_warp", 0.0), what),
+        first_box=_first_box(d, what), cjk_fonts=cjk_fonts,
+        cjk_warp=_cjk_warp(d.get("cjk_warp", 0.0), what),
     )
 
 

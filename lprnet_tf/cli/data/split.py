@@ -41,7 +41,8 @@ def _main(argv):
     summary = split_file(data, out, val=FLAGS.val, test=FLAGS.test, seed=FLAGS.seed, by=FLAGS.by,
                          layout=FLAGS.layout, overwrite=FLAGS.overwrite)
     total = sum(d["rows"] for d in summary.values())
-    unit = {"auto": "plates/groups", "near": "plates/groups", "group": "groups", "text": "plates", "row": "rows"}[FLAGS.by]
+    unit = {"auto": "plates/groups", "near": "plates/groups", "group": "groups", "text": "plates",
+            "row": "rows"}[FLAGS.by]
     parts = ", ".join(f"{s} {d['rows']} rows ({100.0 * d['rows'] / max(total, 1):.1f}%, {d['units']} {unit})"
                       for s, d in summary.items())
     print(f"wrote {out}: {parts}; seed {FLAGS.seed}, by {FLAGS.by}")
