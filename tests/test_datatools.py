@@ -196,6 +196,16 @@ def test_stats_lists_plates_one_character_apart_across_splits(tmp_path):
     text = render_stats(st)
     assert "1 plate pair one character apart: AVQ2915/AYQ2915" in text and "--by near" in text
     assert cli("stats", "--data", data, "--fail_on_overlap", "--noprogress").returncode == 0
+    # --pairs_sheet draws each pair side by side (one crop per text, labelled with its split)
+    sheet = tmp_path / "pairs.png"
+    r = cli("stats", "--data", data, "--pairs_sheet", str(sheet), "--noprogress")
+    assert r.returncode == 0 and f"wrote {sheet}: 1 pairs" in r.stdout
+    img = cv2.imread(str(sheet))
+    assert img is not None and img.shape[1] > img.shape[0]  # one row of two cells
+    r = cli("stats", "--data", data, "--pairs_sheet", str(sheet), "--noprogress")  # exists: refused
+    assert r.returncode == 2 and "--overwrite" in error_line(r)
+    r = cli("stats", "--data", data, "--pairs_sheet", str(tmp_path / "pairs.jpg"), "--noprogress")
+    assert r.returncode == 2 and "PNG" in error_line(r)
 
 
 def test_stats_of_shared_br_set():

@@ -14,7 +14,7 @@ import hashlib
 import itertools
 import os
 
-from lprnet_tf.data.readers import DataError, image_size, scan_rows
+from lprnet_tf.data.readers import DataError, image_size, load_image, scan_rows
 from lprnet_tf.datatools.common import normalize, one_apart, plural
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
@@ -161,6 +161,37 @@ def compute_stats(source: str, layout: str = "auto", fmt: PlateFormat | None = N
                          "templates": len(fmt.templates), "no_template_match": len(no_tpl),
                          "no_template_examples": sorted(set(no_tpl))[:EXAMPLES]}
     return out
+
+
+def pairs_sheet(st: dict, out: str, fmt: PlateFormat | None = None) -> int:
+    """Write a PNG with the plate pairs one character apart across splits (``st``: :func:`compute_stats` of
+    the source, ``fmt`` as given to it) side by side, the first crop of each text labelled with its text and
+    split, so they can be checked by eye; returns the pairs drawn (0: nothing written)."""
+    from lprnet_tf.synth.contact import save_contact_sheet
+
+    if not out.lower().endswith(".png"):
+        raise DataError(f"--pairs_sheet {out}: the sheet is a PNG; give a name ending in .png")
+    first = {}
+    for r in scan_rows(st["source"], st["layout"]).rows:
+        if r.sample is not None:
+            first.setdefault(normalize(r.sample.text, fmt), r.sample)
+    images, labels = [], []
+    for o in st["overlap"]:
+        for pair in o["one_apart_pairs"]:
+            for text, split in zip(pair.split("/"), o["splits"]):
+                s = first[text]
+                try:
+                    images.append(load_image(s.path, s.box))
+                except (DataError, OSError) as e:
+                    raise DataError(f"--pairs_sheet: cannot read {s.path} ({e})") from None
+                labels.append(f"{text} ({split})\n{os.path.basename(s.path)}")
+    if not images:
+        return 0
+    try:
+        save_contact_sheet(out, images, labels, cols=2, cell_hw=(64, 200))
+    except OSError as e:
+        raise DataError(f"--pairs_sheet {out}: cannot write ({e}); check the folder") from None
+    return len(images) // 2
 
 
 def _bars(hist: dict, total: int, width: int = 30) -> list:

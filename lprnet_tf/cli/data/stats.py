@@ -2,10 +2,12 @@
 
     lprnet-data stats --data ../shared/data/br_openalpr_crops
     lprnet-data stats --data labels.csv --format br --json stats.json --fail_on_overlap
+    lprnet-data stats --data ../shared/data/br_openalpr_crops --pairs_sheet pairs.png
 
 Reads any layout (labels.csv or a folder holding one, an OpenVINO list, a CCPD or label-in-file-name
 folder). Image sizes come from file headers. For every pair of splits it counts the plate texts,
-groups and identical image files found in both and flags them as DUPLICATES ACROSS SPLITS.
+groups and identical image files found in both and flags them as DUPLICATES ACROSS SPLITS, and lists
+the plate pairs one character apart with one plate in each (--pairs_sheet draws them side by side).
 With --format it also counts labels the plate format rejects or whose text matches no template.
 Exit codes: 0 done (1 with --fail_on_overlap when splits share plates, groups or images), 2 usage or
 data error.
@@ -17,9 +19,10 @@ import json
 from absl import flags
 
 from lprnet_tf.cli.data._app import require, run
+from lprnet_tf.config import UsageError
 from lprnet_tf.data.readers import LAYOUTS, DataError, detect_layout
 from lprnet_tf.datatools.common import check_output_file
-from lprnet_tf.datatools.stats import compute_stats, render_stats
+from lprnet_tf.datatools.stats import compute_stats, pairs_sheet, render_stats
 from lprnet_tf.vocab import load_plate_format
 
 FLAGS = flags.FLAGS
@@ -35,14 +38,21 @@ flags.DEFINE_bool("hash_images", True, "Hash image files to find identical image
                   "(--nohash_images skips it on very large sets).")
 flags.DEFINE_integer("max_chars", 0, "Characters to list in the histogram, most frequent first (0 = all).")
 flags.DEFINE_bool("fail_on_overlap", False, "Exit with code 1 when two splits share a plate, group or image (for CI).")
+flags.DEFINE_string("pairs_sheet", None, "Also write a PNG with the plate pairs one character apart across splits "
+                    "side by side (one crop of each), to check by eye whether they are one plate under two labels "
+                    "(an existing file only with --overwrite).")
 flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 
 
 def _main(argv):
     data = require(FLAGS.data, "data", "the label source to describe (labels.csv, list file or image folder)")
     fmt = load_plate_format(FLAGS.format) if FLAGS.format else None
-    if FLAGS.json:  # before the (long) scan
-        check_output_file(FLAGS.json, "--json", FLAGS.overwrite, inputs=(detect_layout(data, FLAGS.layout)[0],))
+    if FLAGS.pairs_sheet and not FLAGS.pairs_sheet.lower().endswith(".png"):
+        raise UsageError(f"--pairs_sheet {FLAGS.pairs_sheet}: the sheet is a PNG; give a name ending in .png")
+    for flag in ("json", "pairs_sheet"):  # before the (long) scan
+        if getattr(FLAGS, flag):
+            check_output_file(getattr(FLAGS, flag), f"--{flag}", FLAGS.overwrite,
+                              inputs=(detect_layout(data, FLAGS.layout)[0],))
     st = compute_stats(data, FLAGS.layout, fmt, hash_images=FLAGS.hash_images, progress=FLAGS.progress)
     print(render_stats(st, max_chars=FLAGS.max_chars))
     if FLAGS.json:
@@ -52,6 +62,10 @@ def _main(argv):
         except OSError as e:
             raise DataError(f"--json {FLAGS.json}: cannot write ({e.strerror}); choose another path") from None
         print(f"wrote {FLAGS.json}")
+    if FLAGS.pairs_sheet:
+        n = pairs_sheet(st, FLAGS.pairs_sheet, fmt)
+        print(f"wrote {FLAGS.pairs_sheet}: {n} pairs" if n else
+              f"no plate pairs one character apart across splits: {FLAGS.pairs_sheet} not written")
     return 1 if FLAGS.fail_on_overlap and st["leaks"] else 0
 
 
