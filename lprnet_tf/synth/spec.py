@@ -55,10 +55,10 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   drawn uniformly per sample (default ``[0, 0]``: the bold faces as they are); ``cjk_fonts``: the
   bundled fonts that draw ideographs (the province character), picked per plate like ``fonts``
   (default ``cjk``, the Noto Sans CJK Bold subset; ``cjk_black`` and ``cjk_medium`` are its Black and
-  Medium weights); ``cjk_warp`` (0): the std of a smooth random displacement of each ideograph's parts, a
-  fraction of its height (plus a global scale of up to twice that per axis; at most 0.15), drawn per
-  character, so that a model learns the province character rather than one bundled face's drawing of it
-  (:func:`lprnet_tf.synth.glyphs.warped`);
+  Medium weights); ``cjk_warp`` (0): the largest std of a smooth random displacement of each ideograph's
+  parts, a fraction of its height (the strength drawn uniformly per character, plus a global scale of up to
+  twice it per axis; at most 0.15), so that a model learns the province character rather than one bundled
+  face's drawing of it (:func:`lprnet_tf.synth.glyphs.warped`);
 * ``bg``, ``bg2`` (second colour: gradient or split), ``gradient`` (``vertical`` top ``bg`` to
   bottom ``bg2``, ``horizontal`` left to right, or ``split``: ``bg`` left of ``split_mm``, ``bg2``
   right of it), ``fg``, ``accent`` ``{chars: "警使", color: "#c81e1e"}`` (those characters drawn
