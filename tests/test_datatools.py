@@ -192,6 +192,7 @@ def test_stats_lists_plates_one_character_apart_across_splits(tmp_path):
     st = compute_stats(data, progress=False)
     ov = st["overlap"][0]
     assert ov["one_apart"] == 1 and ov["one_apart_pairs"] == ["AVQ2915/AYQ2915"]  # train's text first
+    assert [os.path.basename(p) for p, _ in ov["one_apart_crops"][0]] == ["a.jpg", "b.jpg"]  # where to look
     assert st["leaks"] == 0
     text = render_stats(st)
     assert "1 plate pair one character apart: AVQ2915/AYQ2915" in text and "--by near" in text

@@ -78,6 +78,12 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
+def require_png(out: str, flag: str, what: str) -> None:
+    """Refuse an output name that does not end in .png (contact sheets are written as PNG)."""
+    if not out.lower().endswith(".png"):
+        raise UsageError(f"{flag} {out}: the {what} is a PNG; give a name ending in .png")
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 

@@ -14,6 +14,7 @@ from lprnet_tf.config import UsageError
 from lprnet_tf.data.augment import LEVELS
 from lprnet_tf.data.pipeline import ExampleMaker, FileSource
 from lprnet_tf.data.readers import DataError, load_image, read_samples
+from lprnet_tf.datatools.common import require_png
 from lprnet_tf.synth.contact import save_contact_sheet
 from lprnet_tf.vocab import PlateFormat
 
@@ -56,8 +57,7 @@ def show(source: str, fmt: PlateFormat, out: str, count: int = 32, augment: str 
         raise UsageError(f"--scale must be in 0.25..16, got {scale}")
     if cols < 1:
         raise UsageError(f"--cols must be positive, got {cols}")
-    if not out.lower().endswith(".png"):
-        raise UsageError(f"--out {out}: the contact sheet is a PNG; give a name ending in .png")
+    require_png(out, "--out", "contact sheet")
     samples, _ = read_samples(source, fmt, skip_bad=skip_bad, verify_images=False, split=split, layout=layout)
     chosen = pick_samples(samples, count, pick, seed, skip_bad)
     if not chosen:

@@ -15,7 +15,7 @@ import itertools
 import os
 
 from lprnet_tf.data.readers import DataError, image_size, load_image, scan_rows
-from lprnet_tf.datatools.common import normalize, one_apart, plural
+from lprnet_tf.datatools.common import normalize, one_apart, plural, require_png
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
 
@@ -111,6 +111,9 @@ def compute_stats(source: str, layout: str = "auto", fmt: PlateFormat | None = N
         for i, d in digests.items():
             img_sets[splits[i]].add(d)
         pairs = one_apart(texts)
+        first = {}  # text -> [path, box] of its first crop (where to look at a pair)
+        for r, t in zip(parsed, texts):
+            first.setdefault(t, [r.sample.path, list(r.sample.box) if r.sample.box is not None else None])
         for a, b in itertools.combinations(names, 2):
             pa, pb = by_split[a]["plates"], by_split[b]["plates"]
             plates = sorted(pa & pb)
@@ -122,7 +125,8 @@ def compute_stats(source: str, layout: str = "auto", fmt: PlateFormat | None = N
                            if (x in pa and y in pb) or (x in pb and y in pa)})
             overlap.append({"splits": [a, b], "plates": len(plates), "groups": len(groups), "images": len(images),
                             "plate_examples": plates[:EXAMPLES], "group_examples": groups[:EXAMPLES],
-                            "one_apart": len(near), "one_apart_pairs": [f"{x}/{y}" for x, y in near]})
+                            "one_apart": len(near), "one_apart_pairs": [f"{x}/{y}" for x, y in near],
+                            "one_apart_crops": [[first[x], first[y]] for x, y in near]})
 
     out = {
         "source": scan.source,
@@ -163,28 +167,22 @@ def compute_stats(source: str, layout: str = "auto", fmt: PlateFormat | None = N
     return out
 
 
-def pairs_sheet(st: dict, out: str, fmt: PlateFormat | None = None) -> int:
-    """Write a PNG with the plate pairs one character apart across splits (``st``: :func:`compute_stats` of
-    the source, ``fmt`` as given to it) side by side, the first crop of each text labelled with its text and
-    split, so they can be checked by eye; returns the pairs drawn (0: nothing written)."""
+def pairs_sheet(st: dict, out: str) -> int:
+    """Write a PNG with the plate pairs one character apart across splits (``st``: :func:`compute_stats`)
+    side by side, the first crop of each text labelled with its text and split, so they can be checked by
+    eye; returns the pairs drawn (0: nothing written)."""
     from lprnet_tf.synth.contact import save_contact_sheet
 
-    if not out.lower().endswith(".png"):
-        raise DataError(f"--pairs_sheet {out}: the sheet is a PNG; give a name ending in .png")
-    first = {}
-    for r in scan_rows(st["source"], st["layout"]).rows:
-        if r.sample is not None:
-            first.setdefault(normalize(r.sample.text, fmt), r.sample)
+    require_png(out, "--pairs_sheet", "sheet")
     images, labels = [], []
     for o in st["overlap"]:
-        for pair in o["one_apart_pairs"]:
-            for text, split in zip(pair.split("/"), o["splits"]):
-                s = first[text]
+        for pair, crops in zip(o["one_apart_pairs"], o["one_apart_crops"]):
+            for text, split, (path, box) in zip(pair.split("/"), o["splits"], crops):
                 try:
-                    images.append(load_image(s.path, s.box))
+                    images.append(load_image(path, tuple(box) if box is not None else None))
                 except (DataError, OSError) as e:
-                    raise DataError(f"--pairs_sheet: cannot read {s.path} ({e})") from None
-                labels.append(f"{text} ({split})\n{os.path.basename(s.path)}")
+                    raise DataError(f"--pairs_sheet: cannot read {path} ({e})") from None
+                labels.append(f"{text} ({split})\n{os.path.basename(path)}")
     if not images:
         return 0
     try:

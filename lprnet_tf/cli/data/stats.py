@@ -19,9 +19,8 @@ import json
 from absl import flags
 
 from lprnet_tf.cli.data._app import require, run
-from lprnet_tf.config import UsageError
 from lprnet_tf.data.readers import LAYOUTS, DataError, detect_layout
-from lprnet_tf.datatools.common import check_output_file
+from lprnet_tf.datatools.common import check_output_file, require_png
 from lprnet_tf.datatools.stats import compute_stats, pairs_sheet, render_stats
 from lprnet_tf.vocab import load_plate_format
 
@@ -47,8 +46,8 @@ flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 def _main(argv):
     data = require(FLAGS.data, "data", "the label source to describe (labels.csv, list file or image folder)")
     fmt = load_plate_format(FLAGS.format) if FLAGS.format else None
-    if FLAGS.pairs_sheet and not FLAGS.pairs_sheet.lower().endswith(".png"):
-        raise UsageError(f"--pairs_sheet {FLAGS.pairs_sheet}: the sheet is a PNG; give a name ending in .png")
+    if FLAGS.pairs_sheet:
+        require_png(FLAGS.pairs_sheet, "--pairs_sheet", "sheet")
     for flag in ("json", "pairs_sheet"):  # before the (long) scan
         if getattr(FLAGS, flag):
             check_output_file(getattr(FLAGS, flag), f"--{flag}", FLAGS.overwrite,
@@ -63,7 +62,7 @@ def _main(argv):
             raise DataError(f"--json {FLAGS.json}: cannot write ({e.strerror}); choose another path") from None
         print(f"wrote {FLAGS.json}")
     if FLAGS.pairs_sheet:
-        n = pairs_sheet(st, FLAGS.pairs_sheet, fmt)
+        n = pairs_sheet(st, FLAGS.pairs_sheet)
         print(f"wrote {FLAGS.pairs_sheet}: {n} pairs" if n else
               f"no plate pairs one character apart across splits: {FLAGS.pairs_sheet} not written")
     return 1 if FLAGS.fail_on_overlap and st["leaks"] else 0
