@@ -34,7 +34,7 @@ class ModelConfig:
 class DataConfig:
     train: str = "synth:0"  # synth[:SEED[:COUNT]] or a path any reader understands
     train_split: str = ""  # rows of this split when train is a CSV with a split column
-    # mix: more training sources drawn from in fixed proportions, a list of {source, weight[, split]}
+    # mix: more training sources drawn from in fixed proportions, a list of {source, weight[, split, plate_format]}
     # (e.g. [{source: "synth:5", weight: 0.3}]: 30 % synthetic plates); train gets 1 - the sum of the weights
     mix: list = dataclasses.field(default_factory=list)
     val: str = "synth:1000003:512"  # held-apart synthetic set (another seed) or a path
@@ -242,7 +242,7 @@ def _check_values(cfg: ExperimentConfig, where: str):
     if cfg.data.super_resolve and (cfg.data.pairs or cfg.data.frames):
         raise ConfigError(f"{where}: data.super_resolve feeds a recognizer the MTGAN's output for single crops; "
                           f"remove it or data.pairs / data.frames")
-    _check_mix(cfg.data.mix, cfg.data.frames, where)
+    _check_mix(cfg.data.mix, cfg.data.frames, where, cfg.plate_format)
     if cfg.data.pairs and cfg.data.frames:
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:
@@ -265,9 +265,9 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: plate_format: {e}") from None
 
 
-def _check_mix(mix: list, frames: int, where: str):
-    """``data.mix``: a list of ``{source: spec, weight: (0, 1), split: name}`` whose weights leave the main
-    source a share > 0."""
+def _check_mix(mix: list, frames: int, where: str, plate_format=None):
+    """``data.mix``: a list of ``{source: spec, weight: (0, 1), split: name, plate_format: variant}`` whose
+    weights leave the main source a share > 0 and whose formats keep the run's alphabet and layout."""
     example = "e.g. mix: [{source: 'synth:5', weight: 0.3}]"
     if mix and frames:
         raise ConfigError(f"{where}: data.mix mixes single crops; remove it or data.frames")
@@ -276,9 +276,10 @@ def _check_mix(mix: list, frames: int, where: str):
         key = f"data.mix[{i}]"
         if not isinstance(m, dict):
             raise ConfigError(f"{where}: {key}: expected a mapping with source and weight ({example}), got {m!r}")
-        unknown = sorted(set(m) - {"source", "weight", "split"}, key=str)
+        unknown = sorted(set(m) - {"source", "weight", "split", "plate_format"}, key=str)
         if unknown:
-            raise ConfigError(f"{where}: {key}: unknown key(s) {unknown}; allowed: source, weight, split")
+            raise ConfigError(f"{where}: {key}: unknown key(s) {unknown}; allowed: source, weight, split, "
+                              f"plate_format")
         if not isinstance(m.get("source"), str) or not m["source"]:
             raise ConfigError(f"{where}: {key}.source: a data spec (synth:SEED or a path) is required ({example})")
         w = m.get("weight")
@@ -287,6 +288,18 @@ def _check_mix(mix: list, frames: int, where: str):
                               f"got {w!r}")
         if not isinstance(m.get("split", ""), (str, type(None))):
             raise ConfigError(f"{where}: {key}.split: expected a split name, got {m['split']!r}")
+        if "plate_format" in m:
+            from lprnet_tf.data.pipeline import mix_format
+            from lprnet_tf.data.readers import DataError
+            from lprnet_tf.vocab import PlateFormatError, load_plate_format
+
+            if not isinstance(m["plate_format"], str) or not m["plate_format"]:
+                raise ConfigError(f"{where}: {key}.plate_format: a format name or YAML path, e.g. "
+                                  f"configs/variants/cn_province_warp.yaml; got {m['plate_format']!r}")
+            try:
+                mix_format(m, load_plate_format(plate_format))
+            except (DataError, PlateFormatError) as e:
+                raise ConfigError(f"{where}: {key}.plate_format: {e}") from None
         total += float(w)
     if mix and total >= 1.0:
         raise ConfigError(f"{where}: data.mix weights sum to {total:g}; they must leave data.train a share "

@@ -504,7 +504,8 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     val_src = open_source(d.val, fmt, split=d.val_split or None, skip_bad=d.skip_bad, **tracks) if d.val else None
     if isinstance(val_src, SynthSource) and val_src.size is None:
         raise ConfigError("data.val: a synthetic validation set needs a count, e.g. synth:1000003:512")
-    mixed = "".join(f" + {m['weight']:g} {m['source']}" for m in d.mix)
+    mixed = "".join(f" + {m['weight']:g} {m['source']}" + (f" ({m['plate_format']})" if m.get("plate_format") else "")
+                    for m in d.mix)
     log(f"train data: {d.train}{mixed} ({'stream' if len(train_src) >= SYNTH_STREAM else len(train_src)}), "
         f"val: {d.val} ({len(val_src) if val_src is not None else 0}), steps {start_step}->{total}, batch {bs}")
     start_sample = start_step * bs

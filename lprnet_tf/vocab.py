@@ -221,6 +221,16 @@ def load_plate_format(name_or_path: str | dict | PlateFormat) -> PlateFormat:
     return plate_format_from_dict(_raw_format(path), source=path)
 
 
+LAYOUT_FIELDS = ("alphabet", "max_length", "height", "width", "rows", "row_split")
+
+
+def layout_differences(a: PlateFormat, b: PlateFormat) -> list[str]:
+    """The fields (of :data:`LAYOUT_FIELDS`) in which two formats differ: what a model trained on one would
+    see differently in the other (class ids, input size, two-row layout). Formats that differ only in their
+    synthetic plates (a variant's ``synth_update``), templates or merges give ``[]``."""
+    return [f for f in LAYOUT_FIELDS if getattr(a, f) != getattr(b, f)]
+
+
 def with_synth_update(fmt: PlateFormat, update: dict) -> PlateFormat:
     """``fmt`` with parts of its ``synth`` section changed as a format file's ``synth_update`` changes them
     (``{degrade: {margin_x: [-0.1, 0.1]}}`` sets one degradation and keeps the others; see :func:`_raw_format`)."""

@@ -100,3 +100,44 @@ def test_mix_config_checks_and_training(tmp_path, tiny_csv):
     assert state["step"] == 2
     with open(os.path.join(tmp_path / "run", "metrics.jsonl"), encoding="utf-8") as f:
         assert np.isfinite(json.loads(f.readlines()[-1])["loss"])
+
+
+WARP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "variants",
+                    "cn_province_warp.yaml")
+
+
+def test_mixed_source_with_its_own_plate_format_variant(cn):
+    """data.mix[].plate_format: plain and warped CN plates in one run; each part renders with its own format."""
+    from lprnet_tf.vocab import layout_differences, load_plate_format
+
+    warp = load_plate_format(WARP)
+    assert layout_differences(warp, cn) == []
+    mixed = open_train_source("synth:3", cn, seed=0, mix=[{"source": "synth:4", "weight": 0.5, "plate_format": WARP}])
+    plain_part, warp_part = mixed.parts
+    assert plain_part.fmt is cn and warp_part.fmt.name == warp.name and warp_part.fmt.synth != cn.synth
+    i = next(i for i in range(50) if mixed.locate(i)[0] is warp_part)
+    image, text = mixed.get(i)
+    ref_image, ref_text = SynthSource(warp, 4).get(i)
+    assert text == ref_text and np.array_equal(image, ref_image)
+    assert not np.array_equal(image, SynthSource(cn, 4).get(i)[0])  # the warp draws the ideograph otherwise
+    x, y = ExampleMaker(mixed, cn, augment="none", seed=0).batch(i, 1)  # encoded with the run's format
+    assert x.shape == (1, cn.height, cn.width, 3) and y.shape[0] == 1
+
+
+def test_mix_plate_format_must_keep_the_layout(tmp_path, cn):
+    from lprnet_tf.vocab import layout_differences, load_plate_format
+
+    other = tmp_path / "cn_wide.yaml"
+    other.write_text("base: cn\nwidth: 128\n", encoding="utf-8")
+    assert layout_differences(load_plate_format(str(other)), cn) == ["width"]
+    with pytest.raises(DataError, match="differs from the run's format 'cn' in width"):
+        open_train_source("synth:3", cn, mix=[{"source": "synth:4", "weight": 0.5, "plate_format": str(other)}])
+    with pytest.raises(DataError, match="plate_format: unknown plate format 'nope'"):
+        open_train_source("synth:3", cn, mix=[{"source": "synth:4", "weight": 0.5, "plate_format": "nope"}])
+    base = {"name": "t", "plate_format": "cn", "model": {"name": "lprnet_reduced"},
+            "data": {"train": "synth:3", "mix": [{"source": "synth:4", "weight": 0.5, "plate_format": WARP}]}}
+    assert config_from_dict(base).data.mix[0]["plate_format"] == WARP
+    for value, message in [(str(other), "in width"), ("nope", "unknown plate format"), (3, "a format name or YAML")]:
+        with pytest.raises(ConfigError, match=r"data.mix\[0\].plate_format: .*" + message):
+            entry = {**base["data"]["mix"][0], "plate_format": value}
+            config_from_dict({**base, "data": {**base["data"], "mix": [entry]}})

@@ -30,7 +30,7 @@ import numpy as np
 from lprnet_tf.data.augment import Augmenter
 from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
 from lprnet_tf.runtime import fit_crop, tile_frames  # the one preprocessing rule, shared with the runtime
-from lprnet_tf.vocab import PlateFormat
+from lprnet_tf.vocab import PlateFormat, PlateFormatError, layout_differences, load_plate_format
 
 SYNTH_STREAM = 2**40  # length of an unbounded synthetic stream
 # Pair modes of ExampleMaker (the model kinds that train on (HR, LR) pairs, lprnet_tf.models.registry):
@@ -259,16 +259,36 @@ def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad:
 def open_train_source(spec: str, fmt: PlateFormat, split: str | None = None, mix=(), seed: int = 0,
                       skip_bad: bool = False, frames: int = 0, track_policy: str = "error") -> SampleSource:
     """The training source of a config: :func:`open_source` of ``spec``, or, with ``mix`` (``data.mix``: a
-    list of ``{source, weight, split}`` mappings), a :class:`MixedSource` in which each listed source has
-    its weight and ``spec`` the rest (1 - the sum of the weights)."""
+    list of ``{source, weight, split, plate_format}`` mappings), a :class:`MixedSource` in which each listed
+    source has its weight and ``spec`` the rest (1 - the sum of the weights). A mixed source's own
+    ``plate_format`` (a variant of ``fmt`` with the same alphabet and layout, e.g. other synthetic styles)
+    renders or reads that source; labels and images are still encoded with ``fmt``."""
     main = open_source(spec, fmt, split=split, skip_bad=skip_bad, frames=frames, track_policy=track_policy)
     if not mix:
         return main
     parts, weights = [main], [1.0 - sum(float(m["weight"]) for m in mix)]
     for m in mix:
-        parts.append(open_source(m["source"], fmt, split=m.get("split") or None, skip_bad=skip_bad))
+        parts.append(open_source(m["source"], mix_format(m, fmt), split=m.get("split") or None, skip_bad=skip_bad))
         weights.append(float(m["weight"]))
     return MixedSource(parts, weights, seed=seed)
+
+
+def mix_format(entry: dict, fmt: PlateFormat) -> PlateFormat:
+    """The plate format of one ``data.mix`` entry: its ``plate_format`` (a shipped name or a YAML path) if it
+    names one, else ``fmt``; refused (DataError) when it differs from ``fmt`` in what the model sees."""
+    spec = entry.get("plate_format")
+    if not spec:
+        return fmt
+    try:
+        own = load_plate_format(spec)
+    except PlateFormatError as e:
+        raise DataError(f"data.mix source {entry.get('source')!r}: plate_format: {e}") from None
+    diff = layout_differences(own, fmt)
+    if diff:
+        raise DataError(f"data.mix source {entry.get('source')!r}: plate_format '{own.name}' differs from the "
+                        f"run's format '{fmt.name}' in {', '.join(diff)}; a mixed source may change only the "
+                        f"synthetic plates (a variant with base: {fmt.name}), not what the model reads")
+    return own
 
 
 def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
