@@ -359,21 +359,24 @@ def transfer_weights(src: keras.Model, dst: keras.Model) -> tuple[int, list[str]
     return copied, skipped
 
 
-def average_models(paths: list[str]) -> keras.Model:
-    """The mean of the weights of several checkpoints of one run (checkpoint averaging).
+def average_models(paths: list) -> keras.Model:
+    """The mean of the weights of several checkpoints of one run (checkpoint averaging), or of several
+    fine-tunes of one base (a uniform model soup, ``lprnet-package --soup``).
 
-    The last path's model is loaded and its float variables -- trainable weights and the BatchNorm
-    moving statistics alike -- are replaced by the element-wise mean over ``paths``; integer and bool
-    variables (counters, seeds) keep the last checkpoint's values. Every file must hold the same
-    architecture (same variable paths and shapes), else ModelFileError names the first difference.
-    Averaging the last few checkpoints of a run at a constant learning rate evens out the
-    step-to-step swing of what the weights read (used for ``cn_lprnet_basic``, see its README).
+    ``paths`` are model files or already loaded models. The last one's model is kept and its float
+    variables -- trainable weights and the BatchNorm moving statistics alike -- are replaced by the
+    element-wise mean over all of them; integer and bool variables (counters, seeds) keep the last one's
+    values. Every model must have the same architecture (same variable paths and shapes), else
+    ModelFileError names the first difference. Averaging the last few checkpoints of a run at a constant
+    learning rate evens out the step-to-step swing of what the weights read (used for ``cn_lprnet_basic``,
+    see its README).
     """
     import numpy as np
 
     if not paths:
         raise ModelFileError("average_models: no checkpoint given")
-    models = [load_model(p, compile=False) for p in paths]
+    models = [load_model(p, compile=False) if isinstance(p, (str, os.PathLike)) else p for p in paths]
+    paths = [p if isinstance(p, (str, os.PathLike)) else f"model {i + 1} of {len(paths)}" for i, p in enumerate(paths)]
     last = models[-1]
     ref = [tuple(v.shape) for v in last.weights]  # in order (variable paths get per-load counters)
     for p, m in zip(paths, models):
@@ -382,7 +385,7 @@ def average_models(paths: list[str]) -> keras.Model:
             i = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), min(len(got), len(ref)))
             where = last.weights[i].path if i < len(ref) else "the variable count"
             raise ModelFileError(f"{p}: not the architecture of {paths[-1]} ({m.name} vs {last.name}, first "
-                                 f"difference at {where}); average checkpoints of one run only")
+                                 f"difference at {where}); average checkpoints of one run or fine-tunes of one base")
     for i, v in enumerate(last.weights):
         if "float" not in str(v.dtype):
             continue

@@ -79,3 +79,34 @@ def test_average_checkpoints_of_a_run(tmp_path, cn):
     save_model(build_model("lprnet_basic", cn), other)
     with pytest.raises(ModelFileError, match="not the architecture of"):
         average_models([other, str(run / "checkpoints" / "step_00002000.keras")])
+
+    # --soup: other fine-tunes of the same base averaged in, each with the --model weights' share
+    for value, name in ((11.0, "a.keras"), (29.0, "b.keras")):
+        for v in model.weights:
+            if "float" in str(v.dtype):
+                v.assign(np.full(v.shape, value, np.float32))
+        save_model(model, str(tmp_path / name))
+    r = _package("--model", str(run), "--name", "soup", "--out_root", str(tmp_path / "shipped"), "--average", "3",
+                 "--soup", str(tmp_path / "a.keras"), "--soup", str(tmp_path / "b.keras"))
+    assert r.returncode == 0, r.stderr
+    assert "souped with 2 more model(s)" in r.stdout
+    shipped = load_model(str(tmp_path / "shipped" / "soup" / "model.keras"))
+    for v in shipped.weights:
+        if "float" in str(v.dtype):
+            np.testing.assert_allclose(v.numpy(), 14.0, atol=1e-5)  # mean of 2 (the run's average), 11, 29
+    state = json.loads((tmp_path / "shipped" / "soup" / "train_state.json").read_text())
+    assert state["soup"] == [str(tmp_path / "a.keras"), str(tmp_path / "b.keras")]
+    # another alphabet or architecture is refused by name, before anything is written
+    from lprnet_tf.vocab import load_plate_format
+
+    br = load_plate_format("br")
+    save_model(build_model("lprnet_reduced", br), str(tmp_path / "br.keras"))
+    r = _package("--model", str(run), "--name", "bad_soup", "--out_root", str(tmp_path / "shipped"), "--average",
+                 "3", "--soup", str(tmp_path / "br.keras"))
+    assert r.returncode != 0 and "br.keras" in r.stderr and "classes" in r.stderr
+    assert not (tmp_path / "shipped" / "bad_soup").exists()
+    r = _package("--model", str(run), "--name", "bad_soup", "--out_root", str(tmp_path / "shipped"), "--average",
+                 "3", "--soup", other)
+    assert r.returncode != 0 and "basic.keras: holds a lprnet_basic model" in r.stderr and "--soup" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "shipped" / "bad_soup").exists()

@@ -1,12 +1,15 @@
 """lprnet-package: turn a training run into a shipped pretrained model folder.
 
-  lprnet-package --model runs/cn_basic --name my_lprnet [--average N] [--eval_dir eval/cn] [--overwrite]
+  lprnet-package --model runs/cn_basic --name my_lprnet [--average N] [--soup FILE ...] [--eval_dir eval/cn]
+                 [--overwrite]
 
 Writes ``lprnet_tf/pretrained/NAME/`` (or ``--out_root``): ``model.keras`` (weights only, no
 optimizer state), ``plate_format.yaml``, ``config.yaml`` (the run's resolved training config),
 ``train_state.json`` and ``metrics/*.json`` copied from evaluation folders. ``--average N`` ships the
 mean of the weights of the run's last N checkpoints (``RUN/checkpoints/step_*.keras``) instead of one
-file (:func:`lprnet_tf.modelio.average_models`); ``train_state.json`` then lists the steps averaged. The README of the
+file (:func:`lprnet_tf.modelio.average_models`); ``train_state.json`` then lists the steps averaged. ``--soup FILE``
+(repeatable) averages those model files in too, each with the same weight as the ``--model`` weights (a uniform
+model soup of fine-tunes of one base; ``train_state.json`` lists them as ``soup``). The README of the
 folder is written by hand: it says how the model was trained and what it scores. A folder that already
 holds a model is replaced only with ``--overwrite`` (its README.md and other files of its own are kept;
 the files above are rewritten and its ``metrics/*.json`` are replaced by those of ``--eval_dir``).
@@ -29,6 +32,9 @@ flags.DEFINE_string("name", None, "Name of the shipped model, e.g. cn_lprnet_bas
 flags.DEFINE_string("out_root", None, "Folder of shipped models (default: lprnet_tf/pretrained).")
 flags.DEFINE_integer("average", 0, "Ship the mean of the weights of the run's last N checkpoints "
                      "(RUN/checkpoints/step_*.keras; --model must be the run directory); 0: --model as it is.")
+flags.DEFINE_multi_string("soup", [], "A model file (or packaged model folder) to average in with the --model "
+                          "weights, each with an equal share: other fine-tunes of the same base (repeatable). They "
+                          "must be the same architecture and plate format (alphabet, input size) as --model.")
 flags.DEFINE_multi_string("eval_dir", [], "Evaluation output folders whose metrics.json to ship (repeatable).")
 flags.DEFINE_bool("overwrite", False, "Replace the model of an existing folder OUT_ROOT/NAME (default: refuse; its "
                   "README.md is kept).")
@@ -36,7 +42,8 @@ flags.DEFINE_bool("overwrite", False, "Replace the model of an existing folder O
 
 def _main(argv):
     del argv
-    from lprnet_tf.modelio import FORMAT_FILE, PRETRAINED_DIR, average_models, load_model, resolve_model, save_model
+    from lprnet_tf.modelio import (FORMAT_FILE, PRETRAINED_DIR, average_models, check_architecture, load_for_inference,
+                                   load_model, resolve_model, save_model)
     from lprnet_tf.training import checkpoint_files
 
     if not FLAGS.model or not FLAGS.name:
@@ -75,7 +82,12 @@ def _main(argv):
         except ValueError as e:
             raise UsageError(f"--eval_dir {d}: metrics.json is not valid JSON ({e}); re-run lprnet-evaluate") from None
     # everything is read and checked before the folder is touched; weights only (no optimizer state: a small file)
+    soup = [load_for_inference(p, fmt)[0] for p in FLAGS.soup]  # checked against the run's format, by path
     model = average_models(list(paths)) if steps else load_model(path, compile=False)
+    for p, m in zip(FLAGS.soup, soup):
+        check_architecture(m, model, p, "--soup takes other fine-tunes of the --model's base only")
+    if soup:
+        model = average_models([*soup, model])  # the --model weights last: its counters and seeds are kept
     os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
     if evals:
         for old in os.listdir(os.path.join(out, "metrics")):
@@ -87,13 +99,15 @@ def _main(argv):
         if os.path.isfile(os.path.join(run_dir, name)):
             shutil.copyfile(os.path.join(run_dir, name), os.path.join(out, dst))
     state_path = os.path.join(run_dir, "state.json")
-    if os.path.isfile(state_path) or steps:
+    if os.path.isfile(state_path) or steps or soup:
         state = {}
         if os.path.isfile(state_path):
             with open(state_path, encoding="utf-8") as f:
                 state = json.load(f)
         if steps:
             state["averaged_checkpoint_steps"] = list(steps)
+        if soup:
+            state["soup"] = list(FLAGS.soup)
         with open(os.path.join(out, "train_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=2)
     for tag, m in evals:
@@ -101,6 +115,7 @@ def _main(argv):
             json.dump(m, f, indent=2, ensure_ascii=False)
     size = os.path.getsize(os.path.join(out, "model.keras"))
     what = f", the mean of steps {list(steps)}" if steps else ""
+    what += f", souped with {len(soup)} more model(s)" if soup else ""
     print(f"wrote {out} (model.keras {size / 1e6:.2f} MB{what})")
 
 
