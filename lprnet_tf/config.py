@@ -297,7 +297,12 @@ def _check_mix(mix: list, frames: int, where: str, plate_format=None):
                 raise ConfigError(f"{where}: {key}.plate_format: a format name or YAML path, e.g. "
                                   f"configs/variants/cn_province_warp.yaml; got {m['plate_format']!r}")
             try:
-                mix_format(m, load_plate_format(plate_format))
+                main = load_plate_format(plate_format)
+            except PlateFormatError:
+                main = None  # the run's own plate_format is reported by its own check
+            try:
+                if main is not None:
+                    mix_format(m, main)
             except (DataError, PlateFormatError) as e:
                 raise ConfigError(f"{where}: {key}.plate_format: {e}") from None
         total += float(w)

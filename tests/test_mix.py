@@ -137,6 +137,8 @@ def test_mix_plate_format_must_keep_the_layout(tmp_path, cn):
     base = {"name": "t", "plate_format": "cn", "model": {"name": "lprnet_reduced"},
             "data": {"train": "synth:3", "mix": [{"source": "synth:4", "weight": 0.5, "plate_format": WARP}]}}
     assert config_from_dict(base).data.mix[0]["plate_format"] == WARP
+    with pytest.raises(ConfigError, match=r"^[^:]*: plate_format: unknown plate format 'zz'"):  # named as the run's
+        config_from_dict({**base, "plate_format": "zz"})
     for value, message in [(str(other), "in width"), ("nope", "unknown plate format"), (3, "a format name or YAML")]:
         with pytest.raises(ConfigError, match=r"data.mix\[0\].plate_format: .*" + message):
             entry = {**base["data"]["mix"][0], "plate_format": value}
