@@ -242,7 +242,6 @@ def _check_values(cfg: ExperimentConfig, where: str):
     if cfg.data.super_resolve and (cfg.data.pairs or cfg.data.frames):
         raise ConfigError(f"{where}: data.super_resolve feeds a recognizer the MTGAN's output for single crops; "
                           f"remove it or data.pairs / data.frames")
-    _check_mix(cfg.data.mix, cfg.data.frames, where, cfg.plate_format)
     if cfg.data.pairs and cfg.data.frames:
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:
@@ -260,14 +259,16 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: data.pairs is for the image-to-image and GAN models (dgm, mtgan); remove it "
                           f"for {cfg.model.name}")
     try:
-        load_plate_format(cfg.plate_format)
+        fmt = load_plate_format(cfg.plate_format)
     except PlateFormatError as e:
         raise ConfigError(f"{where}: plate_format: {e}") from None
+    _check_mix(cfg.data.mix, cfg.data.frames, where, fmt)
 
 
-def _check_mix(mix: list, frames: int, where: str, plate_format=None):
+def _check_mix(mix: list, frames: int, where: str, fmt):
     """``data.mix``: a list of ``{source: spec, weight: (0, 1), split: name, plate_format: variant}`` whose
-    weights leave the main source a share > 0 and whose formats keep the run's alphabet and layout."""
+    weights leave the main source a share > 0 and whose formats keep the alphabet and layout of ``fmt``, the
+    run's (loaded) plate format."""
     example = "e.g. mix: [{source: 'synth:5', weight: 0.3}]"
     if mix and frames:
         raise ConfigError(f"{where}: data.mix mixes single crops; remove it or data.frames")
@@ -291,19 +292,13 @@ def _check_mix(mix: list, frames: int, where: str, plate_format=None):
         if "plate_format" in m:
             from lprnet_tf.data.pipeline import mix_format
             from lprnet_tf.data.readers import DataError
-            from lprnet_tf.vocab import PlateFormatError, load_plate_format
 
             if not isinstance(m["plate_format"], str) or not m["plate_format"]:
                 raise ConfigError(f"{where}: {key}.plate_format: a format name or YAML path, e.g. "
                                   f"configs/variants/cn_province_warp.yaml; got {m['plate_format']!r}")
             try:
-                main = load_plate_format(plate_format)
-            except PlateFormatError:
-                main = None  # the run's own plate_format is reported by its own check
-            try:
-                if main is not None:
-                    mix_format(m, main)
-            except (DataError, PlateFormatError) as e:
+                mix_format(m, fmt)  # loads it (its errors become DataError) and compares it with the run's
+            except DataError as e:
                 raise ConfigError(f"{where}: {key}.plate_format: {e}") from None
         total += float(w)
     if mix and total >= 1.0:

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import REPO
 from lprnet_tf.config import ConfigError, config_from_dict
 from lprnet_tf.data.pipeline import ArraySource, ExampleMaker, MixedSource, SynthSource, open_train_source
 from lprnet_tf.data.readers import DataError
@@ -102,8 +103,7 @@ def test_mix_config_checks_and_training(tmp_path, tiny_csv):
         assert np.isfinite(json.loads(f.readlines()[-1])["loss"])
 
 
-WARP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "variants",
-                    "cn_province_warp.yaml")
+WARP = os.path.join(REPO, "configs", "variants", "cn_province_warp.yaml")
 
 
 def test_mixed_source_with_its_own_plate_format_variant(cn):
