@@ -172,26 +172,31 @@ def quality_metrics(outputs: dict, fmt: PlateFormat) -> dict:
             "quality_lcc_frame": lcc(pf.ravel(), tf_.ravel()), "quality_srocc_frame": srocc(pf.ravel(), tf_.ravel())}
 
 
-def score(logits, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None, kind: str = "ctc"):
+def score(logits, texts, fmt: PlateFormat, decoder: str = "greedy", merges=None, kind: str = "ctc",
+          prior=None):
     """Decode and score -> (metrics dict, predictions, confidences). ``kind``: the model's output kind
     (:func:`lprnet_tf.models.model_kind`: ``ctc`` sequence logits or ``slot`` per-slot logits).
     ``logits``: one ``(N, T, C)`` array, or a list of them (:func:`predict_views`: the test-time views of
-    the same crops), each decoded and then voted (:func:`lprnet_tf.decoding.vote`; metrics ``tta`` true)."""
-    preds, conf = decode_views(logits, fmt, decoder, kind=kind)
+    the same crops), each decoded and then voted (:func:`lprnet_tf.decoding.vote`; metrics ``tta`` true).
+    ``prior``: a :class:`lprnet_tf.decoding.LocalPrior` re-ranking the beams (metrics ``local_prior``)."""
+    preds, conf = decode_views(logits, fmt, decoder, kind=kind, prior=prior)
     m = plate_metrics(texts, preds, merges=merges, max_positions=fmt.max_length)
     if isinstance(logits, (list, tuple)) and len(logits) > 1:
         m["tta"] = True
     m["decoder"] = decoder
+    if prior is not None:
+        m["local_prior"] = prior.to_dict()
     m["plate_format"] = fmt.name
     return m, preds, conf
 
 
 def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, decoder: str = "greedy",
                    merges=None, batch_size: int = 64, gallery_size: int = 48, progress: bool = True,
-                   extra: dict | None = None, return_predictions: bool = False, tta: bool = False):
+                   extra: dict | None = None, return_predictions: bool = False, tta: bool = False, prior=None):
     """Evaluate and write ``metrics.json``, ``errors.csv``, ``error_gallery.png`` into ``out_dir``.
 
-    ``tta``: read every crop in the test-time views and vote (:func:`predict_views`).
+    ``tta``: read every crop in the test-time views and vote (:func:`predict_views`). ``prior``: a
+    :class:`lprnet_tf.decoding.LocalPrior` for the beam / template decoder.
     Returns the metrics dict, or ``(metrics, predictions, confidences)`` with ``return_predictions``.
     """
     from lprnet_tf.config import UsageError
@@ -206,11 +211,14 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
                          f"greedy, not {decoder}")
     if tta and getattr(model, "frames", 0):
         raise UsageError(f"{model.name} is a multi-frame model: it already reads K frames of a plate; drop --tta")
+    if prior is not None and (decoder == "greedy" or kind != "ctc"):
+        raise UsageError(f"a local prior (--local_prefix) re-ranks the beam search's candidates: use --decoder "
+                         f"template (or beam) with a CTC model, not --decoder {decoder} on {model.name} ({kind})")
     os.makedirs(out_dir, exist_ok=True)
     texts = source.texts()
     outputs = predict_outputs(model, source, fmt, batch_size, progress=progress, desc="evaluate")
     logits = predict_views(model, source, fmt, batch_size, progress, full=outputs["logits"]) if tta else outputs["logits"]
-    m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind)
+    m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind, prior=prior)
     m.update(quality_metrics(outputs, fmt))
     if "frame_weights" in outputs:
         m["frame_weights_mean"] = [round(float(v), 4) for v in outputs["frame_weights"].mean(0)]

@@ -164,6 +164,21 @@ def write_alphabet(fmt: PlateFormat, path: str) -> str:
     return path
 
 
+def _first_char_shares(fmt: PlateFormat) -> dict:
+    """The sidecar's ``first_char_shares`` and ``local_prior`` rule (README "Local province"), or {} for a
+    format without a synthetic generator."""
+    from lprnet_tf.decoding import PriorError, first_char_shares
+
+    try:
+        shares = first_char_shares(fmt)
+    except PriorError:
+        return {}
+    return {"first_char_shares": shares,
+            "local_prior": "optional, beam/template only: add log(share / base) to the log probability of each "
+                           "beam starting with the local prefix and log((1 - share) / (1 - base)) to every other "
+                           "beam, re-rank, then apply the template filter; base = first_char_shares[prefix]"}
+
+
 def _format_dict(fmt: PlateFormat) -> dict:
     d = fmt.to_dict()
     d.pop("synth", None)  # rendering parameters: of no use to a deployed model
@@ -770,7 +785,8 @@ def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: di
                    "time_steps": int(time_steps)},
         "decoder": {"default": "greedy", "rule": "ctc", "greedy": "argmax per step, collapse repeats, drop blank "
                     "(0); confidence = min over emitted characters of their max softmax probability",
-                    "template": "beam search, first of the top beams matching a template"},
+                    "template": "beam search, first of the top beams matching a template",
+                    **_first_char_shares(fmt)},
         "max_length": fmt.max_length,
         "templates": list(fmt.templates),
         "format": _format_dict(fmt),

@@ -60,7 +60,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from lprnet_tf.decoding import DECODERS, decode_views
+from lprnet_tf.decoding import DECODERS, LocalPrior, decode_views
 from lprnet_tf.vocab import PlateFormat, load_plate_format, plate_format_from_dict
 
 
@@ -715,9 +715,12 @@ class Recognizer:
             return np.zeros((0, 0, self.fmt.num_classes), np.float32)
         return self.backend.logits(x)
 
-    def decode(self, logits: np.ndarray | Sequence[np.ndarray], decoder: str = "greedy") -> list[Plate]:
+    def decode(self, logits: np.ndarray | Sequence[np.ndarray], decoder: str = "greedy",
+               prior: LocalPrior | None = None) -> list[Plate]:
         """Logits ``(N, T, C)`` -> one :class:`Plate` each; a list of such arrays (one per test-time view of
-        the same crops) -> the plates the views vote for (:func:`lprnet_tf.decoding.vote`)."""
+        the same crops) -> the plates the views vote for (:func:`lprnet_tf.decoding.vote`). ``prior``: a
+        :class:`lprnet_tf.decoding.LocalPrior` (:func:`lprnet_tf.decoding.local_prior` with ``self.fmt``)
+        re-ranking the beams of the ``beam`` / ``template`` decoder."""
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder '{decoder}'; choose one of {DECODERS}")
         if self.kind == "attn" and decoder != "greedy":
@@ -729,20 +732,25 @@ class Recognizer:
         views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
         if not views or not len(views[0]):
             return []
-        texts, conf = decode_views(views, self.fmt, decoder, kind=self.kind)
+        if prior is not None and decoder == "greedy":
+            raise RuntimeModelError("a local prior re-ranks the beam search's candidates: use the template (or beam) "
+                                    "decoder, not greedy")
+        texts, conf = decode_views(views, self.fmt, decoder, kind=self.kind, prior=prior)
         return [Plate(t, float(c), self.fmt.matches_template(t)) for t, c in zip(texts, conf)]
 
-    def recognize(self, images: Sequence[np.ndarray], decoder: str = "greedy", tta: bool = False) -> list[Plate]:
+    def recognize(self, images: Sequence[np.ndarray], decoder: str = "greedy", tta: bool = False,
+                  prior: LocalPrior | None = None) -> list[Plate]:
         """uint8 RGB crops -> one :class:`Plate` each; ``tta``: each crop read in the :data:`TTA_VIEWS`
         (:func:`tta_view`) and the plates voted (five times the inference). Crops are checked and grey /
-        RGBA ones converted by :func:`as_crop`."""
+        RGBA ones converted by :func:`as_crop`. ``prior``: as in :meth:`decode`."""
         images = as_crops(images)
         if not tta:
-            return self.decode(self.logits(images), decoder)
-        return self.decode([self.logits([tta_view(im, v) for im in images]) for v in TTA_VIEWS], decoder)
+            return self.decode(self.logits(images), decoder, prior)
+        return self.decode([self.logits([tta_view(im, v) for im in images]) for v in TTA_VIEWS], decoder, prior)
 
-    def recognize_file(self, path: str, decoder: str = "greedy", tta: bool = False) -> Plate:
-        return self.recognize([read_image(path)], decoder, tta)[0]
+    def recognize_file(self, path: str, decoder: str = "greedy", tta: bool = False,
+                       prior: LocalPrior | None = None) -> Plate:
+        return self.recognize([read_image(path)], decoder, tta, prior)[0]
 
     def frame_outputs(self, tracks: Sequence[Sequence[np.ndarray]]) -> dict:
         """Multi-frame models: K uint8 RGB crops (any size) of each plate -> ``{output name: array}``

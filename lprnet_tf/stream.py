@@ -700,11 +700,13 @@ def open_stream(source: str, boxes: str | None = None, ends: bool = False, max_m
 
 # ------------------------------------------------------------------------------------------------
 # lprnet-recognize --stream
-def recognizer_fn(recognizer, decoder: str = "greedy") -> RecognizeFn:
-    """A :class:`lprnet_tf.runtime.Recognizer` as a recognize_fn (one batched model call per list)."""
+def recognizer_fn(recognizer, decoder: str = "greedy", prior=None) -> RecognizeFn:
+    """A :class:`lprnet_tf.runtime.Recognizer` as a recognize_fn (one batched model call per list); ``prior``: a
+    :class:`lprnet_tf.decoding.LocalPrior` for the beam / template decoder."""
 
     def read(crops):
-        plates = recognizer.recognize(list(crops), decoder)
+        plates = (recognizer.recognize(list(crops), decoder) if prior is None  # (duck-typed recognizers too)
+                  else recognizer.recognize(list(crops), decoder, prior=prior))
         return [p.text for p in plates], [p.confidence for p in plates]
 
     return read
@@ -730,11 +732,12 @@ def format_result(r, as_json: bool = False) -> str:
 
 
 def run_cli(source: str, recognizer, quality: str | None = None, boxes: str | None = None,
-            decoder: str = "greedy", as_json: bool = False, batch: int = 32, out=None) -> int:
+            decoder: str = "greedy", as_json: bool = False, batch: int = 32, out=None, prior_for=None) -> int:
     """``lprnet-recognize --stream SOURCE``: run :class:`StreamRecognizer` over a frame source and
     print one line per frame and per track end (:func:`format_result`). ``recognizer``: a
     :class:`lprnet_tf.runtime.Recognizer`, or a function returning one (called after the source is
-    checked, so a wrong path fails before a model loads). Returns the exit code."""
+    checked, so a wrong path fails before a model loads). ``prior_for(recognizer)``: the
+    :class:`lprnet_tf.decoding.LocalPrior` to decode with, or None. Returns the exit code."""
     out = out or sys.stdout
     frames = open_stream(source, boxes, ends=True)
     if callable(recognizer) and not hasattr(recognizer, "recognize"):
@@ -745,7 +748,8 @@ def run_cli(source: str, recognizer, quality: str | None = None, boxes: str | No
         raise UsageError(f"--stream runs a single-crop recognizer on selected frames, but the model reads "
                          f"K={recognizer.frames} frames of a plate; use lprnet-recognize --frames "
                          f"{recognizer.frames} FOLDER, or a single-crop --model")
-    sr = StreamRecognizer(load_quality_fn(quality, batch), recognizer_fn(recognizer, decoder))
+    prior = prior_for(recognizer) if prior_for is not None else None
+    sr = StreamRecognizer(load_quality_fn(quality, batch), recognizer_fn(recognizer, decoder, prior))
     for r in sr.process(frames, batch=batch):
         print(format_result(r, as_json), file=out)
         if isinstance(r, TrackResult):

@@ -117,3 +117,107 @@ def test_decode_views_is_decode_then_vote():
 def test_psnr_of_mse():
     """PSNR of images in [0, 1]: 10 log10(1 / MSE) per image; an exact copy (MSE 0) reads 100 dB."""
     assert np.allclose(psnr([1e-2, 1e-3, 0.0, 1.0]), [20.0, 30.0, 100.0, 0.0])
+
+
+# ---- local prior (LocalPrior: re-ranking the beams for a site's share of local plates) ----------------------
+CN3 = plate_format_from_dict({"name": "p", "alphabet": "皖桂京A1", "max_length": 3, "height": 24, "width": 94,
+                              "templates": ["^[皖桂京]A1$"]})
+
+
+def province_logits(p_province: dict) -> np.ndarray:
+    """(1, 6, 6) logits reading "?A1": the first step spread over the provinces as ``p_province``, blanks between."""
+    eps = 1e-4
+    rows = []
+    first = np.full(6, eps)
+    for ch, p in p_province.items():
+        first[1 + CN3.alphabet.index(ch)] = p
+    rows.append(first)
+    for k in (0, 4, 0, 5, 0):  # blank, A, blank, 1, blank
+        r = np.full(6, eps)
+        r[k] = 1.0
+        rows.append(r)
+    return np.log(np.stack(rows) / np.stack(rows).sum(1, keepdims=True))[None].astype(np.float32)
+
+
+def test_local_prior_flips_a_near_tie_but_not_a_confident_read():
+    from lprnet_tf.decoding import LocalPrior
+
+    prior = LocalPrior("皖", 0.5, 0.07)
+    near = province_logits({"桂": 0.55, "皖": 0.40, "京": 0.05})
+    sure = province_logits({"桂": 0.97, "皖": 0.02, "京": 0.01})
+    assert decode(near, CN3, "template")[0] == ["桂A1"]
+    texts, conf = decode(near, CN3, "template", prior=prior)
+    assert texts == ["皖A1"]
+    # confidence: the re-ranked beam mass; 皖 gets x (0.5/0.07), every other beam x (0.5/0.93)
+    w_in, w_out = 0.5 / 0.07, 0.5 / 0.93
+    want = 0.40 * w_in / (0.40 * w_in + 0.60 * w_out)
+    assert abs(conf[0] - want) < 2e-3
+    assert decode(sure, CN3, "template", prior=prior)[0] == ["桂A1"]
+    assert decode(sure, CN3, "beam", prior=LocalPrior("皖", 0.99, 0.07))[0] == ["皖A1"]
+    # the prior is part of the search: even a one-beam search keeps the local reading
+    assert decode(near, CN3, "beam", beam_width=1)[0] == ["桂A1"]
+    assert decode(near, CN3, "beam", beam_width=1, prior=prior)[0] == ["皖A1"]
+    # a prior for another province pulls the other way
+    assert decode(near, CN3, "template", prior=LocalPrior("京", 0.95, 0.05))[0] == ["京A1"]
+    assert prior.bonus("皖A1") == pytest.approx(np.log(0.5 / 0.07))
+    assert prior.bonus("桂A1") == pytest.approx(np.log(0.5 / 0.93))
+
+
+def test_local_prior_errors():
+    from lprnet_tf.decoding import LocalPrior, PriorError, local_prior
+
+    logits = province_logits({"桂": 0.55, "皖": 0.45})
+    prior = LocalPrior("皖", 0.5, 0.07)
+    with pytest.raises(PriorError, match="beam or template"):
+        decode(logits, CN3, "greedy", prior=prior)
+    with pytest.raises(PriorError, match="beam or template"):
+        decode(logits, CN3, "greedy", kind="slot", prior=prior)
+    for bad in ({"share": 0.0}, {"share": 1.0}, {"share": -2}, {"base": 1.0}, {"base": float("nan")}):
+        with pytest.raises(PriorError, match="strictly between 0 and 1"):
+            LocalPrior(**{"prefix": "皖", "share": 0.5, "base": 0.1, **bad})
+    with pytest.raises(PriorError, match="prefix is empty"):
+        LocalPrior("", 0.5, 0.1)
+    with pytest.raises(PriorError, match=r"\['沪'\] of prefix '沪' not in the alphabet of plate format 'p'"):
+        local_prior(CN3, "沪", 0.5, 0.1)
+    # no synthetic generator: the base share must be given (or come from a sidecar's first_char_shares)
+    with pytest.raises(PriorError, match="no 'synth:' section.*--local_base"):
+        local_prior(CN3, "皖", 0.5)
+    assert local_prior(CN3, "皖", 0.6, 0.2) == LocalPrior("皖", 0.6, 0.2)
+    assert local_prior(CN3, "皖", 0.6, shares={"皖": 0.25, "桂": 0.75}).base == 0.25
+    with pytest.raises(PriorError, match="never starts a plate"):
+        local_prior(CN3, "京", 0.6, shares={"皖": 0.25, "桂": 0.75})
+
+
+def test_training_share_is_the_generator_s_share():
+    from lprnet_tf.decoding import BASE_DRAWS, first_char_shares, local_prior, training_share
+    from lprnet_tf.vocab import load_plate_format
+
+    cn = load_plate_format("cn")
+    shares = first_char_shares(cn)
+    assert abs(sum(shares.values()) - 1.0) < 1e-3 and set(shares) <= set(cn.alphabet)
+    assert training_share(cn, "皖") == shares["皖"]
+    # the cn generator's province weights: 皖 9 of 123.5 (0.073) on the plates that draw a province
+    assert 0.055 < shares["皖"] < 0.08
+    assert training_share(cn, "皖A") < shares["皖"]
+    assert local_prior(cn, "皖").base == shares["皖"] and local_prior(cn, "皖").share == 0.5
+    with pytest.raises(ValueError, match=f"0 of {BASE_DRAWS}"):
+        local_prior(cn, "Z")  # in the alphabet, never first
+
+
+def test_local_prior_in_the_search_scores_as_rescoring_the_beams():
+    """With a beam wide enough to keep every candidate, the prior inside the search gives each reading the log
+    probability of the plain search plus ``bonus(text)``, for one- and two-character prefixes."""
+    from lprnet_tf.decoding import LocalPrior
+
+    rng = np.random.default_rng(0)
+    logp = log_softmax(rng.normal(0, 1.5, (4, 6)).astype(np.float32))  # <= 781 readings: the beam keeps all
+    plain = dict(beam_search(logp, beam_width=2000, prune=-1e9))
+    for prefix in ("皖", "皖A"):
+        prior = LocalPrior(prefix, 0.6, 0.1)
+        with_prior = beam_search(logp, beam_width=2000, prune=-1e9, bonus=lambda ids: prior.bonus(CN3.decode(ids)),
+                                 bonus_at=len(prefix))
+        assert len(with_prior) == len(plain)
+        for ids, lp in with_prior:
+            assert lp == pytest.approx(plain[ids] + prior.bonus(CN3.decode(ids)), abs=1e-6)
+    near = province_logits({"桂": 0.55, "皖": 0.40, "京": 0.05})
+    assert decode(near, CN3, "template", prior=LocalPrior("皖A", 0.5, 0.07))[0] == ["皖A1"]

@@ -280,3 +280,68 @@ def test_evaluate_tta_matches_the_runtime(rt, tmp_path):
     plain = evaluate_model(rt.model, src, rt.fmt, str(tmp_path / "ev0"), progress=False)
     assert "tta" not in plain
     assert len(predict_views(rt.model, src, rt.fmt)) == len(TTA_VIEWS)
+
+
+# ---- local prior (--local_prefix) ----------------------------------------------------------------------------
+def test_recognizer_local_prior(rt):
+    from lprnet_tf.decoding import PriorError, decode, first_char_shares, local_prior
+    from lprnet_tf.runtime import Recognizer, RuntimeModelError
+
+    side = json.load(open(rt.tflite[:-len(".tflite")] + ".json", encoding="utf-8"))
+    assert side["decoder"]["first_char_shares"] == first_char_shares(rt.fmt) and "local_prior" in side["decoder"]
+    rec = Recognizer(rt.tflite)
+    assert not rec.fmt.synth  # the sidecar's format: no generator
+    with pytest.raises(PriorError, match="--local_base"):
+        local_prior(rec.fmt, "皖")
+    prior = local_prior(rec.fmt, "皖", 0.9, shares=side["decoder"]["first_char_shares"])
+    assert prior == local_prior(rt.fmt, "皖", 0.9)  # the sidecar's shares are the generator's
+    logits = rec.logits(rt.decoded)
+    res = rec.recognize(rt.decoded, "template", prior=prior)
+    texts, conf = decode(logits, rt.fmt, "template", prior=prior)
+    assert [r.text for r in res] == texts
+    np.testing.assert_allclose([r.confidence for r in res], conf, atol=1e-6)
+    assert rec.recognize_file(rt.paths[0], "beam", prior=prior).text == decode(logits[:1], rt.fmt, "beam",
+                                                                                prior=prior)[0][0]
+    from lprnet_tf.stream import recognizer_fn  # what lprnet-recognize --stream reads with
+
+    assert recognizer_fn(rec, "template", prior)(rt.decoded) == (texts, [r.confidence for r in res])
+    with pytest.raises(RuntimeModelError, match="template"):
+        rec.recognize(rt.decoded, "greedy", prior=prior)
+
+
+def test_recognize_and_evaluate_cli_local_prior(rt, tmp_path):
+    from lprnet_tf.decoding import local_prior
+    from lprnet_tf.runtime import Recognizer
+
+    want = Recognizer(rt.tflite).recognize(rt.decoded, "template", prior=local_prior(rt.fmt, "皖", 0.8))
+    r = _recognize(*rt.paths, "--model", rt.tflite, "--decoder", "template", "--local_prefix", "皖",
+                   "--local_share", "0.8")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [line.split("\t") for line in r.stdout.strip().splitlines()]
+    assert [p for _, p, _ in lines] == [w.text for w in want]
+    for args, msg in ((["--local_prefix", "皖"], "add --decoder template"),
+                      (["--decoder", "template", "--local_share", "0.8"],
+                       "--local_share is a setting of --local_prefix"),
+                      (["--decoder", "template", "--local_prefix", "皖", "--local_share", "1"], "strictly between"),
+                      (["--decoder", "template", "--local_prefix", "Z"], "never starts a plate"),
+                      (["--decoder", "template", "--local_prefix", "皖A"],
+                       "give the base share yourself (--local_base)"),
+                      (["--decoder", "template", "--local_prefix", "q"], "not in the alphabet")):
+        r = _recognize(rt.paths[0], "--model", rt.tflite, *args)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr[-500:])
+    r = _recognize("--frames", "5", str(rt.root / "crops"), "--model", rt.tflite, "--local_prefix", "皖")
+    assert r.returncode == 2 and "multi-frame model (--frames)" in r.stderr
+    stream = [_recognize("--stream", str(rt.root / "crops"), "--model", rt.tflite, "--decoder", "template", *extra)
+              for extra in ([], ["--local_prefix", "皖", "--local_share", "0.99"])]
+    assert [x.returncode for x in stream] == [0, 0], stream[1].stderr[-2000:]
+    ends = [[line.split("\t")[2] for line in x.stdout.splitlines() if "\tEND\t" in line] for x in stream]
+    assert len(ends[0]) == len(ends[1]) >= 1
+
+    out = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-m", "lprnet_tf.cli.evaluate", "--model", rt.keras_path, "--data", "synth:7:6",
+                        "--out", str(out), "--decoder", "template", "--local_prefix", "皖", "--local_share", "0.3"],
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.load(open(out / "metrics.json", encoding="utf-8"))
+    assert m["local_prior"]["prefix"] == "皖" and m["local_prior"]["share"] == 0.3
+    assert 0.05 < m["local_prior"]["base"] < 0.08

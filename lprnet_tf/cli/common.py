@@ -20,6 +20,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 _USER_ERRORS = {
     "lprnet_tf.config": ("ConfigError", "UsageError"),
     "lprnet_tf.data.readers": ("DataError",),
+    "lprnet_tf.decoding": ("PriorError",),
     "lprnet_tf.export": ("ExportError",),
     "lprnet_tf.modelio": ("ModelFileError",),
     "lprnet_tf.runtime": ("RuntimeModelError",),
@@ -64,6 +65,44 @@ def check_output_dir(path: str, flag: str) -> None:
     if not os.path.isdir(probe):
         where = "is a file" if probe == os.path.abspath(path) else f"lies under the file {probe}"
         raise UsageError(f"{flag} {path} {where}, not a folder; choose a folder path (it is created if missing)")
+
+
+def define_local_prior_flags(module_name: str) -> None:
+    """``--local_prefix``, ``--local_share``, ``--local_base`` for the command ``module_name`` (the flags show in
+    its ``--help``); read them with :func:`local_prior_from_flags`."""
+    from absl import flags
+
+    if module_name == "__main__":  # run with python -m: absl files the main module's flags under argv[0]
+        module_name = sys.argv[0]
+    flags.DEFINE(flags.ArgumentParser(), "local_prefix", None, "Local province (or plate prefix) of the site, e.g. "
+                 "皖: the beam / template decoder re-ranks its candidates for a site where --local_share of the plates "
+                 "start with it (README 'Local province'). Off by default.", module_name=module_name)
+    flags.DEFINE(flags.FloatParser(0.0, 1.0), "local_share", 0.5, "--local_prefix: expected fraction of the site's "
+                 "plates that start with the prefix (strictly between 0 and 1).", module_name=module_name)
+    flags.DEFINE(flags.FloatParser(0.0, 1.0), "local_base", None, "--local_prefix: fraction of the model's training "
+                 "plates that start with the prefix (default: drawn from the plate format's synthetic generator).",
+                 module_name=module_name)
+
+
+def local_prior_from_flags(fmt, decoder: str, shares: dict | None = None):
+    """The :class:`lprnet_tf.decoding.LocalPrior` the ``--local_*`` flags ask for (None without
+    ``--local_prefix``); a UsageError for the greedy decoder, a PriorError for a bad prefix or share.
+    ``shares``: a sidecar's ``first_char_shares`` (the base share where the format has no generator)."""
+    from absl import flags
+
+    from lprnet_tf.config import UsageError
+    from lprnet_tf.decoding import local_prior
+
+    f = flags.FLAGS
+    if not f.local_prefix:
+        for name in ("local_share", "local_base"):
+            if f[name].present:
+                raise UsageError(f"--{name} is a setting of --local_prefix; give the local province too, e.g. "
+                                 f"--local_prefix 皖")
+        return None
+    if decoder == "greedy":
+        raise UsageError("--local_prefix re-ranks the beam search's candidates: add --decoder template (or beam)")
+    return local_prior(fmt, f.local_prefix, f.local_share, f.local_base, shares)
 
 
 def one_line(message: str) -> str:

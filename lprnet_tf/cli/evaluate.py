@@ -1,7 +1,7 @@
 """lprnet-evaluate: score a model on a labelled set.
 
   lprnet-evaluate --model runs/cn_basic --data ../shared/data/cn_ccpd_like_1000 --out eval/cn \
-      [--decoder greedy|beam|template] [--merge O0,I1] [--split val] [--tta]
+      [--decoder greedy|beam|template] [--merge O0,I1] [--split val] [--tta] [--local_prefix 皖]
 
 Writes OUT/metrics.json, OUT/errors.csv and OUT/error_gallery.png.
 """
@@ -12,7 +12,8 @@ import json
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import check_output_dir, parse_flags, run_guarded
+from lprnet_tf.cli.common import (check_output_dir, define_local_prior_flags, local_prior_from_flags, parse_flags,
+                                  run_guarded)
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -33,6 +34,7 @@ flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last
 flags.DEFINE_bool("tta", False, "Test-time views: read every crop as it is and in 4 fixed views (tighter, looser, "
                   "rows trimmed, brighter) and keep the plate most views read (5x the inference).")
 flags.DEFINE_bool("skip_bad", False, "Count and skip bad rows/images instead of stopping at the first.")
+define_local_prior_flags(__name__)
 
 
 def _main(argv):
@@ -51,12 +53,13 @@ def _main(argv):
     if bad:
         raise UsageError(f"--merge {','.join(bad)}: each merge lists >= 2 characters of the '{fmt.name}' alphabet "
                          f"that count as one, e.g. --merge O0,I1")
+    prior = local_prior_from_flags(fmt, FLAGS.decoder)
     frames = getattr(model, "frames", 0)  # a multi-frame model (IQ-STAN) reads tracklets of K frames
     source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad, frames=frames,
                          track_policy=FLAGS.track_policy)
     m = evaluate_model(model, source, fmt, FLAGS.out, decoder=FLAGS.decoder, merges=FLAGS.merge,
                        batch_size=FLAGS.batch_size, extra={"model": path, "data": FLAGS.data, "split": FLAGS.split},
-                       tta=FLAGS.tta)
+                       tta=FLAGS.tta, prior=prior)
     keys = ("count", "tta", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first",
             "quality_lcc_frame", "quality_srocc_frame", "frame_weights_mean")
     print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, ensure_ascii=False))

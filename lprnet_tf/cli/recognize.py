@@ -1,7 +1,7 @@
 """lprnet-recognize: read plates from crop images.
 
   lprnet-recognize IMAGE_OR_DIR... [--model cn_lprnet_basic] [--format cn] [--json] [--batch 32]
-      [--decoder greedy|beam|template] [--tta]
+      [--decoder greedy|beam|template] [--tta] [--local_prefix 皖 [--local_share 0.5]]
   lprnet-recognize --stream SOURCE [--quality MODEL] [--boxes CSV|detect] [--model ...] [--json]
   lprnet-recognize --frames K FOLDER... --model iq_stan.keras|iq_stan_f32.tflite [--track_policy error]
   lprnet-recognize LOWRES_IMAGE_OR_DIR... --sr mtgan_run|sr_f32.tflite|sr/1 --model cn_lprnet_basic
@@ -12,7 +12,9 @@ directory, a shipped model name, a ``.tflite`` file (with its JSON sidecar) or a
 TFLite files run without TensorFlow (:mod:`lprnet_tf.runtime`). Unreadable files get an
 ``error: PATH: reason`` line on stderr and are skipped; the exit code is non-zero only when no
 image could be read. ``--tta`` reads each crop as it is and in four fixed views and prints the plate
-most views read (:func:`lprnet_tf.runtime.tta_view`; five times the inference).
+most views read (:func:`lprnet_tf.runtime.tta_view`; five times the inference). ``--local_prefix``
+(template / beam decoder; single crops and ``--stream``): re-rank the candidates for a site where
+``--local_share`` of the plates carry that province (:class:`lprnet_tf.decoding.LocalPrior`).
 
 ``--frames K`` (multi-frame models, IQ-STAN): each FOLDER holds the frames of one plate, read in
 natural name order (``2.jpg`` before ``10.jpg``, as :func:`lprnet_tf.data.tracklets.read_tracklets`
@@ -37,7 +39,7 @@ import sys
 
 from absl import app, flags
 
-from lprnet_tf.cli.common import parse_flags, run_guarded
+from lprnet_tf.cli.common import define_local_prior_flags, local_prior_from_flags, parse_flags, run_guarded
 from lprnet_tf.config import UsageError
 
 FLAGS = flags.FLAGS
@@ -70,6 +72,7 @@ flags.DEFINE_bool("tta", False, "Test-time views: read every crop as it is and i
                   "only).")
 flags.DEFINE_string("boxes", None, "--stream with a full-frame video: plate boxes from a CSV frame,track,x,y,w,h, "
                     "or 'detect' (OpenCV's plate Haar cascade + IoU tracker).")
+define_local_prior_flags(__name__)
 
 EXIT_NOTHING_READ = 1
 
@@ -211,6 +214,12 @@ def _recognize_frames(inputs) -> int:
     return 0
 
 
+def _prior_for(rec):
+    """The LocalPrior of the ``--local_*`` flags for Recognizer ``rec`` (a sidecar's first-character shares are
+    the base where its format has no synthetic generator), or None."""
+    return local_prior_from_flags(rec.fmt, FLAGS.decoder, rec.sidecar.get("decoder", {}).get("first_char_shares"))
+
+
 def _main(argv):
     from lprnet_tf.data.readers import DataError
     from lprnet_tf.runtime import read_image
@@ -223,6 +232,9 @@ def _main(argv):
     if FLAGS.sr and (FLAGS.frames or FLAGS.stream):
         raise UsageError(f"--sr reads single low-resolution crops; it cannot be combined with "
                          f"{'--frames' if FLAGS.frames else '--stream'}")
+    if FLAGS.local_prefix and FLAGS.frames:
+        raise UsageError("--local_prefix re-ranks a CTC beam search; a multi-frame model (--frames) decodes its "
+                         "attention steps greedily")
     if FLAGS.frames:  # multi-frame model: one plate per folder of frames
         if FLAGS.stream:
             raise UsageError("--frames and --stream cannot be combined")
@@ -233,7 +245,7 @@ def _main(argv):
         from lprnet_tf.stream import run_cli
 
         return run_cli(FLAGS.stream, lambda: load_recognizer(FLAGS.model, FLAGS.format, FLAGS.threads, FLAGS.batch),
-                       FLAGS.quality, FLAGS.boxes, FLAGS.decoder, FLAGS.json, FLAGS.batch)
+                       FLAGS.quality, FLAGS.boxes, FLAGS.decoder, FLAGS.json, FLAGS.batch, prior_for=_prior_for)
     if not inputs:
         raise UsageError("give one or more crop images or folders (see --help)")
     errors: list[str] = []
@@ -244,6 +256,7 @@ def _main(argv):
         print("error: no image to read", file=sys.stderr)
         return EXIT_NOTHING_READ  # returned, not sys.exit: absl exits with it (no TF import on the way)
     rec = load_recognizer(FLAGS.model, FLAGS.format, FLAGS.threads, FLAGS.batch, sr=FLAGS.sr)
+    prior = _prior_for(rec)
     read = 0
     for start in range(0, len(paths), FLAGS.batch):
         chunk, images = [], []
@@ -256,7 +269,7 @@ def _main(argv):
         if not images:
             continue
         read += len(images)
-        for p, r in zip(chunk, rec.recognize(images, FLAGS.decoder, tta=FLAGS.tta)):
+        for p, r in zip(chunk, rec.recognize(images, FLAGS.decoder, tta=FLAGS.tta, prior=prior)):
             if FLAGS.json:
                 print(json.dumps({"path": p, "plate": r.text, "confidence": round(r.confidence, 6),
                                   "matches_template": r.matches_template}, ensure_ascii=False))
