@@ -91,3 +91,33 @@ def test_shipped_accuracy_has_not_regressed(name):
                 if not mg:
                     checked.append(label + " --tta")
     assert any(c.startswith("synthetic") for c in checked)
+
+
+def test_local_prior_figures_have_not_regressed():
+    """cn_lprnet_basic with a local prior (--local_prefix 皖) still reads the sets of
+    benchmarks/results/local_prior.json within 1 point of the figures the README quotes, at every share."""
+    from conftest import SHARED_DATA
+    from lprnet_tf.data.pipeline import open_source
+    from lprnet_tf.decoding import local_prior
+    from lprnet_tf.evaluation import predict_logits, score
+
+    with open(os.path.join(REPO, "benchmarks", "results", "local_prior.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["model"] == "cn_lprnet_basic" and not report["tta"]
+    model, fmt, _ = load_for_inference(report["model"])
+    checked = []
+    for s in report["sets"]:
+        spec = s["data"]
+        if not spec.startswith("synth:"):
+            spec = os.path.join(SHARED_DATA, os.path.basename(spec))
+            if not os.path.isdir(spec):
+                continue
+        src = open_source(spec, fmt)
+        logits = predict_logits(model, src, fmt, batch_size=128)
+        for row in s["rows"]:
+            prior = None if row["share"] is None else local_prior(fmt, report["prefix"], row["share"])
+            m, _, _ = score(logits, src.texts(), fmt, "template", prior=prior)
+            assert m["count"] == s["count"]
+            assert abs(m["accuracy"] - row["accuracy"]) <= 0.01, (s["set"], row["share"], m["accuracy"])
+        checked.append(s["set"])
+    assert "synthetic" in checked
