@@ -174,9 +174,11 @@ def _first_char_shares(fmt: PlateFormat) -> dict:
     except PriorError:
         return {}
     return {"first_char_shares": shares,
-            "local_prior": "optional, beam/template only: add log(share / base) to the log probability of each "
-                           "beam starting with the local prefix and log((1 - share) / (1 - base)) to every other "
-                           "beam, re-rank, then apply the template filter; base = first_char_shares[prefix]"}
+            "local_prior": "optional, beam/template only: inside the prefix beam search, when a prefix reaches "
+                           "len(local prefix) labels add log(share / base) if it equals the local prefix, else "
+                           "log((1 - share) / (1 - base)) (beams ending shorter: the latter at the end); rank and "
+                           "template-filter on these scores; base = first_char_shares[prefix] (docs/deployment.md "
+                           "section 5)"}
 
 
 def _format_dict(fmt: PlateFormat) -> dict:
