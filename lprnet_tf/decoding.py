@@ -74,11 +74,6 @@ class LocalPrior:
         return {"prefix": self.prefix, "share": self.share, "base": round(self.base, 4)}
 
 
-def _synthetic_texts(fmt: PlateFormat) -> tuple:
-    # cached by content: two formats differing only in ``synth`` compare equal, so its text is part of the key
-    return _texts_of(fmt, json.dumps(fmt.synth, sort_keys=True, default=str, ensure_ascii=False))
-
-
 @functools.lru_cache(maxsize=8)
 def _texts_of(fmt: PlateFormat, synth_key: str) -> tuple:
     from lprnet_tf.synth.render import random_text
@@ -92,8 +87,8 @@ def _draw_texts(fmt: PlateFormat, what: str) -> tuple:
     a PriorError naming ``what`` when the format has no generator."""
     from lprnet_tf.vocab import PlateFormatError
 
-    try:
-        return _synthetic_texts(fmt)
+    try:  # cached by content: formats differing only in ``synth`` compare equal, so its text is part of the key
+        return _texts_of(fmt, json.dumps(fmt.synth, sort_keys=True, default=str, ensure_ascii=False))
     except PlateFormatError as e:
         raise PriorError(f"local prior: cannot draw the synthetic plates of '{fmt.name}' to find {what} ({e}); "
                          f"give the base share yourself (--local_base)") from e
@@ -207,13 +202,12 @@ def beam_search(logp: np.ndarray, beam_width: int = 10, prune: float = -12.0, bo
                     add(prefix, total + p, -math.inf)
                     continue
                 new = prefix + (int(k),)
-                if bonus is not None and len(new) == bonus_at:
-                    p += bonus(new)
+                p_new = p + bonus(new) if bonus is not None and len(new) == bonus_at else p  # a new character
                 if k == last:
-                    add(prefix, -math.inf, pnb + float(row[k]))  # repeat without blank: same prefix
-                    add(new, -math.inf, pb + p)  # blank in between: a new char
+                    add(prefix, -math.inf, pnb + p)  # repeat without blank: same prefix
+                    add(new, -math.inf, pb + p_new)  # blank in between: a new char
                 else:
-                    add(new, -math.inf, total + p)
+                    add(new, -math.inf, total + p_new)
         ranked = sorted(nxt.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)[:beam_width]
         beams = {k: tuple(v) for k, v in ranked}
     scored = [(k, _logadd(*v) + (bonus(k) if bonus is not None and len(k) < bonus_at else 0.0))

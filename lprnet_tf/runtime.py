@@ -729,12 +729,12 @@ class Recognizer:
         if self.kind == "slot" and decoder != "greedy":
             raise RuntimeModelError(f"a slot model (one class per character position) decodes by arg-max per "
                                     f"slot: use the greedy decoder, not {decoder}")
-        views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
-        if not views or not len(views[0]):
-            return []
         if prior is not None and decoder == "greedy":
             raise RuntimeModelError("a local prior re-ranks the beam search's candidates: use the template (or beam) "
                                     "decoder, not greedy")
+        views = list(logits) if isinstance(logits, (list, tuple)) else [logits]
+        if not views or not len(views[0]):
+            return []
         texts, conf = decode_views(views, self.fmt, decoder, kind=self.kind, prior=prior)
         return [Plate(t, float(c), self.fmt.matches_template(t)) for t, c in zip(texts, conf)]
 
