@@ -768,10 +768,11 @@ def _crop_input(fmt: PlateFormat, inp: dict, dynamic: bool) -> dict:
 
 
 def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: dict, dynamic: bool,
-             time_steps: int) -> dict:
+             time_steps: int, ctc: bool = True) -> dict:
     """The sidecar keys shared by the ``.tflite`` and ``.onnx`` files of a single-crop model: the plate
     format, the classes, the input (``inp``: name/shape/dtype[/quantization] + how to prepare a crop),
-    the output (``out``: name/shape/dtype[/quantization], CTC layout) and the decoding rule."""
+    the output (``out``: name/shape/dtype[/quantization], CTC layout) and the decoding rule. ``ctc=False``
+    (slot and multi-frame files, whose callers replace the decoding rule) leaves out the local-prior shares."""
     return {
         "sidecar_version": SIDECAR_VERSION,
         "model": model_name,
@@ -788,7 +789,7 @@ def _sidecar(fmt: PlateFormat, variant: str, model_name: str, inp: dict, out: di
         "decoder": {"default": "greedy", "rule": "ctc", "greedy": "argmax per step, collapse repeats, drop blank "
                     "(0); confidence = min over emitted characters of their max softmax probability",
                     "template": "beam search, first of the top beams matching a template",
-                    **_first_char_shares(fmt)},
+                    **(_first_char_shares(fmt) if ctc else {})},
         "max_length": fmt.max_length,
         "templates": list(fmt.templates),
         "format": _format_dict(fmt),
@@ -812,7 +813,8 @@ def tflite_sidecar(tflite_path: str, fmt: PlateFormat, variant: str, model_name:
     outs = output_details_by_name(interp)
     out = outs.get("logits", interp.get_output_details()[0])
     side = _sidecar(fmt, variant, model_name, _tensor_info(inp), _tensor_info(out),
-                    dynamic=inp["shape_signature"][0] < 0, time_steps=int(out["shape"][1]))
+                    dynamic=inp["shape_signature"][0] < 0, time_steps=int(out["shape"][1]),
+                    ctc=not frames and kind == "ctc")
     if frames:
         side.update(_multiframe_sidecar(fmt, frames, side["input"], out, outs))
     elif kind == "slot":

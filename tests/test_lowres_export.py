@@ -142,6 +142,17 @@ def test_slot_tflite_sidecar_and_runtime(lowres):
     assert rec.kind == "slot" and [p.text for p in rec.recognize(images)] == want
 
 
+def test_slot_sidecar_does_not_draw_the_prior_shares(lowres, monkeypatch):
+    """The local-prior shares (20,000 generator texts) belong to CTC files only: a slot file's decoding rule
+    replaces them, so they are not drawn for it."""
+    from lprnet_tf import export
+
+    monkeypatch.setattr(export, "_first_char_shares", lambda fmt: pytest.fail("shares drawn for a slot sidecar"))
+    path = lowres.slot_sum["tflite"][0]
+    side = export.tflite_sidecar(path, lowres.fmt, "f32", kind="slot")
+    assert side["decoder"]["rule"] == "slot" and "first_char_shares" not in side["decoder"]
+
+
 def test_slot_quantized_variants_convert_with_builtin_ops(lowres, tmp_path):
     """The quantized files of a slot model convert to builtin ops and decode with the slot rule (their plate
     agreement is checked by verify_export like a CTC model's; an untrained model's near-ties flip)."""
