@@ -5,8 +5,10 @@
 The export's parity check (:func:`lprnet_tf.export.verify_export`) asks f16 / dynamic-range / int8 files to
 give the Keras plate on >= 99 % of the real crops. This script converts the model with the default
 settings and with the alternatives one would try to close a gap -- per-tensor weights, the legacy
-dynamic-range quantizer, more layers kept float in int8, more calibration plates -- and scores each file
-(dynamic batch) on the same crops (default: the real crops of the model's format, as the export does).
+dynamic-range quantizer, more layers kept float in int8, more calibration plates, int8 calibrated on given
+crops (``--calibration_data`` + ``--calibration_split``, setting ``int8_given_calibration``) -- and scores each
+file (dynamic batch) on the same crops (default: the real crops of the model's format, as the export does;
+``--data`` + ``--split`` for others).
 Writes benchmarks/results/quantization.md and .json.
 """
 
@@ -39,10 +41,12 @@ SETTINGS = {
     "dynamic_weights_on_grid": ("dynamic", {"weights_on_grid": True},
                                 "dynamic-range of a copy whose Keras kernels are already on the per-channel int8 "
                                 "grid (the end state of weight-only quantization-aware training)"),
-    "int8": ("int8", {}, "full int8, LocNet + GlobalContext float, 200 synthetic calibration plates (default)"),
+    "int8": ("int8", {}, "full int8, LocNet + GlobalContext float, 200 calibration crops (default: synthetic plates)"),
     "int8_classifier_float": ("int8", {"int8_float": ("locnet", "global_context", "classifier")},
                               "full int8, the classifier also float"),
     "int8_calib1000": ("int8", {"calibration_count": 1000}, "full int8, 1,000 calibration plates"),
+    "int8_given_calibration": ("int8", {"given_calibration": True},
+                               "full int8, LocNet + GlobalContext float, calibrated on --calibration_data"),
 }
 
 
@@ -92,6 +96,10 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="cn_lprnet_basic", help="shipped name, .keras file or run directory")
     ap.add_argument("--count", type=int, default=1000, help="crops scored (the first COUNT of the set)")
     ap.add_argument("--data", default="", help="crops (data spec); default: the export's parity crops")
+    ap.add_argument("--split", default=None, help="only this split of --data (a CSV with a split column), e.g. val")
+    ap.add_argument("--calibration_data", default="", help="setting int8_given_calibration: representative crops "
+                    "(data spec) instead of synthetic plates, e.g. the model's training labels.csv")
+    ap.add_argument("--calibration_split", default=None, help="only this split of --calibration_data, e.g. train")
     ap.add_argument("--settings", default="all", help=f"comma-separated of {list(SETTINGS)}, 'all' or 'none'")
     ap.add_argument("--groups", default="all", help=f"Keras-only diagnosis: kernel groups of {list(GROUPS)} "
                     "rounded to their int8 grid one group at a time, comma-separated, 'all' or 'none'")
@@ -110,6 +118,10 @@ def main(argv=None) -> int:
         return chosen
 
     names, groups = pick("settings", args.settings, SETTINGS), pick("groups", args.groups, GROUPS)
+    if not args.calibration_data:
+        if args.settings != "all" and "int8_given_calibration" in names:
+            ap.error("--settings int8_given_calibration needs --calibration_data (e.g. the training labels.csv)")
+        names = [n for n in names if n != "int8_given_calibration"]
     if not names and not groups and not args.each_kernel:
         ap.error("--settings none and --groups none (without --each_kernel): nothing to measure")
     if args.count < 1:
@@ -120,7 +132,8 @@ def main(argv=None) -> int:
 
     model, fmt, path = load_for_inference(args.model)
     if args.data:
-        crops, source = ex.crops_from_spec(args.data, fmt, args.count, skip_bad=True), args.data
+        crops = ex.crops_from_spec(args.data, fmt, args.count, skip_bad=True, split=args.split)
+        source = args.data + (f" (split {args.split})" if args.split else "")
     else:
         crops, source = ex.default_parity_crops(fmt, args.count)
 
@@ -129,17 +142,25 @@ def main(argv=None) -> int:
         """The unrounded Keras model's greedy plates on the crops (computed once, when first needed)."""
         return keras_plates(model, fmt, crops)
 
+    calibration, cal_what = [], ""
+    if args.calibration_data and "int8_given_calibration" in names:
+        calibration = ex.crops_from_spec(args.calibration_data, fmt, 200, with_path=False, skip_bad=True,
+                                         split=args.calibration_split)
+        cal_what = args.calibration_data + (f" (split {args.calibration_split})" if args.calibration_split else "")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, name in enumerate(names):
             variant, kwargs, what = SETTINGS[name]
             t0 = time.time()
             kwargs, m, note = dict(kwargs), model, ""
+            if kwargs.pop("given_calibration", False):
+                kwargs["representative"] = calibration
+                note = f": the first {len(calibration)} crops of {cal_what}"
             if kwargs.pop("weights_on_grid", False):
                 m = load_for_inference(args.model)[0]
                 weights_on_grid(m)
                 agree = float(np.mean([a == b for a, b in zip(reference(), keras_plates(m, fmt, crops))]))
-                note = (f"; the copy's Keras plates agree with the original's on {agree:.1%} (agreement and "
+                note += (f"; the copy's Keras plates agree with the original's on {agree:.1%} (agreement and "
                         f"exact (Keras) are against the copy)")
             files = ex.export_tflite(m, fmt, os.path.join(tmp, name), name="m", variants=[variant],
                                      batch=["dynamic"], **kwargs)

@@ -1275,14 +1275,22 @@ def sr_sidecar(tflite_path: str, model, fmt: PlateFormat, variant: str, model_na
 
 # ------------------------------------------------------------------------------------------------
 # parity
+def _check_split(spec: str, split: str | None) -> None:
+    if split and spec.startswith("synth"):
+        raise ExportError(f"a split ('{split}') selects rows of a labelled CSV; '{spec}' is synthetic plates, "
+                          f"which have none: drop the split or pass a labels.csv with a split column")
+
+
 def crops_from_spec(spec: str, fmt: PlateFormat, count: int, with_path: bool = True,
-                    skip_bad: bool = False) -> list:
-    """The first ``count`` crops of a data spec (any reader layout or ``synth:SEED``): uint8 RGB
-    images, or ``(image, text, file path or None)`` tuples with ``with_path`` (the path only when the
-    file is the crop itself, so the bytes signature can be fed the original encoded file)."""
+                    skip_bad: bool = False, split: str | None = None) -> list:
+    """The first ``count`` crops of a data spec (any reader layout or ``synth:SEED``; ``split``: only the
+    rows of that split of a CSV with a split column): uint8 RGB images, or ``(image, text, file path or
+    None)`` tuples with ``with_path`` (the path only when the file is the crop itself, so the bytes
+    signature can be fed the original encoded file)."""
     from lprnet_tf.data.pipeline import FileSource, open_source
 
-    src = open_source(spec, fmt, skip_bad=skip_bad)
+    _check_split(spec, split)
+    src = open_source(spec, fmt, split=split, skip_bad=skip_bad)
     n = min(len(src), count)
     out = []
     for i in range(n):
@@ -1308,9 +1316,10 @@ def default_parity_crops(fmt: PlateFormat, count: int = 1000, seed: int = 12345)
 
 
 def tracklets_from_spec(spec: str, fmt: PlateFormat, frames: int, count: int,
-                        track_policy: str = "error") -> list:
+                        track_policy: str = "error", split: str | None = None) -> list:
     """The first ``count`` tracklets of K = ``frames`` frames of a data spec (any layout of
-    :func:`lprnet_tf.data.tracklets.read_tracklets`, or ``synth:SEED[:COUNT]``, rendered on the fly):
+    :func:`lprnet_tf.data.tracklets.read_tracklets`, or ``synth:SEED[:COUNT]``, rendered on the fly;
+    ``split``: only that split's rows):
     ``(list of K uint8 RGB frames, text, list of K frame paths or None)`` (the paths let the bytes
     signature be fed the original encoded files)."""
     from lprnet_tf.data.pipeline import open_source
@@ -1318,7 +1327,8 @@ def tracklets_from_spec(spec: str, fmt: PlateFormat, frames: int, count: int,
     parts = spec.split(":")
     if parts[0] == "synth" and (len(parts) < 3 or not parts[2]):
         spec = f"synth:{parts[1] if len(parts) > 1 and parts[1] else 0}:{int(count)}"
-    src = open_source(spec, fmt, frames=frames, track_policy=track_policy)
+    _check_split(spec, split)
+    src = open_source(spec, fmt, split=split, frames=frames, track_policy=track_policy)
     tracks = getattr(src, "tracklets", None) or []
     out = []
     for i in range(min(len(src), count)):

@@ -325,6 +325,55 @@ def test_export_cli(ex):
     assert "savedmodel:serving_default" in r.stdout and "FAIL" not in r.stdout
 
 
+def test_quantization_benchmark_given_calibration(ex, tmp_path):
+    """benchmarks/quantization.py's int8_given_calibration: int8 calibrated on one split of a labels.csv (the
+    training crops) and named so in the row; refused without --calibration_data."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import quantization
+
+    from lprnet_tf.data.pipeline import SynthSource
+
+    src, rows = SynthSource(ex.fmt, 21), ["path,text,split"]
+    for i in range(5):
+        image, text = src.get(i)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), image[..., ::-1])
+        rows.append(f"{i}.png,{text},{'train' if i < 3 else 'val'}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = str(tmp_path / "q")
+    assert quantization.main(["--model", ex.keras_path, "--settings", "int8_given_calibration", "--data", "synth:11:8",
+                              "--count", "8", "--groups", "none", "--calibration_data", str(tmp_path / "labels.csv"),
+                              "--calibration_split", "train", "--out", out]) == 0
+    row = json.load(open(out + ".json", encoding="utf-8"))["rows"][0]
+    assert row["setting"] == "int8_given_calibration" and "the first 3 crops of" in row["what"]
+    assert "(split train)" in row["what"] and 0.0 <= row["agreement"] <= 1.0
+    with pytest.raises(SystemExit):
+        quantization.main(["--model", ex.keras_path, "--settings", "int8_given_calibration", "--out", out])
+
+
+def test_crops_from_spec_split(tiny_csv, br):
+    """Calibration and parity crops can be one split of a labels.csv (calibrate on train, check on val);
+    a split of synthetic plates is refused with the fix."""
+    from lprnet_tf.export import ExportError, crops_from_spec, tracklets_from_spec
+
+    train = crops_from_spec(str(tiny_csv), br, 10, split="train")
+    val = crops_from_spec(str(tiny_csv), br, 10, split="val", with_path=False)
+    assert [c[1] for c in train] == ["ABC1234", "XYZ9876", "BRA2E19", "QWE1A23"] and len(val) == 2
+    assert val[0].dtype == np.uint8 and val[0].ndim == 3
+    assert len(crops_from_spec(str(tiny_csv), br, 10)) == 6
+    for fn, args in ((crops_from_spec, (br, 4)), (tracklets_from_spec, (br, 2, 4))):
+        with pytest.raises(ExportError, match="synthetic plates, which have none"):
+            fn("synth:3", *args, split="train")
+
+
+def test_export_cli_split_flags_refused_without_labelled_data(ex, tmp_path):
+    """--parity_split needs --parity_data; --calibration_split needs labelled calibration data: both refused
+    before the model is loaded, one error line, exit 2."""
+    for args, msg in ((["--parity_split", "val"], "--parity_split val needs --parity_data"),
+                      (["--calibration_split", "train"], "--calibration_data synth:0 is synthetic plates")):
+        r = _export_cli(ex, str(tmp_path / "o"), "--tflite", "int8", *args)
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+
+
 @pytest.mark.slow
 def test_export_cli_all_variants(ex):
     """Default variants on an untrained model: f32 must pass; quantized variants of random weights

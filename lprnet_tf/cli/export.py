@@ -51,8 +51,12 @@ flags.DEFINE_list("int8_float", ["locnet", "global_context"], "Layers kept float
                   "'locnet', 'global_context' or layer names; 'none' quantizes every op (breaks LocNet models).")
 flags.DEFINE_string("calibration_data", "synth:0", "Representative crops for int8 calibration: a data spec like "
                     "lprnet-train's (labels.csv, folder, list file, synth:SEED); use the training source.")
+flags.DEFINE_string("calibration_split", None, "Only the rows of this split of --calibration_data (a CSV with a "
+                    "split column), e.g. 'train': calibrate on the training crops, never on the parity crops.")
 flags.DEFINE_integer("calibration_count", 200, "Number of representative crops for int8 calibration.",
                      lower_bound=1)
+flags.DEFINE_string("parity_split", None, "Only the rows of this split of --parity_data (a CSV with a split "
+                    "column), e.g. 'val'.")
 flags.DEFINE_string("parity_data", None, "Crops for the parity check (data spec). Default: the real CN crops in "
                     "../shared/data/cn_ccpd_like_1000 for cn models when present, else synthetic plates. "
                     "Multi-frame models: tracklets (any tracklet layout or synth:SEED), default synthetic.")
@@ -86,6 +90,12 @@ def _main(argv):
     if not FLAGS.model or not FLAGS.out:
         raise UsageError("--model and --out are required (see --help)")
     check_output_dir(FLAGS.out, "--out")
+    if FLAGS.parity_split and not FLAGS.parity_data:
+        raise UsageError(f"--parity_split {FLAGS.parity_split} needs --parity_data (a labels.csv with a split column)")
+    if FLAGS.calibration_split and FLAGS.calibration_data.startswith("synth"):
+        raise UsageError(f"--calibration_split {FLAGS.calibration_split}: --calibration_data {FLAGS.calibration_data} "
+                         f"is synthetic plates, which have no split; pass your training labels.csv")
+    parity_split = f" --parity_split {FLAGS.parity_split}" if FLAGS.parity_split else ""
     from lprnet_tf import export
     from lprnet_tf.modelio import load_for_inference
 
@@ -128,9 +138,9 @@ def _main(argv):
         count = FLAGS.parity_count if FLAGS["parity_count"].present else export.PARITY_SR_CROPS
         crops = None
         if not FLAGS.no_verify:
-            crops = export.crops_from_spec(FLAGS.parity_data or "synth:12345", fmt, count)
-        source = (f"--parity_data {FLAGS.parity_data}" if FLAGS.parity_data else f"synthetic plates (synth:12345, "
-                  f"{count})") + ", downscaled to low resolution"
+            crops = export.crops_from_spec(FLAGS.parity_data or "synth:12345", fmt, count, split=FLAGS.parity_split)
+        source = (f"--parity_data {FLAGS.parity_data}{parity_split}" if FLAGS.parity_data
+                  else f"synthetic plates (synth:12345, {count})") + ", downscaled to low resolution"
         rep = None
     elif frames:  # IQ-STAN: f32 TFLite only, parity on tracklets
         variants = _allowed_variants(variants, export.MULTIFRAME_TFLITE_VARIANTS,
@@ -138,17 +148,21 @@ def _main(argv):
                                      "(quantized variants are not supported for it)")
         count = FLAGS.parity_count if FLAGS["parity_count"].present else export.PARITY_TRACKLETS
         spec = FLAGS.parity_data or "synth:12345"
-        crops = export.tracklets_from_spec(spec, fmt, frames, count) if not FLAGS.no_verify else None
-        source = f"--parity_data {spec}" if FLAGS.parity_data else f"synthetic tracklets ({spec}, {count} x {frames})"
+        crops = (export.tracklets_from_spec(spec, fmt, frames, count, split=FLAGS.parity_split)
+                 if not FLAGS.no_verify else None)
+        source = (f"--parity_data {spec}{parity_split}" if FLAGS.parity_data
+                  else f"synthetic tracklets ({spec}, {count} x {frames})")
         rep = None
     else:  # single-crop recognizers and EQ-LPR quality networks (those: f32/f16/dynamic; parity on their scores)
         if kind == "quality":
             variants = _allowed_variants(variants, export.QUALITY_TFLITE_VARIANTS,
                                          "an EQ-LPR quality network exports only", "(int8 is not calibrated for it)")
-        rep = (export.crops_from_spec(FLAGS.calibration_data, fmt, FLAGS.calibration_count, with_path=False)
+        rep = (export.crops_from_spec(FLAGS.calibration_data, fmt, FLAGS.calibration_count, with_path=False,
+                                      split=FLAGS.calibration_split)
                if "int8" in variants else None)
-        crops = export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count) if FLAGS.parity_data else None
-        source = f"--parity_data {FLAGS.parity_data}"
+        crops = (export.crops_from_spec(FLAGS.parity_data, fmt, FLAGS.parity_count, split=FLAGS.parity_split)
+                 if FLAGS.parity_data else None)
+        source = f"--parity_data {FLAGS.parity_data}{parity_split}"
     if kind == "quality":
         print(f"exporting the EQ-LPR quality network {path} ({model.name}, scores crops for "
               f"{getattr(model, 'recognizer', '?')}; plate format '{fmt.name}', {fmt.height}x{fmt.width})")
