@@ -122,6 +122,8 @@ def main(argv=None) -> int:
         if args.settings != "all" and "int8_given_calibration" in names:
             ap.error("--settings int8_given_calibration needs --calibration_data (e.g. the training labels.csv)")
         names = [n for n in names if n != "int8_given_calibration"]
+    elif "int8_given_calibration" not in names:
+        ap.error("--calibration_data is used by the setting int8_given_calibration only; add it to --settings")
     if not names and not groups and not args.each_kernel:
         ap.error("--settings none and --groups none (without --each_kernel): nothing to measure")
     if args.count < 1:
