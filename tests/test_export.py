@@ -387,4 +387,5 @@ def test_export_cli_all_variants(ex):
     assert all(report["exports"][k]["passed"] for k in report["exports"] if "f32" in k or "savedmodel" in k)
     if r.returncode == 3:
         assert "export parity check failed" in r.stderr and "plate agreement" in r.stderr
+        assert "hint: quantized files flip" in r.stderr and "--no_verify" in r.stderr
         assert all(("dynamic" in f or "int8" in f or "f16" in f) for f in report["failures"])

@@ -183,6 +183,12 @@ def _main(argv):
                                     recognizer_format=rec_fmt)
     except export.ExportParityError as e:
         print(f"error: {e}", file=sys.stderr)
+        failed = " ".join((e.report or {}).get("failures", []))
+        if any(f"_{v}" in failed for v in ("f16", "dynamic", "int8")):
+            print("hint: quantized files flip the plates the model is least sure of (docs/deployment.md §4). The "
+                  "files and parity.json are written; --no_verify accepts them as they are, --tflite f32 gives exact "
+                  "files" + (", and int8 can be calibrated on your training crops (--calibration_data LABELS.csv "
+                             "--calibration_split train)" if "_int8" in failed else ""), file=sys.stderr)
         sys.exit(3)
     print(f"SavedModel: {summary['savedmodel']}")
     for f in summary["tflite"]:
