@@ -14,7 +14,7 @@ import numpy as np
 
 from lprnet_tf.data.pipeline import ExampleMaker, SampleSource
 from lprnet_tf.decoding import decode_views
-from lprnet_tf.metrics import apply_merges, merge_map_from, plate_metrics
+from lprnet_tf.metrics import apply_merges, confidence_operating_points, merge_map_from, plate_metrics
 from lprnet_tf.progress import Progress
 from lprnet_tf.vocab import PlateFormat
 
@@ -219,6 +219,7 @@ def evaluate_model(model, source: SampleSource, fmt: PlateFormat, out_dir: str, 
     outputs = predict_outputs(model, source, fmt, batch_size, progress=progress, desc="evaluate")
     logits = predict_views(model, source, fmt, batch_size, progress, full=outputs["logits"]) if tta else outputs["logits"]
     m, preds, conf = score(logits, texts, fmt, decoder, merges, kind=kind, prior=prior)
+    m["confidence_thresholds"] = confidence_operating_points(texts, preds, conf, merges)
     m.update(quality_metrics(outputs, fmt))
     if "frame_weights" in outputs:
         m["frame_weights_mean"] = [round(float(v), 4) for v in outputs["frame_weights"].mean(0)]

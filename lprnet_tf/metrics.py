@@ -87,6 +87,32 @@ def plate_metrics(truths: Sequence[str], preds: Sequence[str], merges: Sequence[
     }
 
 
+CONFIDENCE_THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
+
+
+def confidence_operating_points(truths: Sequence[str], preds: Sequence[str], confidences,
+                                merges: Sequence[str] | None = None,
+                                thresholds: Sequence[float] = CONFIDENCE_THRESHOLDS) -> list[dict]:
+    """What a deployment gets if it accepts a read only when its confidence is at least ``t`` (and sends the
+    rest to review), for each ``t``: ``accepted`` crops and their share (``coverage``), exact-match accuracy
+    among them (``accuracy_accepted``; None when none is accepted), and how the misreads and correct reads
+    split (``errors_accepted``, ``errors_rejected``, ``correct_rejected``). Merges as :func:`plate_metrics`."""
+    conf = np.asarray(confidences, np.float64).ravel()
+    if not (len(truths) == len(preds) == len(conf)):
+        raise ValueError(f"{len(truths)} truths, {len(preds)} predictions and {len(conf)} confidences")
+    mm = merge_map_from(merges)
+    right = np.array([apply_merges(a, mm) == apply_merges(b, mm) for a, b in zip(truths, preds)], bool)
+    out = []
+    for t in thresholds:
+        keep = conf >= float(t)
+        n = int(keep.sum())
+        out.append({"threshold": float(t), "accepted": n, "coverage": float(n / max(len(conf), 1)),
+                    "accuracy_accepted": float(right[keep].mean()) if n else None,
+                    "errors_accepted": int((keep & ~right).sum()), "errors_rejected": int((~keep & ~right).sum()),
+                    "correct_rejected": int((~keep & right).sum())})
+    return out
+
+
 # ---- quality-score agreement (IQ-STAN Table 2, from Kang et al. 2014) ----------------------------
 def _paired(a, b) -> tuple:
     x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()

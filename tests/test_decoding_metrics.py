@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lprnet_tf.decoding import beam_search, decode, greedy_ids, log_softmax
-from lprnet_tf.metrics import edit_distance, plate_metrics, psnr
+from lprnet_tf.metrics import confidence_operating_points, edit_distance, plate_metrics, psnr
 from lprnet_tf.vocab import plate_format_from_dict
 
 FMT = plate_format_from_dict({"name": "t", "alphabet": "AB12", "max_length": 4, "height": 24, "width": 94,
@@ -72,6 +72,22 @@ def test_metrics_merges():
     assert plate_metrics(["D0N0R"], ["DONOR"])["accuracy"] == 0.0
     m = plate_metrics(["D0N0R"], ["DONOR"], merges=["O0"])
     assert m["accuracy"] == 1.0 and m["merges"] == ["O0"]
+
+
+def test_confidence_operating_points():
+    truths = ["AB1", "CD2", "EF3", "GH4", "O0"]
+    preds = ["AB1", "CD7", "EF3", "GH", "00"]  # wrong: CD7 (0.95), GH (0.2); 00 is right only with O=0
+    conf = [0.9, 0.95, 0.4, 0.2, 0.6]
+    pts = confidence_operating_points(truths, preds, conf, thresholds=(0.0, 0.5, 0.92, 0.99))
+    assert [p["accepted"] for p in pts] == [5, 3, 1, 0]
+    assert pts[0]["coverage"] == 1.0 and pts[0]["accuracy_accepted"] == pytest.approx(2 / 5)
+    assert (pts[1]["errors_accepted"], pts[1]["errors_rejected"], pts[1]["correct_rejected"]) == (2, 1, 1)
+    assert pts[2]["accuracy_accepted"] == 0.0 and pts[2]["errors_accepted"] == 1  # a confident misread stays
+    assert pts[3]["accuracy_accepted"] is None and pts[3]["errors_rejected"] == 3 and pts[3]["correct_rejected"] == 2
+    merged = confidence_operating_points(truths, preds, conf, merges=["O0"], thresholds=(0.5,))[0]
+    assert merged["accuracy_accepted"] == pytest.approx(2 / 3) and merged["errors_accepted"] == 1
+    with pytest.raises(ValueError, match="confidences"):
+        confidence_operating_points(truths, preds, conf[:2])
 
 
 def test_edit_distance():

@@ -279,6 +279,9 @@ def test_evaluate_tta_matches_the_runtime(rt, tmp_path):
     np.testing.assert_allclose(conf, [r.confidence for r in rec.recognize(rt.crops, "template", tta=True)], atol=1e-5)
     plain = evaluate_model(rt.model, src, rt.fmt, str(tmp_path / "ev0"), progress=False)
     assert "tta" not in plain
+    assert [p["threshold"] for p in plain["confidence_thresholds"]] == [0.3, 0.5, 0.7, 0.9]
+    assert all(p["errors_accepted"] + p["errors_rejected"] == round((1 - plain["accuracy"]) * plain["count"])
+               for p in plain["confidence_thresholds"])
     assert len(predict_views(rt.model, src, rt.fmt)) == len(TTA_VIEWS)
 
 
