@@ -183,6 +183,23 @@ def test_recognize_cli_tflite(rt, tmp_path):
     rec = json.loads(r.stdout.strip())
     assert set(rec) == {"path", "plate", "confidence", "matches_template"} and rec["path"] == rt.paths[0]
 
+    # --review_below: one more column / key marking the reads below the threshold; nothing dropped
+    # (this untrained file reads every crop at confidence 1: the shipped model's confidences spread)
+    plain = _recognize(*rt.paths, "--model", "cn_lprnet_basic").stdout.split("\n")
+    conf = {p: float(c) for p, _, c in (line.split("\t") for line in plain if line)}
+    low, high = sorted(conf.values())[len(conf) // 2 - 1: len(conf) // 2 + 1]
+    cut = (low + high) / 2  # between two printed (rounded) confidences
+    r = _recognize(*rt.paths, "--model", "cn_lprnet_basic", "--review_below", str(cut))
+    marks = {line.split("\t")[0]: line.split("\t")[3] for line in r.stdout.strip().splitlines()}
+    assert marks == {p: "review" if conf[p] < cut else "ok" for p in rt.paths}
+    assert set(marks.values()) == {"review", "ok"}
+    r = _recognize(rt.paths[0], "--model", rt.tflite, "--json", "--review_below", "1")
+    assert json.loads(r.stdout.strip())["review"] is (want[rt.paths[0]].confidence < 1)
+    for args, msg in ((["--review_below", "2"], "not a number in the range"),
+                      (["--stream", rt.paths[0], "--review_below", "0.5"], "drop --review_below")):
+        r = _recognize(*([] if "--stream" in args else rt.paths[:1]), "--model", rt.tflite, *args)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr[-800:]
+
     r = _recognize(str(bad), missing, "--model", rt.tflite)  # nothing readable -> non-zero exit
     assert r.returncode != 0 and "could be read" in r.stderr and not r.stdout.strip()
 

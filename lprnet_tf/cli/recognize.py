@@ -7,9 +7,10 @@
   lprnet-recognize LOWRES_IMAGE_OR_DIR... --sr mtgan_run|sr_f32.tflite|sr/1 --model cn_lprnet_basic
 
 Prints ``path<TAB>plate<TAB>confidence`` per crop (``--json``: one JSON object per line with
-``path``, ``plate``, ``confidence``, ``matches_template``). ``--model`` takes a .keras file, a run
-directory, a shipped model name, a ``.tflite`` file (with its JSON sidecar) or a SavedModel folder;
-TFLite files run without TensorFlow (:mod:`lprnet_tf.runtime`). Unreadable files get an
+``path``, ``plate``, ``confidence``, ``matches_template``); ``--review_below C`` adds a column ``review``
+(confidence below C) or ``ok`` (``--json``: ``review``), for the reads an application should check.
+``--model`` takes a .keras file, a run directory, a shipped model name, a ``.tflite`` file (with its JSON
+sidecar) or a SavedModel folder; TFLite files run without TensorFlow (:mod:`lprnet_tf.runtime`). Unreadable files get an
 ``error: PATH: reason`` line on stderr and are skipped; the exit code is non-zero only when no
 image could be read. ``--tta`` reads each crop as it is and in four fixed views and prints the plate
 most views read (:func:`lprnet_tf.runtime.tta_view`; five times the inference). ``--local_prefix``
@@ -67,6 +68,10 @@ flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last
 flags.DEFINE_string("sr", None, "Super-resolve every crop first with an MTGAN generator: an MTGAN run directory or "
                     ".keras, its .tflite (lprnet-export; sidecar beside it) or its SavedModel folder; --model then "
                     "reads the super-resolved images.")
+flags.DEFINE_float("review_below", None, "Mark reads whose confidence is below this value for review: one more "
+                   "column 'review' or 'ok' (--json: \"review\": true/false); nothing is dropped. Choose it with "
+                   "lprnet-evaluate on your own crops (its confidence-threshold lines). Single crops and --frames.",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_bool("tta", False, "Test-time views: read every crop as it is and in 4 fixed views (tighter, looser, "
                   "rows trimmed, brighter) and print the plate most views read (5x the inference; single crops "
                   "only).")
@@ -204,9 +209,11 @@ def _recognize_frames(inputs) -> int:
             if FLAGS.json:
                 print(json.dumps({"folder": folder, "frames": paths, "plate": r.text,
                                   "confidence": round(r.confidence, 6), "matches_template": r.matches_template,
-                                  "frame_weights": [round(w, 6) for w in weights]}, ensure_ascii=False))
+                                  "frame_weights": [round(w, 6) for w in weights], **_review(r, True)},
+                                 ensure_ascii=False))
             else:
-                print(f"{folder}\t{r.text}\t{r.confidence:.4f}\t{','.join(f'{w:.4f}' for w in weights)}")
+                print(f"{folder}\t{r.text}\t{r.confidence:.4f}\t{','.join(f'{w:.4f}' for w in weights)}"
+                      + _review(r, False))
         sys.stdout.flush()
     if read == 0:
         print(f"error: none of the {len(plates)} folder(s) could be read", file=sys.stderr)
@@ -218,6 +225,14 @@ def _prior_for(rec):
     """The LocalPrior of the ``--local_*`` flags for Recognizer ``rec`` (a sidecar's first-character shares are
     the base where its format has no synthetic generator), or None."""
     return local_prior_from_flags(rec.fmt, FLAGS.decoder, rec.sidecar.get("decoder", {}).get("first_char_shares"))
+
+
+def _review(r, as_json: bool):
+    """The --review_below mark of read ``r``: {} / "" without the flag, else {"review": bool} or a TSV column."""
+    if FLAGS.review_below is None:
+        return {} if as_json else ""
+    flag = r.confidence < FLAGS.review_below
+    return {"review": flag} if as_json else ("\treview" if flag else "\tok")
 
 
 def _main(argv):
@@ -232,6 +247,9 @@ def _main(argv):
     if FLAGS.sr and (FLAGS.frames or FLAGS.stream):
         raise UsageError(f"--sr reads single low-resolution crops; it cannot be combined with "
                          f"{'--frames' if FLAGS.frames else '--stream'}")
+    if FLAGS.review_below is not None and FLAGS.stream:
+        raise UsageError("--review_below marks single reads; --stream keeps one read per plate track by its own "
+                         "quality rule (docs/stream.md), drop --review_below")
     if FLAGS.local_prefix and FLAGS.frames:
         raise UsageError("--local_prefix re-ranks a CTC beam search; a multi-frame model (--frames) decodes its "
                          "attention steps greedily")
@@ -272,9 +290,9 @@ def _main(argv):
         for p, r in zip(chunk, rec.recognize(images, FLAGS.decoder, tta=FLAGS.tta, prior=prior)):
             if FLAGS.json:
                 print(json.dumps({"path": p, "plate": r.text, "confidence": round(r.confidence, 6),
-                                  "matches_template": r.matches_template}, ensure_ascii=False))
+                                  "matches_template": r.matches_template, **_review(r, True)}, ensure_ascii=False))
             else:
-                print(f"{p}\t{r.text}\t{r.confidence:.4f}")
+                print(f"{p}\t{r.text}\t{r.confidence:.4f}" + _review(r, False))
         sys.stdout.flush()
     if read == 0:
         print(f"error: none of the {len(paths)} file(s) could be read", file=sys.stderr)
