@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data_root", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "confidence"))
     args = ap.parse_args(argv)
+
+    from results_io import write_report
 
     from lprnet_tf.evaluation import predict_logits, reference_sets, score
     from lprnet_tf.metrics import confidence_operating_points
@@ -61,9 +62,6 @@ def main(argv=None) -> int:
     meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "decoder": args.decoder, "command": "python benchmarks/confidence.py "
             + " ".join(argv if argv is not None else sys.argv[1:])}
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2, ensure_ascii=False)
     thresholds = [p["threshold"] for p in rows[0]["points"]]
     lines = [f"# Confidence thresholds ({args.decoder} decoder)", "",
              f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). A read is accepted when its "
@@ -81,9 +79,7 @@ def main(argv=None) -> int:
         merges = f", merges {','.join(r['merges'])}" if r["merges"] else ""
         lines.append(f"| `{r['model']}` | {r['set']}{merges} | {r['count']} | {r['accuracy']:.3f} | "
                      + " | ".join(cells) + " |")
-    with open(args.out + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}.md")
+    write_report(args.out, {"meta": meta, "rows": rows}, lines)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import json
 import os
 import platform
 import sys
@@ -129,6 +128,8 @@ def main(argv=None) -> int:
     if args.count < 1:
         ap.error("--count must be positive")
 
+    from results_io import write_report
+
     from lprnet_tf import export as ex
     from lprnet_tf.modelio import load_for_inference
 
@@ -199,9 +200,6 @@ def main(argv=None) -> int:
             "crops": f"{source} ({len(crops)})", "date": datetime.date.today().isoformat(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python benchmarks/quantization.py "
             + " ".join(argv if argv is not None else sys.argv[1:])}
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "rows": rows, "groups": group_rows}, f, indent=2, ensure_ascii=False)
     lines = [f"# TFLite quantization settings: `{args.model}`", "",
              f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). Crops: {meta['crops']}. Each file "
              f"is the dynamic-batch TFLite file; agreement = share of crops whose greedy plate equals the Keras "
@@ -228,9 +226,7 @@ def main(argv=None) -> int:
                   "|---|---|---|---|---|---|"]
         lines += [f"| `{r['group']}` | {r['what']} | {r['kernels']} | {r['agreement']:.3f} | {r['accuracy']:.3f} | "
                   f"{r['keras_accuracy']:.3f} |" for r in group_rows]
-    with open(args.out + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}.md")
+    write_report(args.out, {"meta": meta, "rows": rows, "groups": group_rows}, lines)
     return 0
 
 

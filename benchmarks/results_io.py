@@ -19,6 +19,16 @@ def today() -> str:
     return time.strftime("%Y-%m-%d")
 
 
+def write_report(out: str, data, lines: list) -> None:
+    """Write a benchmark's results: ``OUT.json`` (``data``) and ``OUT.md`` (``lines``), folders made as needed."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out + ".json", "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+    with open(out + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {out}.md and .json")
+
+
 def _previous_date(out: str) -> str:
     try:
         with open(out + ".md", encoding="utf-8") as f:
