@@ -70,11 +70,11 @@ def main(argv=None) -> int:
              "| model | set | n | exact (all) | " + " | ".join(f"conf >= {t:.1f}" for t in thresholds) + " |",
              "|---|---|---|---|" + "---|" * len(thresholds)]
     for r in rows:
-        errors = r["count"] - round(r["accuracy"] * r["count"])
         cells = []
         for p in r["points"]:
             acc = "-" if p["accuracy_accepted"] is None else f"{p['accuracy_accepted']:.3f}"
-            cells.append(f"{p['coverage']:.3f} / {acc} / {p['errors_rejected']} of {errors} "
+            cells.append(f"{p['coverage']:.3f} / {acc} / {p['errors_rejected']} of "
+                         f"{p['errors_accepted'] + p['errors_rejected']} "
                          f"({p['correct_rejected']})")
         merges = f", merges {','.join(r['merges'])}" if r["merges"] else ""
         lines.append(f"| `{r['model']}` | {r['set']}{merges} | {r['count']} | {r['accuracy']:.3f} | "

@@ -63,11 +63,11 @@ def _main(argv):
     keys = ("count", "tta", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first",
             "quality_lcc_frame", "quality_srocc_frame", "frame_weights_mean")
     print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, ensure_ascii=False))
-    errors = m["count"] - round(m["accuracy"] * m["count"])
     for r in m.get("confidence_thresholds", []):  # what a confidence threshold would flag for review
         right = "-" if r["accuracy_accepted"] is None else f"{r['accuracy_accepted']:.1%}"
         print(f"confidence >= {r['threshold']:.1f}: {r['coverage']:6.1%} of crops accepted, {right} of them right; "
-              f"flags {r['errors_rejected']} of the {errors} misreads and {r['correct_rejected']} correct reads")
+              f"flags {r['errors_rejected']} of the {r['errors_accepted'] + r['errors_rejected']} misreads and "
+              f"{r['correct_rejected']} correct reads")
     print(f"wrote {FLAGS.out}/metrics.json, errors.csv" + (", error_gallery.png" if m["accuracy"] < 1 else ""))
 
 
