@@ -29,6 +29,10 @@ crops are the test crops here):
 - the same two rows with the generator option ``input_skip: bilinear`` (ours: the generator learns the
   correction to bilinear upsampling; ``mtgan_{br,cn}.yaml --set model.options.input_skip=bilinear``, run
   ``mtgan_{br,cn}_skip``, and its SR fine-tune ``lprnet_{br,cn}_sr_skip``);
+- the low-resolution LPRNet (row 2) trained 1,500 more steps on low-res crops
+  (``lprnet_br_lowres_finetune.yaml --schedule more``, run ``lprnet_br_lowres_more``), and the same 1,500 steps
+  on the skip generator's output (``lprnet_br_sr_finetune.yaml --schedule from_lowres``, run
+  ``lprnet_br_sr_lowres``): does super-resolution add anything once the recognizer knows small crops?
 - **multi-task CNN** (Table 1, 120 x 40): one model trained on the HR training crops with character
   permutation (``multitask_br.yaml --schedule cpu``), then three runs of the same 1,000 more steps from it:
   HR crops only (``--schedule cpu_more``), a third of the crops bicubic-downscaled
@@ -65,6 +69,9 @@ READERS = (  # (row label, flag suffix of the recognizer, flag suffix of the sup
     ("MTGAN-SR + LPRNet fine-tuned on SR crops", "lprnet_sr", "mtgan"),
     ("MTGAN-SR with bilinear input skip (ours) + LPRNet", "lprnet", "mtgan_skip"),
     ("MTGAN-SR with bilinear input skip + LPRNet fine-tuned on its SR crops", "lprnet_sr_skip", "mtgan_skip"),
+    ("LPRNet fine-tuned on low-res crops, 1,500 more low-res steps", "lprnet_lowres_more", None),
+    ("MTGAN-SR with bilinear input skip + the low-res LPRNet fine-tuned on its SR crops", "lprnet_sr_lowres",
+     "mtgan_skip"),
     ("multi-task CNN, HR training crops only", "multitask", None),  # Table 3 "without samples from DGM"
     ("multi-task CNN + 1/3 bicubic low-res crops", "multitask_bicubic", None),
     ("multi-task CNN + 1/3 DGM low-res crops", "multitask_dgm", None),
@@ -271,6 +278,8 @@ def main():
         runs = {"lprnet_lowres": f"lprnet_{fmt_name}_lowres", "lprnet_sr": f"lprnet_{fmt_name}_sr",
                 "mtgan": f"mtgan_{fmt_name}", "mtgan_skip": f"mtgan_{fmt_name}_skip",
                 "lprnet_sr_skip": f"lprnet_{fmt_name}_sr_skip", "multitask": f"multitask_{fmt_name}_more",
+                "lprnet_lowres_more": f"lprnet_{fmt_name}_lowres_more",
+                "lprnet_sr_lowres": f"lprnet_{fmt_name}_sr_lowres",
                 "multitask_bicubic": f"multitask_{fmt_name}_bicubic", "multitask_dgm": f"multitask_{fmt_name}_dgm"}
         defaults[fmt_name] = {"lprnet": f"{fmt_name}_lprnet_basic",
                               **{k: os.path.join(REPO, "runs", v, "last.keras") for k, v in runs.items()}}
@@ -314,6 +323,14 @@ def keep_unmeasured(results: list, out: str) -> list:
         # a "missing" entry is "LABEL (model)": drop those whose row is now kept
         r["missing"] = [m for m in r["missing"] if not any(m.startswith(label + " (") for label in r["rows"])]
         r["rows"] = {label: r["rows"][label] for label, _, _ in READERS if label in r["rows"]}
+        # the PSNR of a generator not here now ("LABEL (model)" keys): kept too, its name saying so
+        measured = {name.split(" (")[0] for name in r.get("psnr", {})}
+        for name, by_height in (old.get("psnr") or {}).items():
+            label = name.split(" (")[0]
+            if label not in measured:
+                date = old.get("date", "?")
+                kept = name if "kept, measured" in name else f"{name} (kept, measured {date})"
+                r.setdefault("psnr", {})[kept] = by_height
     return merge_previous(results, out)
 
 

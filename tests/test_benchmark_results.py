@@ -47,7 +47,10 @@ def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
     sets = {"HR": {"accuracy": 0.5, "char_accuracy": 0.9, "count": 3}}
     old = [{"format": "br", "set": "br_openalpr_crops", "columns": ["HR"], "count": 3, "merges": [], "missing": [],
             "rows": {"LPRNet": {"model": "br_lprnet_basic", "sets": sets},
-                     "MTGAN-SR + LPRNet": {"model": "runs/mtgan_br/last.keras", "sets": sets}}},
+                     "MTGAN-SR + LPRNet": {"model": "runs/mtgan_br/last.keras", "sets": sets}},
+            "psnr": {"bilinear interpolation": {"12 px": 29.0},
+                     "MTGAN generator (runs/mtgan_br/last.keras)": {"12 px": 27.0},
+                     "MTGAN generator, bilinear input skip (runs/old/last.keras)": {"12 px": 28.0}}},
            {"format": "cn", "set": "cn_ccpd_like_1000", "columns": ["HR"], "count": 3, "merges": [], "missing": [],
             "rows": {"LPRNet": {"model": "cn_lprnet_basic", "sets": sets}}}]
     _write(out, old, "Low-resolution plates, `python benchmarks/lowres.py`, 2026-11-30, 2-core CPU")
@@ -55,7 +58,9 @@ def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
     new = [{"format": "br", "set": "br_openalpr_crops", "columns": ["HR"], "count": 3, "merges": [],
             "rows": {"LPRNet": {"model": "br_lprnet_basic", "sets": new_sets}},
             "missing": ["MTGAN-SR + LPRNet (runs/mtgan_br/last.keras)",
-                        "multi-task CNN, HR training crops only (runs/multitask_br_more/last.keras)"]}]
+                        "multi-task CNN, HR training crops only (runs/multitask_br_more/last.keras)"],
+            "psnr": {"bilinear interpolation": {"12 px": 29.5},
+                     "MTGAN generator, bilinear input skip (runs/new/last.keras)": {"12 px": 29.9}}}]
     merged = lowres.keep_unmeasured(new, out)
     br, cn = merged
     assert list(br["rows"]) == ["LPRNet", "MTGAN-SR + LPRNet"]  # READERS order
@@ -64,11 +69,16 @@ def test_lowres_keeps_rows_whose_model_is_not_here(tmp_path):
     assert br["rows"]["MTGAN-SR + LPRNet"]["kept"] and not br["rows"]["LPRNet"].get("kept")
     assert br["missing"] == ["multi-task CNN, HR training crops only (runs/multitask_br_more/last.keras)"]
     assert cn["date"] == "2026-11-30" and cn["rows"]["LPRNet"]["sets"] == sets  # not measured: kept whole
+    # PSNR: the generator not measured now is kept with its date; the one measured again is not duplicated
+    assert br["psnr"] == {"bilinear interpolation": {"12 px": 29.5},
+                          "MTGAN generator, bilinear input skip (runs/new/last.keras)": {"12 px": 29.9},
+                          "MTGAN generator (runs/mtgan_br/last.keras) (kept, measured 2026-11-30)": {"12 px": 27.0}}
     lowres.write(merged, out)
     md = open(out + ".md", encoding="utf-8").read()
     assert "| MTGAN-SR + LPRNet (kept, measured 2026-11-30) | 0.500 / 0.900 |" in md
     assert "| LPRNet | 0.700 / 0.950 |" in md and "were not re-measured in this run" in md
     assert "(validation crops, 3 per column; merges none, measured 2026-11-30)" in md  # the CN table
+    assert "| MTGAN generator (runs/mtgan_br/last.keras) (kept, measured 2026-11-30) | 27.00 |" in md
 
 
 def test_glyph_probe_forces_the_character_into_valid_plates():

@@ -46,7 +46,9 @@ def test_lowres_benchmark_table(tmp_path):
                         "--br_multitask", slot, "--br_multitask_bicubic", slot,
                         "--br_multitask_dgm", str(tmp_path / "missing.keras"), "--br_lprnet_sr", "br_lprnet_basic",
                         "--br_lprnet_lowres", str(tmp_path / "missing.keras"), "--br_mtgan_skip", skip,
-                        "--br_lprnet_sr_skip", str(tmp_path / "missing.keras"), "--out", str(out)],
+                        "--br_lprnet_sr_skip", str(tmp_path / "missing.keras"),
+                        "--br_lprnet_lowres_more", str(tmp_path / "missing.keras"),
+                        "--br_lprnet_sr_lowres", "br_lprnet_basic", "--out", str(out)],
                        capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=REPO))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "skipped cn" in r.stderr  # no CN set under --data: said, not fatal
@@ -55,6 +57,7 @@ def test_lowres_benchmark_table(tmp_path):
     rows = res[0]["rows"]
     assert list(rows) == ["LPRNet", "MTGAN-SR + LPRNet", "MTGAN-SR + LPRNet fine-tuned on SR crops",
                           "MTGAN-SR with bilinear input skip (ours) + LPRNet",
+                          "MTGAN-SR with bilinear input skip + the low-res LPRNet fine-tuned on its SR crops",
                           "multi-task CNN, HR training crops only", "multi-task CNN + 1/3 bicubic low-res crops"]
     # PSNR: an untrained generator with the input skip is bilinear upsampling, so it scores as bilinear does
     psnr = res[0]["psnr"]
@@ -66,6 +69,8 @@ def test_lowres_benchmark_table(tmp_path):
     # an SR row names the super-resolver and its recognizer; the same pair gives the same figures
     assert rows["MTGAN-SR + LPRNet fine-tuned on SR crops"]["model"].endswith("+ br_lprnet_basic")
     assert rows["MTGAN-SR + LPRNet fine-tuned on SR crops"]["sets"] == rows["MTGAN-SR + LPRNet"]["sets"]
+    sr_lowres = "MTGAN-SR with bilinear input skip + the low-res LPRNet fine-tuned on its SR crops"
+    assert rows[sr_lowres]["sets"] == rows["MTGAN-SR with bilinear input skip (ours) + LPRNet"]["sets"]
     assert res[0]["columns"] == ["HR", "16 px", "12 px", "8 px"]
     for row in rows.values():
         for col in res[0]["columns"]:
