@@ -246,6 +246,11 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:
         raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
+    for key in ("train", "val"):
+        spec, split = getattr(cfg.data, key), getattr(cfg.data, f"{key}_split")
+        if split and str(spec).startswith("synth"):
+            raise ConfigError(f"{where}: data.{key}_split ('{split}') selects rows of a labelled set; data.{key} "
+                              f"('{spec}') is synthetic plates, which have none: remove data.{key}_split")
     from lprnet_tf.models import MODELS, model_kind  # light: the builders import keras only when they build
     from lprnet_tf.vocab import PlateFormatError, load_plate_format
 
@@ -289,6 +294,9 @@ def _check_mix(mix: list, frames: int, where: str, fmt):
                               f"got {w!r}")
         if not isinstance(m.get("split", ""), (str, type(None))):
             raise ConfigError(f"{where}: {key}.split: expected a split name, got {m['split']!r}")
+        if m.get("split") and m["source"].startswith("synth"):
+            raise ConfigError(f"{where}: {key}.split ('{m['split']}') selects rows of a labelled set; "
+                              f"'{m['source']}' is synthetic plates, which have none: remove the split")
         if "plate_format" in m:
             from lprnet_tf.data.pipeline import mix_format
             from lprnet_tf.data.readers import DataError

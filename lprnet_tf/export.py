@@ -1275,12 +1275,6 @@ def sr_sidecar(tflite_path: str, model, fmt: PlateFormat, variant: str, model_na
 
 # ------------------------------------------------------------------------------------------------
 # parity
-def _check_split(spec: str, split: str | None) -> None:
-    if split and spec.startswith("synth"):
-        raise ExportError(f"a split ('{split}') selects rows of a labelled CSV; '{spec}' is synthetic plates, "
-                          f"which have none: drop the split or pass a labels.csv with a split column")
-
-
 def crops_from_spec(spec: str, fmt: PlateFormat, count: int, with_path: bool = True,
                     skip_bad: bool = False, split: str | None = None) -> list:
     """The first ``count`` crops of a data spec (any reader layout or ``synth:SEED``; ``split``: only the
@@ -1289,7 +1283,6 @@ def crops_from_spec(spec: str, fmt: PlateFormat, count: int, with_path: bool = T
     signature can be fed the original encoded file)."""
     from lprnet_tf.data.pipeline import FileSource, open_source
 
-    _check_split(spec, split)
     src = open_source(spec, fmt, split=split, skip_bad=skip_bad)
     n = min(len(src), count)
     out = []
@@ -1327,7 +1320,6 @@ def tracklets_from_spec(spec: str, fmt: PlateFormat, frames: int, count: int,
     parts = spec.split(":")
     if parts[0] == "synth" and (len(parts) < 3 or not parts[2]):
         spec = f"synth:{parts[1] if len(parts) > 1 and parts[1] else 0}:{int(count)}"
-    _check_split(spec, split)
     src = open_source(spec, fmt, split=split, frames=frames, track_policy=track_policy)
     tracks = getattr(src, "tracklets", None) or []
     out = []

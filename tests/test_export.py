@@ -353,7 +353,8 @@ def test_quantization_benchmark_given_calibration(ex, tmp_path):
 def test_crops_from_spec_split(tiny_csv, br):
     """Calibration and parity crops can be one split of a labels.csv (calibrate on train, check on val);
     a split of synthetic plates is refused with the fix."""
-    from lprnet_tf.export import ExportError, crops_from_spec, tracklets_from_spec
+    from lprnet_tf.data.readers import DataError
+    from lprnet_tf.export import crops_from_spec, tracklets_from_spec
 
     train = crops_from_spec(str(tiny_csv), br, 10, split="train")
     val = crops_from_spec(str(tiny_csv), br, 10, split="val", with_path=False)
@@ -361,7 +362,7 @@ def test_crops_from_spec_split(tiny_csv, br):
     assert val[0].dtype == np.uint8 and val[0].ndim == 3
     assert len(crops_from_spec(str(tiny_csv), br, 10)) == 6
     for fn, args in ((crops_from_spec, (br, 4)), (tracklets_from_spec, (br, 2, 4))):
-        with pytest.raises(ExportError, match="synthetic plates, which have none"):
+        with pytest.raises(DataError, match="synthetic plates, which have none"):
             fn("synth:3", *args, split="train")
 
 

@@ -234,7 +234,12 @@ def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad:
 
     ``frames`` = K > 0 opens tracklets of K frames instead (:class:`TrackletSource`; a path in any
     layout of :func:`lprnet_tf.data.tracklets.read_tracklets`, short tracks handled by
-    ``track_policy``), or ``synth:SEED:COUNT`` synthetic tracklets rendered on the fly."""
+    ``track_policy``), or ``synth:SEED:COUNT`` synthetic tracklets rendered on the fly. A ``split`` selects
+    rows of a labelled set; with synthetic plates, which have none, it is refused (it used to be ignored)."""
+    if split and spec.startswith("synth"):
+        raise DataError(f"a split ('{split}') selects rows of a labelled set; '{spec}' is synthetic plates, which "
+                        f"have none: drop the split (--split, data.train_split / val_split) or use a labels.csv "
+                        f"with a split column")
     if frames:
         if spec.startswith("synth"):
             seed, count = _synth_spec(spec)
