@@ -246,11 +246,12 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: data.pairs makes HR/LR pairs of single crops; set data.frames: 0")
     if cfg.data.workers < 0:
         raise ConfigError(f"{where}: data.workers must be >= 0 (0 = threads), got {cfg.data.workers}")
+    from lprnet_tf.data.pipeline import synthetic_split_error
+
     for key in ("train", "val"):
-        spec, split = getattr(cfg.data, key), getattr(cfg.data, f"{key}_split")
-        if split and str(spec).startswith("synth"):
-            raise ConfigError(f"{where}: data.{key}_split ('{split}') selects rows of a labelled set; data.{key} "
-                              f"('{spec}') is synthetic plates, which have none: remove data.{key}_split")
+        refusal = synthetic_split_error(getattr(cfg.data, key), getattr(cfg.data, f"{key}_split"), f"data.{key}_split")
+        if refusal:
+            raise ConfigError(f"{where}: {refusal}")
     from lprnet_tf.models import MODELS, model_kind  # light: the builders import keras only when they build
     from lprnet_tf.vocab import PlateFormatError, load_plate_format
 
@@ -277,6 +278,8 @@ def _check_mix(mix: list, frames: int, where: str, fmt):
     example = "e.g. mix: [{source: 'synth:5', weight: 0.3}]"
     if mix and frames:
         raise ConfigError(f"{where}: data.mix mixes single crops; remove it or data.frames")
+    from lprnet_tf.data.pipeline import synthetic_split_error
+
     total = 0.0
     for i, m in enumerate(mix):
         key = f"data.mix[{i}]"
@@ -294,9 +297,9 @@ def _check_mix(mix: list, frames: int, where: str, fmt):
                               f"got {w!r}")
         if not isinstance(m.get("split", ""), (str, type(None))):
             raise ConfigError(f"{where}: {key}.split: expected a split name, got {m['split']!r}")
-        if m.get("split") and m["source"].startswith("synth"):
-            raise ConfigError(f"{where}: {key}.split ('{m['split']}') selects rows of a labelled set; "
-                              f"'{m['source']}' is synthetic plates, which have none: remove the split")
+        refusal = synthetic_split_error(m["source"], m.get("split"), f"{key}.split")
+        if refusal:
+            raise ConfigError(f"{where}: {refusal}")
         if "plate_format" in m:
             from lprnet_tf.data.pipeline import mix_format
             from lprnet_tf.data.readers import DataError

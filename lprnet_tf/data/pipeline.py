@@ -228,6 +228,15 @@ def _synth_spec(spec: str) -> tuple[int, int | None]:
     return seed, count
 
 
+def synthetic_split_error(spec: str, split: str | None, what: str = "a split") -> str | None:
+    """The refusal of a split asked of synthetic plates (``synth:…``, which have no rows to select), worded
+    with ``what`` (the flag or config key that asked for it); None when ``split`` is fine for ``spec``."""
+    if not (split and str(spec).startswith("synth")):
+        return None
+    return (f"{what} ('{split}') selects rows of a labelled set; '{spec}' is synthetic plates, which have none: "
+            f"drop the split or use a labels.csv with a split column")
+
+
 def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad: bool = False,
                 verify_images: bool = True, frames: int = 0, track_policy: str = "error") -> SampleSource:
     """Open a data spec: ``synth[:SEED[:COUNT]]`` or a path any reader understands.
@@ -236,10 +245,9 @@ def open_source(spec: str, fmt: PlateFormat, split: str | None = None, skip_bad:
     layout of :func:`lprnet_tf.data.tracklets.read_tracklets`, short tracks handled by
     ``track_policy``), or ``synth:SEED:COUNT`` synthetic tracklets rendered on the fly. A ``split`` selects
     rows of a labelled set; with synthetic plates, which have none, it is refused (it used to be ignored)."""
-    if split and spec.startswith("synth"):
-        raise DataError(f"a split ('{split}') selects rows of a labelled set; '{spec}' is synthetic plates, which "
-                        f"have none: drop the split (--split, data.train_split / val_split) or use a labels.csv "
-                        f"with a split column")
+    refusal = synthetic_split_error(spec, split)
+    if refusal:
+        raise DataError(refusal)
     if frames:
         if spec.startswith("synth"):
             seed, count = _synth_spec(spec)
