@@ -13,9 +13,7 @@ share of the beam mass held by the plate read). Writes benchmarks/results/confid
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -32,7 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "confidence"))
     args = ap.parse_args(argv)
 
-    from results_io import write_report
+    from results_io import run_meta, write_report
 
     from lprnet_tf.evaluation import predict_logits, reference_sets, score
     from lprnet_tf.metrics import confidence_operating_points
@@ -59,9 +57,7 @@ def main(argv=None) -> int:
     if not rows:
         sys.exit(f"no real validation set found under {args.data_root} for {models}")
 
-    meta = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "decoder": args.decoder, "command": "python benchmarks/confidence.py "
-            + " ".join(argv if argv is not None else sys.argv[1:])}
+    meta = {**run_meta("confidence.py", argv), "decoder": args.decoder}
     thresholds = [p["threshold"] for p in rows[0]["points"]]
     lines = [f"# Confidence thresholds ({args.decoder} decoder)", "",
              f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). A read is accepted when its "

@@ -15,10 +15,8 @@ Writes benchmarks/results/quantization.md and .json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -128,7 +126,7 @@ def main(argv=None) -> int:
     if args.count < 1:
         ap.error("--count must be positive")
 
-    from results_io import write_report
+    from results_io import run_meta, write_report
 
     from lprnet_tf import export as ex
     from lprnet_tf.modelio import load_for_inference
@@ -197,9 +195,7 @@ def main(argv=None) -> int:
             print(f"[group {g}] {n} kernels rounded: agreement {group_rows[-1]['agreement']:.3f}", flush=True)
 
     meta = {"model": args.model, "model_file": os.path.relpath(os.path.abspath(path), REPO),
-            "crops": f"{source} ({len(crops)})", "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python benchmarks/quantization.py "
-            + " ".join(argv if argv is not None else sys.argv[1:])}
+            "crops": f"{source} ({len(crops)})", **run_meta("quantization.py", argv)}
     lines = [f"# TFLite quantization settings: `{args.model}`", "",
              f"`{meta['command'].strip()}` on {meta['date']} ({meta['machine']}). Crops: {meta['crops']}. Each file "
              f"is the dynamic-batch TFLite file; agreement = share of crops whose greedy plate equals the Keras "

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import sys
 import time
 
 
 def today() -> str:
     return time.strftime("%Y-%m-%d")
+
+
+def run_meta(script: str, argv=None) -> dict:
+    """The header of a benchmark report: today's date, this machine and the command line that made it
+    (``argv`` as given to the script's ``main``, else ``sys.argv``)."""
+    args = argv if argv is not None else sys.argv[1:]
+    return {"date": today(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "command": f"python benchmarks/{script} " + " ".join(args)}
 
 
 def write_report(out: str, data, lines: list) -> None:
