@@ -109,7 +109,10 @@ def reference_aspect(name: str) -> float:
 # its stem (the bundled faces leave it wide open; the 22,000-step CN model read the real 5s as 6 on 43 of the real
 # crops, and these 5s as 6 on 43 of 200 synthetic plates while reading the faces' 5s right on 197:
 # benchmarks/glyph_probe.py); 3 has a flat top and a diagonal down to its bowl (the real 3s are drawn so).
-PLATE_SHAPES = "CGQMW35"
+# O (for alphabets with the letter O): the narrow oval of the font's 0, as the condensed plate fonts draw the letter
+# (the old Brazilian grey plates, whose C, G and Q are the Chinese plate font's shapes above too); the bundled faces'
+# O is a wide circle that appears on no such plate.
+PLATE_SHAPES = "CGQMW35O"
 PLATE_SHAPES_DEFAULT = "CGQM"  # what ``plate_shapes`` draws where a style does not name the characters
 PLATE_PREFIX = "plate:"
 M_APEX = (0.5, 0.65, 0.8)  # depths of the M's V (fraction of the height) drawn: "plate:M0" .. "plate:M2"
@@ -119,11 +122,12 @@ BOWL_CURL = (160, 175, 190)  # where the 5's bowl ends (degrees, 180 = its leftm
 
 @functools.lru_cache(maxsize=None)
 def plate_shape(name: str, ch: str) -> np.ndarray:
-    """Master bitmap of character ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font draws it, made from
-    font ``name``'s ``0`` (C, G, Q), ``H`` (M, W), ``3`` or ``5``; the stroke width is the font's (for 3 and 5 at
-    most 15 % of the height). ``M1`` / ``W1`` etc.: the M with its V reaching ``M_APEX[1]`` of the height, the W
-    with its peak as far up (plain: the middle depth); ``51`` / ``31`` etc.: the 5 whose bowl ends at
-    ``BOWL_CURL[1]`` degrees, the 3 whose bowl ends 15 degrees earlier (plain ``5`` / ``3``: the middle one)."""
+    """Master bitmap of character ``ch`` (one of :data:`PLATE_SHAPES`) as the Chinese plate font (O: a condensed
+    plate font) draws it, made from font ``name``'s ``0`` (C, G, Q, O), ``H`` (M, W), ``3`` or ``5``; the stroke
+    width is the font's (for 3 and 5 at most 15 % of the height). ``M1`` / ``W1`` etc.: the M with its V reaching
+    ``M_APEX[1]`` of the height, the W with its peak as far up (plain: the middle depth); ``51`` / ``31`` etc.: the
+    5 whose bowl ends at ``BOWL_CURL[1]`` degrees, the 3 whose bowl ends 15 degrees earlier (plain ``5`` / ``3``:
+    the middle one)."""
     k = 1  # the variant: index into M_APEX (M, W) or BOWL_CURL (3, 5)
     variants = len(M_APEX) if ch[:1] in "MW" else len(BOWL_CURL)
     if len(ch) == 2 and ch[0] in "MW35" and ch[1].isdigit() and int(ch[1]) < variants:
@@ -137,6 +141,8 @@ def plate_shape(name: str, ch: str) -> np.ndarray:
     if ch == "3":
         return _flat_three(name, BOWL_CURL[k] - 15)
     base = master(name, "H" if ch == "M" else PLAIN_ZERO.get(name, "0"))
+    if ch == "O":
+        return base.copy()  # the oval itself (undotted: the Mono faces' 0 is dotted, their O is as narrow)
     a = base.copy()
     h, w = a.shape
     stroke = int(max(2, _left_stroke(base, h // 4 if ch == "M" else h // 2, w // 6)))  # (H: above its crossbar)
