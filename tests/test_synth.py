@@ -138,7 +138,8 @@ def test_notdef_differs_from_real_glyphs():
 
 @pytest.mark.parametrize("font", sorted(glyphs.FONTS))
 def test_plate_shapes_follow_the_chinese_plate_font(font):
-    """C/G/Q are the font's 0 (undotted: the Mono faces' O) with a mouth, a bar or a tail; M keeps H's box."""
+    """C/G/Q are the font's 0 (undotted: the Mono faces' O) with a mouth, a bar or a tail, O is that 0 itself;
+    M keeps H's box."""
     zero = glyphs.master(font, glyphs.PLAIN_ZERO.get(font, "0"))
     for ch in "CGQ":
         a = glyphs.plate_shape(font, ch)
@@ -148,6 +149,10 @@ def test_plate_shapes_follow_the_chinese_plate_font(font):
         assert diff[:, w // 2:].sum() > diff[:, :w // 2].sum() > -1  # the change is on the right side
         if ch == "C":  # the mouth: no ink on the right at mid-height, where the 0 has its right stroke
             assert zero[h // 2, w - 3:].max() > 127 and a[h // 2, w // 2:].max() == 0
+    assert np.array_equal(glyphs.plate_shape(font, "O"), zero)  # O: the 0's narrow oval itself
+    if font in ("latin", "cjk"):  # these faces draw O as a wider ring than their 0
+        o = glyphs.master(font, "O")
+        assert o.shape[1] / o.shape[0] > 1.1 * zero.shape[1] / zero.shape[0]
     m, hh = glyphs.plate_shape(font, "M"), glyphs.master(font, "H")
     assert m.shape == hh.shape
     h, w = m.shape
@@ -414,3 +419,30 @@ def test_us_stacked_variant_keeps_the_us_styles():
     plain_marks = us["styles"]["plain"]["marks"]
     for name in extra:  # the state name and slogan drawn as on the plain style
         assert var["styles"][name]["marks"][:2] == plain_marks[:2], name
+
+
+def test_br_plate_font_variant_draws_narrow_o_on_old_plates():
+    """configs/variants/br_plate_font.yaml: the grey style (and red, based on it) draws C, G, Q, O in plate shapes
+    with lighter strokes, everything else of `br` kept; a letter O on such a plate is drawn as the face's 0."""
+    from lprnet_tf.synth.render import draw_plate
+
+    br = load_plate_format("br")
+    var = synth_spec(load_plate_format(os.path.join(ROOT, "configs", "variants", "br_plate_font.yaml")))
+    base = synth_spec(br)
+    assert set(var.styles) == set(base.styles)
+    for name in ("grey", "red"):
+        st = var.styles[name]
+        assert (st.plate_shapes, st.plate_shapes_chars, st.thin) == (0.7, "CGQO", (0.0, 0.03))
+        assert repr(dataclasses.replace(st, plate_shapes=0.0, plate_shapes_chars="CGQM", thin=(0.0, 0.02))) == \
+            repr(base.styles[name])
+    assert repr(var.styles["mercosul"]) == repr(base.styles["mercosul"])
+
+    shaped = dataclasses.replace(var.styles["grey"], plate_shapes=1.0, fonts=base.styles["grey"].fonts)
+    plain = dataclasses.replace(shaped, plate_shapes=0.0)
+    o_plate = glyphs.glyph("latin", glyphs.PLATE_PREFIX + "O", 20, 40)
+    assert np.array_equal(o_plate, glyphs.glyph("latin", "0", 20, 40))  # the letter drawn as the digit's oval
+    assert not np.array_equal(o_plate, glyphs.glyph("latin", "O", 20, 40))  # the face's O squeezed into the box
+    for text, same in (("OQC1234", False), ("ABD1234", True)):  # only C, G, Q, O change
+        (a, pa), (b, pb) = (draw_plate(st, text, np.random.default_rng(3)) for st in (shaped, plain))
+        assert pa["plate_shapes"] and "plate_shapes" not in pb and pa["font"] == pb["font"]
+        assert np.array_equal(a, b) == same
