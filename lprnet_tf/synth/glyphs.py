@@ -109,9 +109,9 @@ def reference_aspect(name: str) -> float:
 # its stem (the bundled faces leave it wide open; the 22,000-step CN model read the real 5s as 6 on 43 of the real
 # crops, and these 5s as 6 on 43 of 200 synthetic plates while reading the faces' 5s right on 197:
 # benchmarks/glyph_probe.py); 3 has a flat top and a diagonal down to its bowl (the real 3s are drawn so).
-# O (for alphabets with the letter O): the narrow oval of the font's 0, as the condensed plate fonts draw the letter
-# (the old Brazilian grey plates, whose C, G and Q are the Chinese plate font's shapes above too); the bundled faces'
-# O is a wide circle that appears on no such plate.
+# O (for alphabets with the letter O): the narrow oval of the font's 0, as condensed plate fonts draw the letter
+# (the old Brazilian grey plates; their C and G are not the Chinese shapes above: benchmarks/results/glyph_probe_br.md);
+# the bundled faces' O is a wide ring.
 PLATE_SHAPES = "CGQMW35O"
 PLATE_SHAPES_DEFAULT = "CGQM"  # what ``plate_shapes`` draws where a style does not name the characters
 PLATE_PREFIX = "plate:"

@@ -70,7 +70,7 @@ Style keys (all optional except ``patterns`` and ``size_mm``, which may come fro
   from the picked font's own 0 and H (:func:`lprnet_tf.synth.glyphs.plate_shape`); ``plate_shapes_chars``
   (``"CGQM"``): the characters such a plate draws so, any of ``CGQMW35O`` (W: the plate M upside down; 3: a
   flat top and a diagonal; 5: its bowl curled back almost to the stem; O: the narrow oval of the font's 0, for
-  alphabets with the letter O such as the old Brazilian plates, whose C, G and Q are drawn so too);
+  alphabets with the letter O, as the old Brazilian plates draw it);
 * ``two_row``: two-row (square) plates, ``{top_chars: 2, top_box_mm: [x0, y0, x1, y1], top_char_mm:
   [w, h], top_gap_mm: 8}``: the first ``top_chars`` characters of the text are drawn in the top box
   with their own character size and gap; the rest in ``text_box_mm`` with ``char_mm`` (the bottom row).
