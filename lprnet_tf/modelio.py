@@ -359,15 +359,41 @@ def transfer_weights(src: keras.Model, dst: keras.Model) -> tuple[int, list[str]
     return copied, skipped
 
 
-def average_models(paths: list) -> keras.Model:
+_RELATED_COSINE = 0.5  # fine-tunes of one base measured 0.92-1.0 per kernel; heads initialised with other seeds ~0.0
+
+
+def _unrelated_kernel(a: keras.Model, b: keras.Model) -> tuple | None:
+    """(variable path, cosine) of the first kernel (a float variable of rank >= 2 and >= 64 values) whose values in
+    models ``a`` and ``b`` (same architecture) have a cosine similarity below ``_RELATED_COSINE``, or None. Two
+    fine-tunes of one set of weights keep every kernel close to where it started; a layer initialised at random
+    in each (a new head under another seed) gives two independent directions, cosine near 0."""
+    import numpy as np
+
+    for va, vb in zip(a.weights, b.weights):
+        if "float" not in str(va.dtype) or len(va.shape) < 2 or int(np.prod(va.shape)) < 64:
+            continue
+        x = np.ravel(np.asarray(va.numpy(), np.float64))
+        y = np.ravel(np.asarray(vb.numpy(), np.float64))
+        nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+        if nx == 0.0 or ny == 0.0:
+            continue  # an all-zero kernel has no direction to compare
+        cos = float(x @ y) / (nx * ny)
+        if cos < _RELATED_COSINE:
+            return vb.path, cos
+    return None
+
+
+def average_models(paths: list, names: list | None = None) -> keras.Model:
     """The mean of the weights of several checkpoints of one run (checkpoint averaging), or of several
     fine-tunes of one base (a uniform model soup, ``lprnet-package --soup``).
 
-    ``paths`` are model files or already loaded models. The last one's model is kept and its float
-    variables -- trainable weights and the BatchNorm moving statistics alike -- are replaced by the
-    element-wise mean over all of them; integer and bool variables (counters, seeds) keep the last one's
-    values. Every model must have the same architecture (same variable paths and shapes), else
-    ModelFileError names the first difference. Averaging the last few checkpoints of a run at a constant
+    ``paths`` are model files or already loaded models (``names``: what errors call them; default the paths). The
+    last one's model is kept and its float variables -- trainable weights and the BatchNorm moving statistics
+    alike -- are replaced by the element-wise mean over all of them; integer and bool variables (counters, seeds)
+    keep the last one's values. Every model must have the same architecture (same variable paths and shapes), else
+    ModelFileError names the first difference; so does a model whose weights do not start from the same ones as
+    the last's (a kernel pointing another way, :func:`_unrelated_kernel`: a soup of fine-tunes whose re-initialised
+    heads were drawn under different seeds reads nothing). Averaging the last few checkpoints of a run at a constant
     learning rate evens out the step-to-step swing of what the weights read (used for ``cn_lprnet_basic``,
     see its README).
     """
@@ -376,7 +402,8 @@ def average_models(paths: list) -> keras.Model:
     if not paths:
         raise ModelFileError("average_models: no checkpoint given")
     models = [load_model(p, compile=False) if isinstance(p, (str, os.PathLike)) else p for p in paths]
-    paths = [p if isinstance(p, (str, os.PathLike)) else f"model {i + 1} of {len(paths)}" for i, p in enumerate(paths)]
+    paths = list(names) if names is not None else [
+        p if isinstance(p, (str, os.PathLike)) else f"model {i + 1} of {len(paths)}" for i, p in enumerate(paths)]
     last = models[-1]
     ref = [tuple(v.shape) for v in last.weights]  # in order (variable paths get per-load counters)
     for p, m in zip(paths, models):
@@ -386,6 +413,15 @@ def average_models(paths: list) -> keras.Model:
             where = last.weights[i].path if i < len(ref) else "the variable count"
             raise ModelFileError(f"{p}: not the architecture of {paths[-1]} ({m.name} vs {last.name}, first "
                                  f"difference at {where}); average checkpoints of one run or fine-tunes of one base")
+    for p, m in zip(paths[:-1], models[:-1]):
+        low = _unrelated_kernel(m, last)
+        if low is not None:
+            raise ModelFileError(
+                f"{p}: its weights do not start from the same weights as {paths[-1]} ({low[0]} points another way: "
+                f"cosine {low[1]:.2f} between the two, where checkpoints of one run or fine-tunes of one base score "
+                f"above {_RELATED_COSINE}), so their mean would read nothing. Average checkpoints of one run, or "
+                f"soup fine-tunes that start from the same weights: the same train.init_from and, where init_from "
+                f"re-initialises layers (another alphabet's head), the same train.seed")
     for i, v in enumerate(last.weights):
         if "float" not in str(v.dtype):
             continue

@@ -110,3 +110,31 @@ def test_average_checkpoints_of_a_run(tmp_path, cn):
     assert r.returncode != 0 and "basic.keras: holds a lprnet_basic model" in r.stderr and "--soup" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "shipped" / "bad_soup").exists()
+
+
+def test_soup_of_unrelated_weights_is_refused(tmp_path, cn):
+    """Models of one architecture whose weights did not start from the same ones (here: two random
+    initialisations, as a new head drawn under two seeds is) average to a model that reads nothing: refused by
+    name with the fix, nothing written; fine-tunes of one set of weights (the same weights nudged) are averaged."""
+    import keras
+
+    paths = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        paths.append(str(tmp_path / f"seed{seed}.keras"))
+        save_model(build_model("lprnet_reduced", cn), paths[-1], cn)
+    with pytest.raises(ModelFileError, match="do not start from the same weights") as e:
+        average_models(paths)
+    assert "seed2.keras" in str(e.value) and "train.seed" in str(e.value) and "cosine" in str(e.value)
+    r = _package("--model", paths[1], "--name", "mixed", "--out_root", str(tmp_path / "shipped"), "--soup", paths[0])
+    assert r.returncode != 0 and "seed1.keras: its weights do not start from the same weights" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "shipped" / "mixed").exists()
+
+    base = load_model(paths[0])
+    rng = np.random.default_rng(0)
+    for v in base.weights:  # a fine-tune of seed1.keras: every weight moved by a tenth of its spread
+        if "float" in str(v.dtype):
+            w = v.numpy()
+            v.assign((w + 0.1 * (w.std() + 1e-3) * rng.standard_normal(w.shape)).astype(w.dtype))
+    save_model(base, str(tmp_path / "tuned.keras"), cn)
+    average_models([paths[0], str(tmp_path / "tuned.keras")])

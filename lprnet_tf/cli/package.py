@@ -87,7 +87,8 @@ def _main(argv):
     for p, m in zip(FLAGS.soup, soup):
         check_architecture(m, model, p, "--soup takes other fine-tunes of the --model's base only")
     if soup:
-        model = average_models([*soup, model])  # the --model weights last: its counters and seeds are kept
+        # the --model weights last: its counters and seeds are kept
+        model = average_models([*soup, model], names=[*FLAGS.soup, f"--model {FLAGS.model}"])
     os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
     if evals:
         for old in os.listdir(os.path.join(out, "metrics")):
