@@ -359,7 +359,10 @@ def transfer_weights(src: keras.Model, dst: keras.Model) -> tuple[int, list[str]
     return copied, skipped
 
 
-_RELATED_COSINE = 0.5  # fine-tunes of one base measured 0.92-1.0 per kernel; heads initialised with other seeds ~0.0
+# the lowest kernel cosine between two models that may be averaged: checkpoints of one run and fine-tunes of one start
+# measured 0.88-1.0; new heads drawn under two seeds 0.005-0.06; UZ fine-tunes of two CN bases 50,000 steps apart 0.13
+# (LocNet fc2; their mean lost 8 points on the synthetic set)
+_RELATED_COSINE = 0.5
 
 
 def _unrelated_kernel(a: keras.Model, b: keras.Model) -> tuple | None:
@@ -393,8 +396,8 @@ def average_models(paths: list, names: list | None = None) -> keras.Model:
     keep the last one's values. Every model must have the same architecture (same variable paths and shapes), else
     ModelFileError names the first difference; so does a model whose weights do not start from the same ones as
     the last's (a kernel pointing another way, :func:`_unrelated_kernel`: a soup of fine-tunes whose re-initialised
-    heads were drawn under different seeds reads nothing). Averaging the last few checkpoints of a run at a constant
-    learning rate evens out the step-to-step swing of what the weights read (used for ``cn_lprnet_basic``,
+    heads were drawn under different seeds reads almost nothing). Averaging the last few checkpoints of a run at a
+    constant learning rate evens out the step-to-step swing of what the weights read (used for ``cn_lprnet_basic``,
     see its README).
     """
     import numpy as np
@@ -419,9 +422,10 @@ def average_models(paths: list, names: list | None = None) -> keras.Model:
             raise ModelFileError(
                 f"{p}: its weights do not start from the same weights as {paths[-1]} ({low[0]} points another way: "
                 f"cosine {low[1]:.2f} between the two, where checkpoints of one run or fine-tunes of one base score "
-                f"above {_RELATED_COSINE}), so their mean would read nothing. Average checkpoints of one run, or "
-                f"soup fine-tunes that start from the same weights: the same train.init_from and, where init_from "
-                f"re-initialises layers (another alphabet's head), the same train.seed")
+                f"above {_RELATED_COSINE}), so their mean is neither model (two BR fine-tunes whose new heads were "
+                f"drawn under two seeds averaged to a model reading 4 % of what each read). Average checkpoints of one "
+                f"run, or soup fine-tunes that start from the same weights: the same train.init_from and, where "
+                f"init_from re-initialises layers (another alphabet's head), the same train.seed")
     for i, v in enumerate(last.weights):
         if "float" not in str(v.dtype):
             continue
