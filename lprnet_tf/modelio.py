@@ -404,6 +404,8 @@ def average_models(paths: list, names: list | None = None) -> keras.Model:
 
     if not paths:
         raise ModelFileError("average_models: no checkpoint given")
+    if names is not None and len(names) != len(paths):
+        raise ValueError(f"average_models: {len(names)} names for {len(paths)} models")
     models = [load_model(p, compile=False) if isinstance(p, (str, os.PathLike)) else p for p in paths]
     paths = list(names) if names is not None else [
         p if isinstance(p, (str, os.PathLike)) else f"model {i + 1} of {len(paths)}" for i, p in enumerate(paths)]
