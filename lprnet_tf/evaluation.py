@@ -111,23 +111,39 @@ def predict_logits(model, source: SampleSource, fmt: PlateFormat, batch_size: in
     return predict_outputs(model, source, fmt, batch_size, progress, desc)["logits"]
 
 
-class ViewSource(SampleSource):
-    """``source`` with every crop in one test-time view (:func:`lprnet_tf.runtime.tta_view`)."""
+class MappedSource(SampleSource):
+    """``source`` with every crop changed by ``fn(image, index) -> image`` (a test-time view, a corruption);
+    the texts are unchanged."""
 
-    def __init__(self, source: SampleSource, view: str):
-        self.source, self.view = source, view  # an unknown view raises in tta_view, at the first get
+    def __init__(self, source: SampleSource, fn):
+        self.source, self.fn = source, fn
 
     def __len__(self):
         return len(self.source)
 
     def get(self, i):
-        from lprnet_tf.runtime import tta_view
-
         image, text = self.source.get(i)
-        return tta_view(image, self.view), text
+        return self.fn(image, i), text
 
     def texts(self):
         return self.source.texts()
+
+
+def view_source(source: SampleSource, view: str) -> MappedSource:
+    """``source`` with every crop in one test-time view (:func:`lprnet_tf.runtime.tta_view`; an unknown view
+    raises at the first crop)."""
+    from lprnet_tf.runtime import tta_view
+
+    return MappedSource(source, lambda image, i: tta_view(image, view))
+
+
+def corrupted_source(source: SampleSource, name: str, severity: int) -> MappedSource:
+    """``source`` with every crop changed by corruption ``name`` at ``severity``
+    (:func:`lprnet_tf.data.corrupt.corrupt`)."""
+    from lprnet_tf.data.corrupt import corrupt, corruption_param
+
+    corruption_param(name, severity)  # an unknown name or severity fails here, not at the first crop
+    return MappedSource(source, lambda image, i: corrupt(image, name, severity, i))
 
 
 def predict_views(model, source: SampleSource, fmt: PlateFormat, batch_size: int = 64,
@@ -140,7 +156,7 @@ def predict_views(model, source: SampleSource, fmt: PlateFormat, batch_size: int
     if ExampleMaker(source, fmt).frames:
         raise ValueError("test-time views are for single-crop models; a multi-frame model already reads K frames")
     return [full if v == "full" and full is not None else
-            predict_logits(model, ViewSource(source, v), fmt, batch_size, progress, desc=f"view {v}")
+            predict_logits(model, view_source(source, v), fmt, batch_size, progress, desc=f"view {v}")
             for v in TTA_VIEWS]
 
 

@@ -1,0 +1,112 @@
+"""lprnet_tf.data.corrupt (fixed corruptions of plate crops) and benchmarks/robustness.py on a tiny stand-in set."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO
+from lprnet_tf.data.corrupt import CORRUPTIONS, SEVERITIES, corrupt, corruption_param
+from lprnet_tf.data.pipeline import SynthSource
+from lprnet_tf.vocab import load_plate_format
+
+
+def _crop(h=40, w=120, seed=0):
+    rng = np.random.default_rng(seed)
+    im = np.full((h, w, 3), 200, np.uint8)
+    im[10:30, 10:110] = rng.integers(0, 80, (20, 100, 3), dtype=np.uint8)  # dark "characters" on a light plate
+    return im
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_every_corruption_is_deterministic_uint8_rgb_and_changes_the_crop(name):
+    im = _crop()
+    for s in SEVERITIES:
+        out = corrupt(im, name, s, index=3)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+        np.testing.assert_array_equal(out, corrupt(im, name, s, index=3))  # same inputs, same image
+        if name == "pad":
+            d = max(int(round(corruption_param("pad", s) * 40)), 1)
+            assert out.shape == (40 + 2 * d, 120 + 2 * d, 3)
+            np.testing.assert_array_equal(out[d:d + 40, d:d + 120], im)  # the crop itself is untouched
+        else:
+            assert out.shape == im.shape
+            assert np.abs(out.astype(int) - im).max() > 0, (name, s)
+    np.testing.assert_array_equal(im, _crop())  # the input is not modified in place
+
+
+@pytest.mark.parametrize("name", ["dark", "bright", "contrast", "blur", "motion", "noise", "jpeg", "rotate", "shear"])
+def test_higher_severity_changes_the_crop_more(name):
+    im = _crop()
+    err = [np.abs(corrupt(im, name, s).astype(float) - im).mean() for s in SEVERITIES]
+    assert err[0] < err[1] < err[2], (name, err)
+
+
+def test_photometric_corruptions_move_the_right_way():
+    im = _crop()
+    assert corrupt(im, "dark", 3).mean() < corrupt(im, "dark", 1).mean() < im.mean()
+    assert corrupt(im, "bright", 3).mean() > corrupt(im, "bright", 1).mean() > im.mean()
+    assert corrupt(im, "contrast", 3).std() < corrupt(im, "contrast", 1).std() < im.std()
+    g = corrupt(im, "grey", 1)
+    assert (g[:, :, 0] == g[:, :, 1]).all() and (g[:, :, 1] == g[:, :, 2]).all()
+    # rotation and shear alternate their direction crop by crop; noise changes with the crop's index
+    assert not np.array_equal(corrupt(im, "rotate", 2, index=0), corrupt(im, "rotate", 2, index=1))
+    assert not np.array_equal(corrupt(im, "noise", 2, index=0), corrupt(im, "noise", 2, index=1))
+
+
+def test_bad_corruption_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown corruption 'fog'.*dark"):
+        corrupt(_crop(), "fog", 1)
+    with pytest.raises(ValueError, match="severity must be one of"):
+        corrupt(_crop(), "dark", 4)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        corrupt(_crop().astype(np.float32), "dark", 1)
+
+
+def test_corrupted_source_keeps_texts_and_changes_images():
+    from lprnet_tf.evaluation import corrupted_source
+
+    src = SynthSource(load_plate_format("cn"), 5, 3)
+    bad = corrupted_source(src, "dark", 2)
+    assert bad.texts() == src.texts() and len(bad) == 3
+    image, text = bad.get(1)
+    np.testing.assert_array_equal(image, corrupt(src.get(1)[0], "dark", 2, 1))
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupted_source(src, "smoke", 1)
+
+
+def test_robustness_benchmark_end_to_end(tmp_path):
+    from lprnet_tf.modelio import save_model
+    from lprnet_tf.models import build_model
+
+    fmt = load_plate_format("br")
+    folder = tmp_path / "data" / "br_openalpr_crops"
+    (folder / "images").mkdir(parents=True)
+    src = SynthSource(fmt, 31, 4)
+    with open(folder / "labels.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "text", "split"])
+        for i in range(4):
+            image, text = src.get(i)
+            cv2.imwrite(str(folder / "images" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            w.writerow([f"images/{i}.png", text, "val" if i < 3 else "train"])
+    model = save_model(build_model("lprnet_reduced", fmt), str(tmp_path / "m" / "model.keras"), fmt)
+    out = str(tmp_path / "rob")
+    cmd = [sys.executable, os.path.join(REPO, "benchmarks", "robustness.py"), "--models", model, "--data_root",
+           str(tmp_path / "data"), "--corruptions", "dark,pad", "--out", out]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = json.load(open(out + ".json", encoding="utf-8"))
+    assert len(results) == 1 and results[0]["count"] == 3  # the val split only
+    res = results[0]["results"]
+    assert set(res) == {"clean", "dark", "pad"} and len(res["dark"]) == 3
+    assert all(0.0 <= e <= 1.0 and 0.0 <= c <= 1.0 for e, c in res["dark"] + res["pad"] + [res["clean"]])
+    md = open(out + ".md", encoding="utf-8").read()
+    assert "| dark |" in md and "| pad |" in md and "## Summary" in md
+    bad = subprocess.run(cmd[:-4] + ["--corruptions", "fog", "--out", out], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "unknown corruption 'fog'" in bad.stderr
