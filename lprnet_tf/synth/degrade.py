@@ -52,6 +52,7 @@ class DegradeConfig:
     gain_std: float = 0.06  # per-channel gain
     saturation: tuple = (0.75, 1.3)
     contrast_min: float = 0.35  # contrast factor at full difficulty
+    contrast_max: float = 1.1  # highest contrast factor (drawn up to it at every difficulty)
     brightness_std: float = 30.0  # grey levels at full difficulty
     blur_p: float = 0.95
     blur_sigma_max: float = 1.8  # Gaussian blur sigma in crop pixels
@@ -314,7 +315,8 @@ def place_and_degrade(rgba: np.ndarray, rng: np.random.Generator, cfg: DegradeCo
         p.update(colour="rgb", gains=[_r(g) for g in gains], saturation=_r(sat))
     else:
         raise ValueError(f"controls['colour'] must be rgb, gray or tint, got {ckind!r}")
-    contrast = float(c["contrast"]) if "contrast" in c else rng.uniform(1.0 - (1.0 - cfg.contrast_min) * d, 1.1)
+    contrast = float(c["contrast"]) if "contrast" in c else \
+        rng.uniform(1.0 - (1.0 - cfg.contrast_min) * d, cfg.contrast_max)
     brightness = float(c["brightness"]) if "brightness" in c else rng.normal(0, cfg.brightness_std * (0.3 + d))
     m = np.hstack([contrast * colour, np.full((3, 1), 128.0 * (1.0 - contrast) + brightness)])
     img = cv2.transform(img, m.astype(np.float32))

@@ -131,7 +131,7 @@ def _controls(rng: np.random.Generator, bad_rng: np.random.Generator, dc: Degrad
                  shear=float(shear[t]), out_h=int(round(out_h[t])),
                  margins=margins,
                  light=float(light[t]), light_dir=light_dir, exposure=float(exposure[t]),
-                 contrast=float(np.clip(1.05 - (1.0 - dc.contrast_min) * fc * d[t], dc.contrast_min, 1.1)),
+                 contrast=float(np.clip(1.05 - (1.0 - dc.contrast_min) * fc * d[t], dc.contrast_min, dc.contrast_max)),
                  brightness=float(brightness[t]), lowres=float(res[t]), glare=None, occlusion=None)
         if shadow:
             c.update(shadow=shadow["s"], shadow_edge=float(shadow["edge"][t]), shadow_dir=shadow["dir"],
