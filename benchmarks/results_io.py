@@ -26,7 +26,7 @@ def run_meta(script: str, argv=None) -> dict:
     (``argv`` as given to the script's ``main``, else ``sys.argv``)."""
     args = argv if argv is not None else sys.argv[1:]
     return {"date": today(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": f"python benchmarks/{script} " + " ".join(args)}
+            "command": " ".join([f"python benchmarks/{script}"] + list(args))}
 
 
 def write_report(out: str, data, lines: list) -> None:

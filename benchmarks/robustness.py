@@ -2,6 +2,7 @@
 
   python benchmarks/robustness.py [--models cn_lprnet_basic,…] [--data_root ../shared/data]
                                   [--corruptions dark,blur,…] [--decoder greedy] [--out benchmarks/results/robustness]
+                                  [--sheet FILE.jpg [--sheet_only]]
 
 Plates from other cameras than the validation sets' are darker, brighter, hazier, blurred, noisier, recompressed,
 tilted, seen from the side, cropped looser or grey. For every model (default: every shipped single-crop
@@ -53,7 +54,7 @@ def table(result: dict) -> list:
              f"Clean: exact **{res['clean'][0]:.3f}**, char {res['clean'][1]:.3f}. Exact / char at each severity:", "",
              "| corruption | what | 1 | 2 | 3 |", "|---|---|---|---|---|"]
     for n in names:
-        what, params = CORRUPTIONS[n]
+        what, params = CORRUPTIONS[n][0], result.get("params", {}).get(n, CORRUPTIONS[n][1])  # as measured
         cells = [f"{e:.3f} / {c:.3f}" for e, c in res[n]]
         lines.append(f"| {n} | {what} ({', '.join(str(p) for p in params)}) | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -78,25 +79,27 @@ def summary(results: list) -> list:
 
 
 def contact_sheet(path: str, crops: list, names: list) -> None:
-    """A PNG: for each crop (one per set), a row per corruption: the crop as it is, then severities 1-3."""
+    """An image (PNG or JPEG by the extension of ``path``): for each crop (one per set), a row per corruption: the
+    crop as it is, then severities 1-3, each cell 141 x 36."""
     import cv2
     import numpy as np
 
     from lprnet_tf.data.corrupt import SEVERITIES, corrupt
 
-    h, w = 48, 188
+    h, w = 36, 141
     rows = []
     for crop in crops:
         for n in names:
             cells = [crop] + [corrupt(crop, n, s, 0) for s in SEVERITIES]
             row = np.concatenate([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in cells], axis=1)
-            label = np.full((h, 90, 3), 255, np.uint8)
-            cv2.putText(label, n, (4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+            label = np.full((h, 80, 3), 255, np.uint8)
+            cv2.putText(label, n, (4, 23), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
             rows.append(np.concatenate([label, row], axis=1))
         rows.append(np.full((8, rows[-1].shape[1], 3), 255, np.uint8))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR)):
-        raise SystemExit(f"--sheet {path}: could not write the PNG (check the folder and the .png extension)")
+    if not cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR),
+                       [cv2.IMWRITE_JPEG_QUALITY, 80]):
+        raise SystemExit(f"--sheet {path}: could not write the image (check the folder and the extension: .png or .jpg)")
     print(f"wrote {path}")
 
 
@@ -108,13 +111,17 @@ def main(argv=None) -> int:
     ap.add_argument("--corruptions", default="", help="comma-separated corruptions (default: all of "
                     "lprnet_tf.data.corrupt.CORRUPTIONS)")
     ap.add_argument("--decoder", default="greedy", choices=("greedy", "beam", "template"))
-    ap.add_argument("--sheet", default="", help="also write a PNG of the first crop of each set under every "
-                    "corruption and severity (what the table's columns look like)")
+    ap.add_argument("--sheet", default="", help="also write an image (.png or .jpg) of the first crop of each set "
+                    "under every corruption and severity (what the table's columns look like; it shows real "
+                    "crops, so keep it out of the repository: the data's licences)")
+    ap.add_argument("--sheet_only", action="store_true", help="write --sheet and measure nothing")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "robustness"),
                     help="output path without extension (.md and .json are written)")
     a = ap.parse_args(argv)
+    if a.sheet_only and not a.sheet:
+        ap.error("--sheet_only needs --sheet FILE")
 
-    from lprnet_tf.data.corrupt import corruption_names, corruption_param
+    from lprnet_tf.data.corrupt import CORRUPTIONS, corruption_names, corruption_param
     from lprnet_tf.evaluation import reference_sets
     from lprnet_tf.modelio import load_for_inference, pretrained_names
     from lprnet_tf.models import model_kind
@@ -126,8 +133,7 @@ def main(argv=None) -> int:
         except ValueError as e:
             ap.error(f"--corruptions: {e}")
     models = [m.strip() for m in a.models.split(",") if m.strip()] or pretrained_names(kinds=("ctc", "slot", "attn"))
-    new, crops, seen = [], [], set()
-    t0 = time.time()
+    jobs, crops, seen = [], [], set()  # (spec, model, fmt, label, source, merges); one crop per set for --sheet
     for spec in models:
         model, fmt, _ = load_for_inference(spec)
         if getattr(model, "frames", 0):
@@ -140,22 +146,30 @@ def main(argv=None) -> int:
             if label not in seen:
                 seen.add(label)
                 crops.append(source.get(0)[0])
-            print(f"{spec} on {label} ({len(source)} crops)", flush=True)
-            decoder = a.decoder if model_kind(model) == "ctc" else "greedy"
-            res = measure(model, fmt, source, merges, names, decoder)
-            new.append({"key": f"{spec} | {label}", "model": spec, "set": label + (" merges " + ",".join(merges)
-                                                                                    if merges else ""),
-                        "count": len(source), "decoder": decoder, "results": res})
-    if not new:
-        raise SystemExit("nothing measured: no model with a real set of its format")
+            jobs.append((spec, model, fmt, label, source, merges))
+    if not jobs:
+        raise SystemExit("nothing to measure: no model with a real set of its format")
     if a.sheet:
         contact_sheet(a.sheet, crops, names)
+        if a.sheet_only:
+            return 0
+    new = []
+    t0 = time.time()
+    for spec, model, fmt, label, source, merges in jobs:
+        print(f"{spec} on {label} ({len(source)} crops)", flush=True)
+        decoder = a.decoder if model_kind(model) == "ctc" else "greedy"
+        res = measure(model, fmt, source, merges, names, decoder)
+        new.append({"key": f"{spec} | {label}", "model": spec, "set": label + (" merges " + ",".join(merges)
+                                                                                if merges else ""),
+                    "count": len(source), "decoder": decoder, "results": res,
+                    "params": {n: list(CORRUPTIONS[n][1]) for n in names}})
     results = merge_previous(new, a.out, key="key")
     meta = run_meta("robustness.py", argv)
     lines = [f"# Robustness of the shipped recognizers to fixed corruptions, {dates_line(results)}", "",
              f"`{meta['command']}` ({meta['machine']}; {time.time() - t0:.0f} s). Corruptions: "
-             "`lprnet_tf/data/corrupt.py` (parameters at severities 1, 2, 3 in the table; spatial ones in crop "
-             "heights). Exact match / character accuracy; scoring merges of the set applied.", "",
+             "`lprnet_tf/data/corrupt.py` (parameters at severities 1, 2, 3 in the table; blur lengths in crop "
+             "widths, padding in crop heights). Exact match / character accuracy, greedy unless stated; the set's "
+             "scoring merges applied.", "",
              "## Summary (exact match)", ""] + summary(results) + ["", "## Per model and set", ""]
     for r in results:
         lines += table(r)

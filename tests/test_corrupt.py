@@ -110,3 +110,9 @@ def test_robustness_benchmark_end_to_end(tmp_path):
     assert "| dark |" in md and "| pad |" in md and "## Summary" in md
     bad = subprocess.run(cmd[:-4] + ["--corruptions", "fog", "--out", out], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "unknown corruption 'fog'" in bad.stderr
+    sheet = str(tmp_path / "sheet.jpg")
+    r = subprocess.run(cmd[:-4] + ["--corruptions", "dark,pad", "--sheet", sheet, "--sheet_only", "--out", out + "2"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    im = cv2.imread(sheet)
+    assert im is not None and im.shape[0] == 2 * 36 + 8 and not os.path.exists(out + "2.json")  # nothing measured

@@ -446,3 +446,23 @@ def test_br_plate_font_variant_draws_narrow_o_on_old_plates():
         (a, pa), (b, pb) = (draw_plate(st, text, np.random.default_rng(3)) for st in (shaped, plain))
         assert pa["plate_shapes"] and "plate_shapes" not in pb and pa["font"] == pb["font"]
         assert np.array_equal(a, b) == same
+
+
+def test_degrade_contrast_max_bounds_the_contrast_draw():
+    """``degrade.contrast_max`` (default 1.1, the draw's old fixed bound) caps the contrast factor; the draws of
+    every other parameter do not move with it."""
+    from lprnet_tf.synth.degrade import DegradeConfig, place_and_degrade
+
+    rgba = np.zeros((70, 220, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = (30, 80, 200), 255
+    rgba[20:50, 30:190, :3] = 240
+
+    def draws(cfg):
+        return [place_and_degrade(rgba, np.random.default_rng(s), cfg)[1] for s in range(40)]
+
+    base, wide = draws(DegradeConfig()), draws(DegradeConfig(contrast_max=1.4))
+    assert max(p["contrast"] for p in base) <= 1.1 and max(p["contrast"] for p in wide) > 1.1
+    assert max(p["contrast"] for p in wide) <= 1.4
+    for a, b in zip(base, wide):
+        assert a["difficulty"] == b["difficulty"] and a["rotate_deg"] == b["rotate_deg"]
+        assert a.get("blur") == b.get("blur") and a.get("noise") == b.get("noise")

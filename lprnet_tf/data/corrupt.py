@@ -1,11 +1,11 @@
 """Fixed, deterministic corruptions of plate crops: how a recognizer holds up on images unlike its validation set.
 
 The real validation crops of ``../shared/data`` come from a few sources each; the plates a deployed model meets
-come from other cameras, at night, through haze, tilted, blurred, recompressed. Each
-corruption here changes a crop in one such way at three severities (1 = mild, 3 = strong), with parameters fixed
-in :data:`CORRUPTIONS` so that every model and every run sees exactly the same images. Spatial sizes are fractions
-of the crop: blur widths of its width (a plate's characters span about the same share of the width in every set),
-padding of its height; so a small and a large crop of one plate are changed alike.
+come from other cameras, at night, through haze, tilted, blurred, recompressed. Each corruption here changes a crop
+in one such way at three severities (1 = mild, 3 = strong), with parameters fixed in :data:`CORRUPTIONS` so that
+every model and every run sees exactly the same images. Spatial sizes are fractions of the crop: blur widths of its
+width (a plate's characters span about the same share of the width in every set), padding of its height; so a
+small and a large crop of one plate are changed alike.
 ``benchmarks/robustness.py`` scores the shipped models on every corruption of their real sets, and its ``--sheet``
 draws what each corruption does to a few crops.
 """
@@ -23,7 +23,7 @@ CORRUPTIONS = {
     "bright": ("over-exposure / glare: the distance to white times f", (0.5, 0.3, 0.15)),
     "contrast": ("haze / low contrast: the distance to the crop's mean grey times f", (0.5, 0.3, 0.2)),
     "blur": ("defocus: Gaussian blur, sigma in crop widths", (0.008, 0.015, 0.025)),
-    "motion": ("horizontal motion blur, length in crop widths", (0.04, 0.07, 0.1)),
+    "motion": ("horizontal motion blur, length in crop widths", (0.025, 0.04, 0.055)),
     "noise": ("sensor noise: Gaussian, std in [0, 1] units", (0.04, 0.08, 0.12)),
     "jpeg": ("recompression: JPEG quality", (30, 15, 8)),
     "rotate": ("in-plane rotation in degrees (sign alternates crop by crop), edges repeated", (5, 10, 15)),
