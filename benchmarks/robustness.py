@@ -99,7 +99,8 @@ def contact_sheet(path: str, crops: list, names: list) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR),
                        [cv2.IMWRITE_JPEG_QUALITY, 80]):
-        raise SystemExit(f"--sheet {path}: could not write the image (check the folder and the extension: .png or .jpg)")
+        raise SystemExit(f"--sheet {path}: could not write the image (check the folder and the extension: "
+                         ".png or .jpg)")
     print(f"wrote {path}")
 
 
