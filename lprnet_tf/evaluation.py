@@ -162,7 +162,9 @@ def predict_views(model, source: SampleSource, fmt: PlateFormat, batch_size: int
 
 def sample_path(source: SampleSource, i: int) -> str:
     """Where sample ``i`` of ``source`` comes from, for error reports: its file, the files of a
-    tracklet's frames (``;``-separated), or ``synthetic:i``."""
+    tracklet's frames (``;``-separated), or ``synthetic:i`` (a :class:`MappedSource`: its source's)."""
+    while isinstance(source, MappedSource):
+        source = source.source
     samples = getattr(source, "samples", None)
     if samples:
         return samples[i].path

@@ -116,3 +116,43 @@ def test_robustness_benchmark_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     im = cv2.imread(sheet)
     assert im is not None and im.shape[0] == 2 * 36 + 8 and not os.path.exists(out + "2.json")  # nothing measured
+
+
+def test_evaluate_cli_corrupt(tmp_path):
+    """lprnet-evaluate --corrupt NAME:SEVERITY scores the changed crops (metrics name it; errors.csv keeps the files'
+    paths) and refuses a bad spec before reading any data."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    fmt = load_plate_format("cn")
+    folder = tmp_path / "set"
+    (folder / "images").mkdir(parents=True)
+    src = SynthSource(fmt, 77, 6)
+    with open(folder / "labels.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "text"])
+        for i in range(6):
+            image, text = src.get(i)
+            cv2.imwrite(str(folder / "images" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            w.writerow([f"images/{i}.png", text])
+
+    def evaluate(*extra, out):
+        return subprocess.run([sys.executable, "-m", "lprnet_tf.cli.evaluate", "--model", "cn_lprnet_basic", "--data",
+                               str(folder / "labels.csv"), "--out", str(tmp_path / out), *extra], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    clean, bad = evaluate(out="clean"), evaluate("--corrupt", "blur:3", out="blur")
+    assert clean.returncode == 0 and bad.returncode == 0, (clean.stderr[-1500:], bad.stderr[-1500:])
+    m0 = json.load(open(tmp_path / "clean" / "metrics.json", encoding="utf-8"))
+    m1 = json.load(open(tmp_path / "blur" / "metrics.json", encoding="utf-8"))
+    assert m1["corrupt"] == "blur:3" and "corrupt" not in m0 and m1["count"] == m0["count"] == 6
+    assert m1["char_accuracy"] < m0["char_accuracy"]  # a strong blur of 24-px-high text costs characters
+    rows = list(csv.reader(open(tmp_path / "blur" / "errors.csv", encoding="utf-8")))[1:]
+    assert rows and all(r[1].endswith(".png") for r in rows)  # the crops' own paths, not synthetic:i
+    for spec, part in (("fog:1", "unknown corruption 'fog'"), ("dark:4", "severity must be one of"),
+                       ("dark", "the severity is a number 1-3"), ("dark:x", "the severity is a number 1-3")):
+        r = evaluate("--corrupt", spec, out="never")
+        assert r.returncode != 0 and part in r.stderr and "e.g. --corrupt dark:2" in r.stderr, (spec, r.stderr[-800:])
+        assert not (tmp_path / "never").exists()  # refused before the output folder is made
+    r = subprocess.run([sys.executable, "-m", "lprnet_tf.cli.evaluate", "--model", "cn_iq_stan", "--data", "synth:1:2",
+                        "--out", str(tmp_path / "iq"), "--corrupt", "dark:1"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0 and "--corrupt is for single-crop models" in r.stderr, r.stderr[-800:]

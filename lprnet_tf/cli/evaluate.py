@@ -1,7 +1,7 @@
 """lprnet-evaluate: score a model on a labelled set.
 
   lprnet-evaluate --model runs/cn_basic --data ../shared/data/cn_ccpd_like_1000 --out eval/cn \
-      [--decoder greedy|beam|template] [--merge O0,I1] [--split val] [--tta] [--local_prefix 皖]
+      [--decoder greedy|beam|template] [--merge O0,I1] [--split val] [--tta] [--local_prefix 皖] [--corrupt dark:2]
 
 Writes OUT/metrics.json, OUT/errors.csv and OUT/error_gallery.png.
 """
@@ -34,7 +34,27 @@ flags.DEFINE_enum("track_policy", "error", ["error", "skip", "repeat", "pad_last
 flags.DEFINE_bool("tta", False, "Test-time views: read every crop as it is and in 4 fixed views (tighter, looser, "
                   "rows trimmed, brighter) and keep the plate most views read (5x the inference).")
 flags.DEFINE_bool("skip_bad", False, "Count and skip bad rows/images instead of stopping at the first.")
+flags.DEFINE_string("corrupt", None, "Read every crop changed by one fixed corruption, NAME:SEVERITY (severity 1-3; "
+                    "names: dark, bright, contrast, blur, motion, noise, jpeg, rotate, shear, pad, grey; "
+                    "lprnet_tf/data/corrupt.py), e.g. dark:2: how the model holds up on images unlike the set "
+                    "(benchmarks/robustness.py runs them all). Single-crop models.")
 define_local_prior_flags(__name__)
+
+
+def _corruption(spec: str | None) -> tuple | None:
+    """``--corrupt NAME:SEVERITY`` -> (name, severity), checked before any data is read."""
+    if not spec:
+        return None
+    from lprnet_tf.data.corrupt import corruption_param
+
+    name, _, sev = spec.partition(":")
+    try:
+        severity = int(sev)
+        corruption_param(name, severity)
+    except ValueError as e:
+        detail = str(e) if sev.strip().lstrip("-").isdigit() else "the severity is a number 1-3"
+        raise UsageError(f"--corrupt {spec}: {detail} (give NAME:SEVERITY, e.g. --corrupt dark:2)") from None
+    return name, severity
 
 
 def _main(argv):
@@ -45,6 +65,7 @@ def _main(argv):
 
     if not FLAGS.model or not FLAGS.data or not FLAGS.out:
         raise UsageError("--model, --data and --out are required (see --help)")
+    corruption = _corruption(FLAGS.corrupt)
     check_output_dir(FLAGS.out, "--out")
     model, fmt, path = load_for_inference(FLAGS.model, FLAGS.format)
     from lprnet_tf.vocab import bad_merges
@@ -55,11 +76,18 @@ def _main(argv):
                          f"that count as one, e.g. --merge O0,I1")
     prior = local_prior_from_flags(fmt, FLAGS.decoder)
     frames = getattr(model, "frames", 0)  # a multi-frame model (IQ-STAN) reads tracklets of K frames
+    if corruption and frames:
+        raise UsageError("--corrupt is for single-crop models; this model reads tracklets of frames")
     source = open_source(FLAGS.data, fmt, split=FLAGS.split, skip_bad=FLAGS.skip_bad, frames=frames,
                          track_policy=FLAGS.track_policy)
+    extra = {"model": path, "data": FLAGS.data, "split": FLAGS.split}
+    if corruption:
+        from lprnet_tf.evaluation import corrupted_source
+
+        source = corrupted_source(source, *corruption)
+        extra["corrupt"] = f"{corruption[0]}:{corruption[1]}"
     m = evaluate_model(model, source, fmt, FLAGS.out, decoder=FLAGS.decoder, merges=FLAGS.merge,
-                       batch_size=FLAGS.batch_size, extra={"model": path, "data": FLAGS.data, "split": FLAGS.split},
-                       tta=FLAGS.tta, prior=prior)
+                       batch_size=FLAGS.batch_size, extra=extra, tta=FLAGS.tta, prior=prior)
     keys = ("count", "tta", "accuracy", "acc1", "char_accuracy", "length_accuracy", "accuracy_no_first",
             "quality_lcc_frame", "quality_srocc_frame", "frame_weights_mean")
     print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, ensure_ascii=False))
