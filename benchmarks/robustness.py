@@ -122,12 +122,12 @@ def main(argv=None) -> int:
     if a.sheet_only and not a.sheet:
         ap.error("--sheet_only needs --sheet FILE")
 
-    from lprnet_tf.data.corrupt import CORRUPTIONS, corruption_names, corruption_param
+    from lprnet_tf.data.corrupt import CORRUPTIONS, corruption_param
     from lprnet_tf.evaluation import reference_sets
     from lprnet_tf.modelio import load_for_inference, pretrained_names
     from lprnet_tf.models import model_kind
 
-    names = [n.strip() for n in a.corruptions.split(",") if n.strip()] or list(corruption_names())
+    names = [n.strip() for n in a.corruptions.split(",") if n.strip()] or list(CORRUPTIONS)
     for n in names:
         try:
             corruption_param(n, 1)

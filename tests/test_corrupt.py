@@ -68,6 +68,13 @@ def test_bad_corruption_arguments_are_named():
         corrupt(_crop().astype(np.float32), "dark", 1)
 
 
+def test_evaluate_corrupt_help_names_every_corruption():
+    from lprnet_tf.cli.evaluate import FLAGS
+
+    help_text = FLAGS["corrupt"].help
+    assert all(name in help_text for name in CORRUPTIONS), help_text
+
+
 def test_corrupted_source_keeps_texts_and_changes_images():
     from lprnet_tf.evaluation import corrupted_source
 

@@ -50,11 +50,15 @@ def _corruption(spec: str | None) -> tuple | None:
     name, _, sev = spec.partition(":")
     try:
         severity = int(sev)
-        corruption_param(name, severity)
-    except ValueError as e:
-        detail = str(e) if sev.strip().lstrip("-").isdigit() else "the severity is a number 1-3"
-        raise UsageError(f"--corrupt {spec}: {detail} (give NAME:SEVERITY, e.g. --corrupt dark:2)") from None
-    return name, severity
+    except ValueError:
+        severity, detail = None, "the severity is a number 1-3"
+    if severity is not None:
+        try:
+            corruption_param(name, severity)
+            return name, severity
+        except ValueError as e:
+            detail = str(e)
+    raise UsageError(f"--corrupt {spec}: {detail} (give NAME:SEVERITY, e.g. --corrupt dark:2)")
 
 
 def _main(argv):

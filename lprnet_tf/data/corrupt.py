@@ -33,10 +33,6 @@ CORRUPTIONS = {
 }
 
 
-def corruption_names() -> tuple:
-    return tuple(CORRUPTIONS)
-
-
 def corruption_param(name: str, severity: int):
     """The parameter of corruption ``name`` at ``severity``; a clear error for an unknown name or severity."""
     if name not in CORRUPTIONS:
