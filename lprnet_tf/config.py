@@ -41,6 +41,9 @@ class DataConfig:
     val_split: str = ""
     augment: str = "full"  # none | light | full
     permute: float = 0.0  # probability of a character-permuted sample (multitask-lowres-lpr.md §2.2)
+    # loose_crops > 0: half the training crops made looser than their box, each side extended by up to this many
+    # crop heights (edges repeated or mirrored; lprnet_tf.data.augment.loosen), for detectors with loose boxes
+    loose_crops: float = 0.0
     skip_bad: bool = False
     workers: int = 0  # training batches made in this many worker processes (any backend); 0 = threads
     frames: int = 0  # K > 0: the sources are tracklets of K frames (multi-frame models, e.g. iq_stan)
@@ -210,6 +213,9 @@ def _check_values(cfg: ExperimentConfig, where: str):
         raise ConfigError(f"{where}: data.augment must be none, light or full, got '{cfg.data.augment}'")
     if not 0.0 <= cfg.data.permute <= 1.0:
         raise ConfigError(f"{where}: data.permute is a probability in [0, 1], got {cfg.data.permute}")
+    if not 0.0 <= cfg.data.loose_crops <= 1.0:
+        raise ConfigError(f"{where}: data.loose_crops is a margin per side in crop heights, in [0, 1] (e.g. 0.4), "
+                          f"got {cfg.data.loose_crops}")
     if cfg.data.frames < 0:
         raise ConfigError(f"{where}: data.frames is the number of frames K of a tracklet (0 = single crops), "
                           f"got {cfg.data.frames}")

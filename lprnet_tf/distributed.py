@@ -344,7 +344,7 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
                              start=start_step * gb, repeat=True, drop_remainder=True, workers=d.workers,
                              slices=(ctx.input_pipeline_id * local, local, replicas), permute=d.permute,
                              lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
-                             super_resolve=d.super_resolve)
+                             super_resolve=d.super_resolve, loose_crops=d.loose_crops)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     train_steps = _make_step(strategy, model, gb)

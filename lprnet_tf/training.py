@@ -513,13 +513,14 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_sample, repeat=True, drop_remainder=True, workers=d.workers,
                              permute=d.permute, pairs=pairs, lr_heights=d.lr_heights, lowres=d.lowres,
-                             degrader=d.degrader, super_resolve=d.super_resolve)
+                             degrader=d.degrader, super_resolve=d.super_resolve, loose_crops=d.loose_crops)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
                                    workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
                                    lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
-                                   super_resolve=d.super_resolve, processes=d.workers)
+                                   super_resolve=d.super_resolve, processes=d.workers,
+                                   loose_crops=d.loose_crops)
     prog = ProgressCallback(total, start_step, bs, deadline=t_start + time_limit if time_limit else None)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

@@ -80,3 +80,51 @@ def test_config_workers():
     assert config_from_dict({"data": {"workers": 2}}).data.workers == 2
     with pytest.raises(ConfigError, match="data.workers must be >= 0"):
         config_from_dict({"data": {"workers": -1}})
+
+
+def test_loosen_extends_the_crop_and_keeps_it_inside():
+    from lprnet_tf.data.augment import LOOSE_P, loosen
+
+    crop = np.random.default_rng(0).integers(0, 256, (24, 94, 3), dtype=np.uint8)
+    assert loosen(crop, 0.0, np.random.default_rng(1)) is crop  # off: the crop itself
+    outs = [loosen(crop, 0.4, np.random.default_rng(s)) for s in range(200)]
+    looser = [o for o in outs if o is not crop]
+    assert abs(len(looser) / len(outs) - LOOSE_P) < 0.12  # about half the crops
+    for out in looser:
+        h, w = out.shape[:2]
+        assert out.dtype == np.uint8 and 24 <= h <= 24 + 2 * round(0.4 * 24) and 94 <= w <= 94 + 2 * round(0.4 * 24)
+        # the crop sits unchanged somewhere inside the looser one (borders only added)
+        hits = [(t, left) for t in range(h - 23) for left in range(w - 93)
+                if np.array_equal(out[t:t + 24, left:left + 94], crop)]
+        assert hits
+    assert max(o.shape[0] for o in looser) > 24 + 0.4 * 24  # the margins reach well beyond a few pixels
+    np.testing.assert_array_equal(loosen(crop, 0.4, np.random.default_rng(5)), outs[5])  # only the rng decides
+
+
+def test_loose_crops_in_the_pipeline(cn, file_source):
+    plain = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True)
+    off = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True, loose_crops=0.0)
+    loose = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True, loose_crops=0.4)
+    np.testing.assert_array_equal(plain.batch(0, 8)[0], off.batch(0, 8)[0])  # 0: every existing recipe unchanged
+    xp, yp = ExampleMaker(file_source, cn, "none", seed=3).batch(0, 20)
+    xl, yl = ExampleMaker(file_source, cn, "none", seed=3, loose_crops=0.4).batch(0, 20)
+    assert xl.shape == xp.shape and np.array_equal(yl, yp)  # the model's size; labels untouched
+    changed = [not np.array_equal(a, b) for a, b in zip(xl, xp)]
+    assert 3 <= sum(changed) <= 17  # some crops, not all
+    loose_only = ExampleMaker(file_source, cn, "none", seed=3, shuffle=True, loose_crops=0.4)
+    np.testing.assert_array_equal(loose_only.batch(4, 3)[0], loose_only.batch(0, 8)[0][4:7])  # (seed, index) only
+    assert not np.array_equal(loose.batch(0, 8)[0], plain.batch(0, 8)[0])
+    ds = batches(file_source, cn, 1, batch_size=20, seed=3, loose_crops=0.4)  # build_dataset passes it on
+    np.testing.assert_array_equal(ds[0][0], xl)
+
+
+def test_loose_crops_bad_values(cn, file_source):
+    from lprnet_tf.config import ConfigError, config_from_dict
+
+    assert config_from_dict({}).data.loose_crops == 0.0
+    assert config_from_dict({"data": {"loose_crops": 0.4}}).data.loose_crops == 0.4
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match=r"data.loose_crops is a margin per side in crop heights, in \[0, 1\]"):
+            config_from_dict({"data": {"loose_crops": bad}})
+    with pytest.raises(DataError, match="data.loose_crops .* does not combine with data.pairs"):
+        ExampleMaker(file_source, cn, pairs="hr_to_lr", loose_crops=0.3)

@@ -4,6 +4,8 @@ by random affine transformations, e.g. rotation, scaling and shift", ``lprnet.md
 and JPEG.
 
 Levels: ``none``, ``light`` (affine only), ``full`` (affine + photometric + blur/noise/JPEG).
+Separately, :func:`loosen` makes a crop looser than its box (``data.loose_crops``): the pipeline applies it to the
+source crop, before the crop is laid out at the model's size.
 Every call is seeded from the (seed, first global index) of its batch, so a batch's augmentation
 depends only on those: a resumed run augments its data exactly as the uninterrupted run would.
 """
@@ -17,6 +19,8 @@ import cv2
 import numpy as np
 
 LEVELS = ("none", "light", "full")
+LOOSE_P = 0.5  # share of the crops loosened when data.loose_crops > 0
+_BORDERS = (cv2.BORDER_REPLICATE, cv2.BORDER_REFLECT_101)
 
 
 def build_augmenter(level: str = "full") -> A.Compose | None:
@@ -40,6 +44,25 @@ def build_augmenter(level: str = "full") -> A.Compose | None:
             A.ImageCompression(quality_range=(35, 95), p=0.4),
         ]
     return A.Compose(steps)
+
+
+def loosen(image: np.ndarray, max_margin: float, rng: np.random.Generator) -> np.ndarray:
+    """A looser crop of ``image`` (a detector whose boxes keep background around the plate): with probability
+    :data:`LOOSE_P`, each side is extended by its own uniform draw from [0, ``max_margin``] crop heights, the new
+    border repeating the crop's edge or mirroring the crop (one of the two per crop, so the model sees both smooth
+    and textured surroundings, and mirrored character pieces beside the plate that it must not read). Otherwise the
+    crop is returned as it is. The result is larger than ``image``; the pipeline then lays it out at the model's size.
+    Only ``rng`` decides (the pipeline seeds it by (seed, global index)).
+    """
+    if max_margin <= 0 or rng.random() >= LOOSE_P:
+        return image
+    h, w = image.shape[:2]
+    top, bottom, left, right = (int(round(m)) for m in rng.uniform(0.0, max_margin, 4) * h)
+    border = _BORDERS[int(rng.integers(len(_BORDERS)))]
+    if border == cv2.BORDER_REFLECT_101:  # a reflection is at most one crop wide/high
+        top, bottom = min(top, h - 1), min(bottom, h - 1)
+        left, right = min(left, w - 1), min(right, w - 1)
+    return cv2.copyMakeBorder(image, top, bottom, left, right, border)
 
 
 class Augmenter:

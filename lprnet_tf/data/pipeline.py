@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from lprnet_tf.data.augment import Augmenter
+from lprnet_tf.data.augment import Augmenter, loosen
 from lprnet_tf.data.readers import DataError, Sample, load_image, read_samples
 from lprnet_tf.runtime import fit_crop, tile_frames  # the one preprocessing rule, shared with the runtime
 from lprnet_tf.vocab import PlateFormat, PlateFormatError, layout_differences, load_plate_format
@@ -318,14 +318,20 @@ class ExampleMaker:
 
     ``pairs`` (a value of :data:`PAIR_MODES`) makes (HR, LR) pairs of every crop for image-to-image
     and GAN models (:meth:`_pair_batch`): the LR crop is :class:`lprnet_tf.data.lowres.PairedSource`'s,
-    area-downscaled to a crop height drawn from ``lr_heights`` by (seed, global index) only."""
+    area-downscaled to a crop height drawn from ``lr_heights`` by (seed, global index) only.
+
+    ``loose_crops`` > 0 makes some single crops looser (:func:`lprnet_tf.data.augment.loosen`, up to that many
+    crop heights per side), decided by (seed, global index) only, before anything else changes the crop."""
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
                  shuffle: bool = False, permute: float = 0.0, pairs: str = "", lr_heights=None,
-                 lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = ""):
+                 lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = "", loose_crops: float = 0.0):
         self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
         self.permute = float(permute)
         self.augment = Augmenter(augment)
+        self.loose_crops = float(loose_crops)
+        if self.loose_crops < 0:
+            raise ValueError(f"loose_crops is a margin in crop heights >= 0, got {loose_crops}")
         self.n = len(source)
         self._perm_cache: dict[int, np.ndarray] = {}
         self.pairs, self._paired = pairs or "", None
@@ -338,6 +344,9 @@ class ExampleMaker:
 
             lr_size = (fmt.height // 2, fmt.width // 2) if self.pairs == "lr_to_hr" else None
             self._paired = PairedSource(source, fmt, lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
+        if self.loose_crops and (self.pairs or self.frames):
+            raise DataError("data.loose_crops loosens the single training crops of a recognizer; it does not combine "
+                            "with data.pairs or tracklets (data.frames); set it to 0")
         self._degrader = None
         if lowres > 0 or super_resolve:
             if self.pairs or self.frames:
@@ -444,6 +453,8 @@ class ExampleMaker:
         images, labels = [], []
         for g in gs:
             image, text = self._sample(g)
+            if self.loose_crops:
+                image = loosen(image, self.loose_crops, np.random.default_rng([self.seed, 11, g]))
             images.append(image if self._degrader else to_model_input(image, self.fmt))
             labels.append(self.fmt.pad(self.fmt.encode(text)))
         if self._degrader:  # some crops replaced by their low-resolution versions (data.lowres), then augmented
@@ -524,7 +535,7 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
                   drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
                   slices: tuple[int, int, int] | None = None, permute: float = 0.0, pairs: str = "",
                   lr_heights=None, lowres: float = 0.0, degrader: str = "bicubic",
-                  super_resolve: str = ""):
+                  super_resolve: str = "", loose_crops: float = 0.0):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -540,14 +551,15 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     image-to-image / GAN models (:class:`ExampleMaker`; y is then nested for ``lr_to_hr``);
     ``lowres``, ``degrader``: low-resolution training crops for recognizers
     (:class:`lprnet_tf.data.lowres.Degrader`, heights from ``lr_heights``); ``super_resolve``: every
-    training crop then super-resolved by that MTGAN's generator.
+    training crop then super-resolved by that MTGAN's generator; ``loose_crops``: some crops made looser
+    (:class:`ExampleMaker`).
     """
     import tensorflow as tf
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
-                         super_resolve)
+                         super_resolve, loose_crops)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
@@ -600,7 +612,7 @@ def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
                         workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None,
                         lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = "",
-                        processes: int = 0):
+                        processes: int = 0, loose_crops: float = 0.0):
     """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend) made by
     ``workers`` threads or, with ``processes`` > 0, as a generator of the ``steps`` batches made in that
     many worker processes (:func:`process_batches`): rendering and augmentation hold the GIL, so on a
@@ -610,7 +622,7 @@ def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int,
     if processes < 0:
         raise ValueError(f"processes must be >= 0, got {processes}")
     maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
-                         super_resolve)
+                         super_resolve, loose_crops)
     if processes:
         payload = pickle.dumps(maker)  # fail here, not in a worker, if the source cannot be pickled
         return process_batches(payload, ((start + b * batch_size, batch_size) for b in range(steps)), processes)
