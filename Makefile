@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/lprnet-demo --out demo_out
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15 tests
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow tests
