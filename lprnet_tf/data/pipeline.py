@@ -344,14 +344,13 @@ class ExampleMaker:
 
             lr_size = (fmt.height // 2, fmt.width // 2) if self.pairs == "lr_to_hr" else None
             self._paired = PairedSource(source, fmt, lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
-        if self.loose_crops and (self.pairs or self.frames):
-            raise DataError("data.loose_crops loosens the single training crops of a recognizer; it does not combine "
-                            "with data.pairs or tracklets (data.frames); set it to 0")
+        crop_options = [name for name, on in (("data.loose_crops", self.loose_crops), ("data.lowres", lowres > 0),
+                                              ("data.super_resolve", super_resolve)) if on]
+        if crop_options and (self.pairs or self.frames):
+            raise DataError(f"{' / '.join(crop_options)} changes the single training crops of a recognizer and does "
+                            "not combine with data.pairs or tracklets (data.frames); remove it or set it to 0")
         self._degrader = None
         if lowres > 0 or super_resolve:
-            if self.pairs or self.frames:
-                raise DataError("data.lowres / data.super_resolve change single training crops of a recognizer; they "
-                                "do not combine with data.pairs or tracklets (data.frames)")
             from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, Degrader
 
             self._degrader = Degrader(fmt, lowres, lr_heights or DEFAULT_HEIGHTS, degrader, seed=self.seed,
