@@ -1,5 +1,5 @@
 """lprnet_tf: train, evaluate and deploy license-plate recognizers (LPRNet family) with TF/Keras."""
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 with open("README.md", encoding="utf-8") as f:
     README = f.read()
@@ -11,7 +11,7 @@ setup(
     long_description=README,
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["lprnet_tf", "lprnet_tf.*"]),
+    packages=find_namespace_packages(include=["lprnet_tf", "lprnet_tf.*"], exclude=["*.__pycache__"]),
     package_data={"lprnet_tf": ["synth/fonts/*", "pretrained/*/*", "pretrained/*/*/*", "plates/*.yaml"]},
     include_package_data=True,
     install_requires=[
