@@ -42,7 +42,7 @@ import time
 import keras
 
 from lprnet_tf.config import ConfigError, ExperimentConfig, UsageError, check_model_inputs
-from lprnet_tf.data.pipeline import SynthSource, build_dataset, open_source, open_train_source
+from lprnet_tf.data.pipeline import SampleOptions, SynthSource, build_dataset, open_source, open_train_source
 from lprnet_tf.modelio import ModelFileError, atomic_write, save_model
 from lprnet_tf.training import (LocNetGate, ProgressCallback, RunKeeper, _write_json, build_training_model,
                                 compile_model, current_step, log, open_run, steps_left)
@@ -342,9 +342,8 @@ def _train(cfg: ExperimentConfig, run_dir: str, strategy, resume: bool, steps: i
         local = replicas // ctx.num_input_pipelines  # this worker's replicas take consecutive slices
         return build_dataset(train_src, fmt, gb, augment=d.augment, shuffle=True, seed=cfg.train.seed,
                              start=start_step * gb, repeat=True, drop_remainder=True, workers=d.workers,
-                             slices=(ctx.input_pipeline_id * local, local, replicas), permute=d.permute,
-                             lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
-                             super_resolve=d.super_resolve, loose_crops=d.loose_crops)
+                             slices=(ctx.input_pipeline_id * local, local, replicas),
+                             options=SampleOptions.from_config(d))
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     train_steps = _make_step(strategy, model, gb)

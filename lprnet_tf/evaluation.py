@@ -276,7 +276,7 @@ def evaluate_pairs(model, source: SampleSource, fmt: PlateFormat, lr_heights=Non
     ``accuracy_hr``: the same head on the HR crops. Also ``count``."""
     import keras
 
-    from lprnet_tf.data.pipeline import PAIR_MODES
+    from lprnet_tf.data.pipeline import PAIR_MODES, SampleOptions
     from lprnet_tf.losses import ImageMSE
     from lprnet_tf.metrics import psnr
     from lprnet_tf.models import model_kind
@@ -284,7 +284,7 @@ def evaluate_pairs(model, source: SampleSource, fmt: PlateFormat, lr_heights=Non
     kind = model_kind(model)
     if kind not in PAIR_MODES:
         raise ValueError(f"evaluate_pairs is for image-to-image and GAN models, not {model.name} ({kind!r})")
-    maker = ExampleMaker(source, fmt, pairs=PAIR_MODES[kind], lr_heights=lr_heights)
+    maker = ExampleMaker(source, fmt, options=SampleOptions(pairs=PAIR_MODES[kind], lr_heights=lr_heights))
     mse_of = ImageMSE(reduction=None)
     n = len(source)
     mse, sr_logits, hr_logits = [], [], []

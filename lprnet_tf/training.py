@@ -39,8 +39,8 @@ import time
 import keras
 
 from lprnet_tf.config import ConfigError, ExperimentConfig, check_model_inputs, save_config
-from lprnet_tf.data.pipeline import (PAIR_MODES, SYNTH_STREAM, SynthSource, build_dataset, make_batch_sequence,
-                                     open_source, open_train_source)
+from lprnet_tf.data.pipeline import (PAIR_MODES, SYNTH_STREAM, SampleOptions, SynthSource, build_dataset,
+                                     make_batch_sequence, open_source, open_train_source)
 from lprnet_tf.evaluation import evaluate_pairs, predict_logits, score
 from lprnet_tf.layers import locnet_enabled, set_locnet_enabled
 from lprnet_tf.losses import loss_for_kind
@@ -497,7 +497,8 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
 
     d = cfg.data
     check_frames(model, d.frames)
-    pairs = PAIR_MODES.get(model_kind(model), "")  # dgm / mtgan: (HR, LR) pairs (config: data.pairs lowres)
+    # what each sample is made of; dgm / mtgan read (HR, LR) pairs (config: data.pairs lowres)
+    options = SampleOptions.from_config(d, pairs=PAIR_MODES.get(model_kind(model), ""))
     tracks = {"frames": d.frames, "track_policy": d.track_policy}
     train_src = open_train_source(d.train, fmt, split=d.train_split or None, mix=d.mix, seed=cfg.train.seed,
                                   skip_bad=d.skip_bad, **tracks)
@@ -511,16 +512,11 @@ def train(cfg: ExperimentConfig, run_dir: str, resume: bool = False, steps: int 
     start_sample = start_step * bs
     if keras.backend.backend() == "tensorflow":
         data = build_dataset(train_src, fmt, bs, augment=d.augment, shuffle=True, seed=cfg.train.seed,
-                             start=start_sample, repeat=True, drop_remainder=True, workers=d.workers,
-                             permute=d.permute, pairs=pairs, lr_heights=d.lr_heights, lowres=d.lowres,
-                             degrader=d.degrader, super_resolve=d.super_resolve, loose_crops=d.loose_crops)
+                             start=start_sample, repeat=True, drop_remainder=True, workers=d.workers, options=options)
     else:
         data = make_batch_sequence(train_src, fmt, bs, steps=(epochs - initial_epoch) * e, augment=d.augment,
                                    shuffle=True, seed=cfg.train.seed, start=start_sample,
-                                   workers=cfg.train.backend_workers, permute=d.permute, pairs=pairs,
-                                   lr_heights=d.lr_heights, lowres=d.lowres, degrader=d.degrader,
-                                   super_resolve=d.super_resolve, processes=d.workers,
-                                   loose_crops=d.loose_crops)
+                                   workers=cfg.train.backend_workers, processes=d.workers, options=options)
     prog = ProgressCallback(total, start_step, bs, deadline=t_start + time_limit if time_limit else None)
     prog.bar.enabled = verbose
     callbacks = [LocNetGate(cfg.train.locnet_start_step), prog, RunKeeper(run_dir, cfg, fmt, val_src, state, prog)]

@@ -16,7 +16,7 @@ from helpers import check_layer, check_model_roundtrip
 from lprnet_tf.config import ConfigError, config_from_dict, load_config
 from lprnet_tf.data.lowres import PairedSource, downscale_to_height, standard_sets, write_lowres_sets
 from lprnet_tf.data.permute import char_layout, maybe_permute, permute_crop, permute_text
-from lprnet_tf.data.pipeline import ExampleMaker, SynthSource, open_source
+from lprnet_tf.data.pipeline import ExampleMaker, SampleOptions, SynthSource, open_source
 from lprnet_tf.decoding import decode, slot_decode
 from lprnet_tf.layers import ResidualBlock, SlotDense
 from lprnet_tf.losses import SlotCrossEntropy, loss_for_kind
@@ -339,13 +339,13 @@ def test_permute_real_cn_crops(cn, cn_model):
 def test_pipeline_permute_option(tiny_csv, br):
     src = open_source(str(tiny_csv), br)
     plain = ExampleMaker(src, br).batch(0, 6)
-    x1, y1 = ExampleMaker(src, br, permute=1.0, seed=3).batch(0, 6)
-    x2, y2 = ExampleMaker(src, br, permute=1.0, seed=3).batch(0, 6)
+    x1, y1 = ExampleMaker(src, br, seed=3, options=SampleOptions(permute=1.0)).batch(0, 6)
+    x2, y2 = ExampleMaker(src, br, seed=3, options=SampleOptions(permute=1.0)).batch(0, 6)
     np.testing.assert_array_equal(x1, x2)
     np.testing.assert_array_equal(y1, y2)
     for a, b in zip(plain[1], y1):  # labels are permutations of the originals
         assert sorted(br.decode(a)) == sorted(br.decode(b)) and br.matches_template(br.decode(b))
-    x0, y0 = ExampleMaker(src, br, permute=0.0).batch(0, 6)
+    x0, y0 = ExampleMaker(src, br, options=SampleOptions(permute=0.0)).batch(0, 6)
     np.testing.assert_array_equal(x0, plain[0])
     np.testing.assert_array_equal(y0, plain[1])
 

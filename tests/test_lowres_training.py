@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from lprnet_tf.config import ConfigError, config_from_dict, load_config
 from lprnet_tf.data.lowres import PairedSource
-from lprnet_tf.data.pipeline import ExampleMaker, SynthSource, build_dataset, flat_signature
+from lprnet_tf.data.pipeline import ExampleMaker, SampleOptions, SynthSource, build_dataset, flat_signature
 from lprnet_tf.models import model_kind
 from lprnet_tf.vocab import load_plate_format
 
@@ -36,7 +36,7 @@ def _check_signature(maker, x, y):
 def test_dgm_pairs_shapes_determinism_and_lower_resolution():
     cn40 = load_plate_format(CN40)
     src = SynthSource(cn40, 11, 6)
-    maker = ExampleMaker(src, cn40, pairs="hr_to_lr", lr_heights=[8], seed=3)
+    maker = ExampleMaker(src, cn40, seed=3, options=SampleOptions(pairs="hr_to_lr", lr_heights=[8]))
     x, y = maker.batch(0, 4)  # x = HR crops, y = their 8-pixel-high versions brought back to H x W
     assert x.shape == y.shape == (4, 40, 120, 3) and x.dtype == y.dtype == np.float32
     assert 0 <= y.min() and y.max() <= 1
@@ -45,7 +45,7 @@ def test_dgm_pairs_shapes_determinism_and_lower_resolution():
     plain, _ = ExampleMaker(src, cn40).batch(0, 4)
     np.testing.assert_array_equal(x, plain)  # the HR input is exactly what a recognizer reads
     # sample g depends only on (seed, g): another maker, another batch split, the same arrays
-    x2, y2 = ExampleMaker(src, cn40, pairs="hr_to_lr", lr_heights=[8], seed=3).batch(1, 3)
+    x2, y2 = ExampleMaker(src, cn40, seed=3, options=SampleOptions(pairs="hr_to_lr", lr_heights=[8])).batch(1, 3)
     np.testing.assert_array_equal(x2, x[1:])
     np.testing.assert_array_equal(y2, y[1:])
     # the LR crop is lowres.py's rule: PairedSource.pair on the source crop with key = the global index
@@ -54,7 +54,8 @@ def test_dgm_pairs_shapes_determinism_and_lower_resolution():
     assert height == 8
     np.testing.assert_array_equal(y[2], lr.astype(np.float32) * np.float32(1.0 / 255.0))
     # augmentation happens before the pairing: both images of a pair show the same augmented crop
-    xa, ya = ExampleMaker(src, cn40, augment="light", pairs="hr_to_lr", lr_heights=[8], seed=3).batch(0, 4)
+    xa, ya = ExampleMaker(src, cn40, augment="light", seed=3,
+                          options=SampleOptions(pairs="hr_to_lr", lr_heights=[8])).batch(0, 4)
     assert not np.array_equal(xa, x)
     grey = xa.mean(-1)
     blurred = np.stack([cv2.resize(cv2.resize(g, (31, 8), interpolation=cv2.INTER_AREA), (120, 40),
@@ -64,7 +65,7 @@ def test_dgm_pairs_shapes_determinism_and_lower_resolution():
 
 def test_mtgan_pairs_shapes_labels_and_dataset(cn):
     src = SynthSource(cn, 12, 8)
-    maker = ExampleMaker(src, cn, pairs="lr_to_hr", lr_heights=[8, 12], seed=1)
+    maker = ExampleMaker(src, cn, seed=1, options=SampleOptions(pairs="lr_to_hr", lr_heights=[8, 12]))
     x, (hr, labels) = maker.batch(0, 4)  # MTGAN.fit's contract: x = LR, y = (HR, labels)
     assert x.shape == (4, 12, 47, 3) and hr.shape == (4, 24, 94, 3) and labels.shape == (4, 8)
     assert labels.dtype == np.int32 and x.dtype == hr.dtype == np.float32
@@ -78,7 +79,7 @@ def test_mtgan_pairs_shapes_labels_and_dataset(cn):
     half = np.stack([cv2.resize(h, (47, 12), interpolation=cv2.INTER_AREA) for h in hr])
     assert _detail(x) <= _detail(half) * 1.02
     # tf.data: nested (x, (hr, labels)) batches equal to the maker's
-    ds = build_dataset(src, cn, batch_size=4, pairs="lr_to_hr", lr_heights=[8, 12], seed=1)
+    ds = build_dataset(src, cn, batch_size=4, seed=1, options=SampleOptions(pairs="lr_to_hr", lr_heights=[8, 12]))
     bx, (bhr, blab) = next(iter(ds.take(1).as_numpy_iterator()))
     np.testing.assert_array_equal(bx, x)
     np.testing.assert_array_equal(bhr, hr)
@@ -197,7 +198,7 @@ def test_degrader_plain_downsampling_is_the_test_set_rule_and_deterministic():
     src = SynthSource(cn40, 5, 8)
     plain, labels = ExampleMaker(src, cn40).batch(0, 8)
     for method in ("bicubic", "area"):
-        maker = ExampleMaker(src, cn40, lowres=1.0, lr_heights=[8], degrader=method, seed=2)
+        maker = ExampleMaker(src, cn40, seed=2, options=SampleOptions(lowres=1.0, lr_heights=[8], degrader=method))
         x, y = maker.batch(0, 8)
         np.testing.assert_array_equal(y, labels)  # labels untouched
         assert x.shape == plain.shape and x.dtype == np.float32
@@ -207,14 +208,14 @@ def test_degrader_plain_downsampling_is_the_test_set_rule_and_deterministic():
             want = fit_crop(downscale_to_height(crop, 8, method)[0], cn40).astype(np.float32) / np.float32(255.0)
             np.testing.assert_allclose(x[g], want, atol=1e-6)
     # a fraction: the drawn samples only, decided by (seed, g); another batch split gives the same arrays
-    maker = ExampleMaker(src, cn40, lowres=0.5, lr_heights=[8, 12], seed=4)
+    maker = ExampleMaker(src, cn40, seed=4, options=SampleOptions(lowres=0.5, lr_heights=[8, 12]))
     drawn = [maker._degrader.height(g) for g in range(8)]
     assert set(drawn) - {0} <= {8, 12} and 0 < sum(h > 0 for h in drawn) < 8
     x, _ = maker.batch(0, 8)
     for g, h in enumerate(drawn):
         same = np.array_equal(x[g], plain[g])
         assert same == (h == 0)
-    x2, _ = ExampleMaker(src, cn40, lowres=0.5, lr_heights=[8, 12], seed=4).batch(3, 5)
+    x2, _ = ExampleMaker(src, cn40, seed=4, options=SampleOptions(lowres=0.5, lr_heights=[8, 12])).batch(3, 5)
     np.testing.assert_array_equal(x2, x[3:])
     with pytest.raises(ValueError, match="downscaling method"):
         downscale_to_height(np.zeros((40, 120, 3), np.uint8), 8, "lanczos")
@@ -228,7 +229,7 @@ def test_degrader_dgm_images_in_the_tf_data_pipeline(tmp_path):
     dgm = _tiny_dgm(tmp_path / "dgm.keras")
     model = keras.models.load_model(dgm)
     plain, _ = ExampleMaker(src, cn40).batch(0, 8)
-    maker = ExampleMaker(src, cn40, lowres=0.5, lr_heights=[8], degrader=dgm, seed=1)
+    maker = ExampleMaker(src, cn40, seed=1, options=SampleOptions(lowres=0.5, lr_heights=[8], degrader=dgm))
     drawn = [maker._degrader.height(g) > 0 for g in range(8)]
     assert any(drawn) and not all(drawn)
     x, _ = maker.batch(0, 8)
@@ -241,13 +242,13 @@ def test_degrader_dgm_images_in_the_tf_data_pipeline(tmp_path):
     assert again._degrader._model is None
     np.testing.assert_array_equal(again.batch(0, 8)[0], x)
     # tf.data threads call it too
-    ds = build_dataset(src, cn40, batch_size=4, lowres=0.5, lr_heights=[8], degrader=dgm, seed=1)
+    ds = build_dataset(src, cn40, batch_size=4, seed=1, options=SampleOptions(lowres=0.5, lr_heights=[8], degrader=dgm))
     got = np.concatenate([b[0] for b in ds.as_numpy_iterator()])
     np.testing.assert_allclose(got, x, atol=1e-6)
     # a DGM for another input size is refused with the fix
     other = _tiny_dgm(tmp_path / "dgm_small.keras", height=24, width=96)
     with pytest.raises(Exception, match="same plate-format variant"):
-        ExampleMaker(src, cn40, lowres=1.0, degrader=other).batch(0, 2)
+        ExampleMaker(src, cn40, options=SampleOptions(lowres=1.0, degrader=other)).batch(0, 2)
 
 
 def test_lowres_config_checks_and_training(tmp_path):
@@ -287,7 +288,8 @@ def test_super_resolve_training_crops_are_the_generators_output(tmp_path):
     gan = save_model(build_model("mtgan", cn, **MTGAN_TINY), str(tmp_path / "gan" / "model.keras"), cn)
     sr = SuperResolver.from_keras(load_for_inference(gan)[0], cn)
     src = SynthSource(cn, 7, 6)
-    maker = ExampleMaker(src, cn, lowres=0.5, lr_heights=[8], degrader="area", super_resolve=gan, seed=1)
+    maker = ExampleMaker(src, cn, seed=1,
+                         options=SampleOptions(lowres=0.5, lr_heights=[8], degrader="area", super_resolve=gan))
     drawn = [maker._degrader.height(g) for g in range(6)]
     assert any(drawn) and not all(drawn)
     x, y = maker.batch(0, 6)
@@ -298,23 +300,24 @@ def test_super_resolve_training_crops_are_the_generators_output(tmp_path):
         want = sr.super_resolve([small])[0].astype(np.float32) / np.float32(255.0)
         np.testing.assert_allclose(x[g], want, atol=1e-6)
     # fraction 0: every crop at full resolution, still super-resolved; the generator is not pickled
-    only_sr = ExampleMaker(src, cn, super_resolve=gan)
+    only_sr = ExampleMaker(src, cn, options=SampleOptions(super_resolve=gan))
     x0, _ = only_sr.batch(0, 2)
     np.testing.assert_allclose(x0, sr.super_resolve([src.get(g)[0] for g in range(2)]) / np.float32(255.0), atol=1e-6)
     again = pickle.loads(pickle.dumps(only_sr))
     assert again._degrader._sr is None
     np.testing.assert_array_equal(again.batch(0, 2)[0], x0)
     # the tf.data pipeline makes the same batches
-    ds = build_dataset(src, cn, batch_size=3, lowres=0.5, lr_heights=[8], degrader="area", super_resolve=gan, seed=1)
+    ds = build_dataset(src, cn, batch_size=3, seed=1,
+                       options=SampleOptions(lowres=0.5, lr_heights=[8], degrader="area", super_resolve=gan))
     np.testing.assert_allclose(np.concatenate([b[0] for b in ds.as_numpy_iterator()]), x, atol=1e-6)
     # refusals name the fix: not an MTGAN; an MTGAN for another size
     cn40 = load_plate_format(CN40)
     dgm = _tiny_dgm(tmp_path / "dgm" / "model.keras")
     cn40.save(str(tmp_path / "dgm" / "plate_format.yaml"))
     with pytest.raises(Exception, match="mtgan_"):
-        ExampleMaker(SynthSource(cn40, 7, 2), cn40, super_resolve=dgm).batch(0, 1)
+        ExampleMaker(SynthSource(cn40, 7, 2), cn40, options=SampleOptions(super_resolve=dgm)).batch(0, 1)
     with pytest.raises(Exception, match="MTGAN trained for this format"):
-        ExampleMaker(SynthSource(cn40, 7, 2), cn40, super_resolve=gan).batch(0, 1)
+        ExampleMaker(SynthSource(cn40, 7, 2), cn40, options=SampleOptions(super_resolve=gan)).batch(0, 1)
 
 
 def test_super_resolve_config_checks(tmp_path):

@@ -7,7 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from lprnet_tf.data.pipeline import ExampleMaker, FileSource, SynthSource, build_dataset, process_batches
+from lprnet_tf.data.pipeline import (ExampleMaker, FileSource, SampleOptions, SynthSource, build_dataset,
+                                     process_batches)
 from lprnet_tf.data.readers import DataError, Sample, read_samples
 
 
@@ -103,18 +104,19 @@ def test_loosen_extends_the_crop_and_keeps_it_inside():
 
 def test_loose_crops_in_the_pipeline(cn, file_source):
     plain = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True)
-    off = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True, loose_crops=0.0)
-    loose = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True, loose_crops=0.4)
+    off = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True, options=SampleOptions(loose_crops=0.0))
+    loose = ExampleMaker(file_source, cn, "light", seed=3, shuffle=True, options=SampleOptions(loose_crops=0.4))
     np.testing.assert_array_equal(plain.batch(0, 8)[0], off.batch(0, 8)[0])  # 0: every existing recipe unchanged
     xp, yp = ExampleMaker(file_source, cn, "none", seed=3).batch(0, 20)
-    xl, yl = ExampleMaker(file_source, cn, "none", seed=3, loose_crops=0.4).batch(0, 20)
+    xl, yl = ExampleMaker(file_source, cn, "none", seed=3, options=SampleOptions(loose_crops=0.4)).batch(0, 20)
     assert xl.shape == xp.shape and np.array_equal(yl, yp)  # the model's size; labels untouched
     changed = [not np.array_equal(a, b) for a, b in zip(xl, xp)]
     assert 3 <= sum(changed) <= 17  # some crops, not all
-    loose_only = ExampleMaker(file_source, cn, "none", seed=3, shuffle=True, loose_crops=0.4)
+    loose_only = ExampleMaker(file_source, cn, "none", seed=3, shuffle=True, options=SampleOptions(loose_crops=0.4))
     np.testing.assert_array_equal(loose_only.batch(4, 3)[0], loose_only.batch(0, 8)[0][4:7])  # (seed, index) only
     assert not np.array_equal(loose.batch(0, 8)[0], plain.batch(0, 8)[0])
-    ds = batches(file_source, cn, 1, batch_size=20, seed=3, loose_crops=0.4)  # build_dataset passes it on
+    # build_dataset passes it on
+    ds = batches(file_source, cn, 1, batch_size=20, seed=3, options=SampleOptions(loose_crops=0.4))
     np.testing.assert_array_equal(ds[0][0], xl)
 
 
@@ -127,4 +129,34 @@ def test_loose_crops_bad_values(cn, file_source):
         with pytest.raises(ConfigError, match=r"data.loose_crops is a margin per side in crop heights, in \[0, 1\]"):
             config_from_dict({"data": {"loose_crops": bad}})
     with pytest.raises(DataError, match="data.loose_crops .* does not combine with data.pairs"):
-        ExampleMaker(file_source, cn, pairs="hr_to_lr", loose_crops=0.3)
+        ExampleMaker(file_source, cn, options=SampleOptions(pairs="hr_to_lr", loose_crops=0.3))
+
+
+def test_sample_options_from_config():
+    """Every per-sample option is a DataConfig field of the same name and from_config carries it over, so a new
+    option cannot be dropped on its way from the config to the ExampleMaker; pairs come from the model's kind."""
+    import dataclasses
+
+    from lprnet_tf.config import DataConfig, config_from_dict
+
+    fields = [f.name for f in dataclasses.fields(SampleOptions)]
+    data_fields = {f.name for f in dataclasses.fields(DataConfig)}
+    assert set(fields) - {"pairs"} <= data_fields
+    changed = {"permute": 0.3, "lr_heights": [10, 14], "lowres": 0.25, "degrader": "area",
+               "super_resolve": "some_mtgan", "loose_crops": 0.2}
+    assert set(changed) == set(fields) - {"pairs"}  # a new field needs a value here too
+    opts = SampleOptions.from_config(config_from_dict({"data": changed}).data, pairs="lr_to_hr")
+    assert opts == SampleOptions(pairs="lr_to_hr", **changed)
+    assert opts.lr_heights == (10, 14) and opts.single_crop == ["data.loose_crops", "data.lowres",
+                                                                  "data.super_resolve"]
+    assert SampleOptions.from_config(DataConfig()) == SampleOptions(lr_heights=DataConfig().lr_heights)
+    assert SampleOptions().single_crop == []
+
+
+def test_sample_options_bad_values(cn, file_source):
+    for kw, msg in (({"pairs": "sideways"}, "pairs must be one of"), ({"permute": 1.5}, r"permute is a probability"),
+                    ({"lowres": -0.1}, r"lowres is a probability"), ({"loose_crops": -1}, "loose_crops is a margin")):
+        with pytest.raises(ValueError, match=msg):
+            SampleOptions(**kw)
+    with pytest.raises(TypeError, match="options must be a SampleOptions"):
+        ExampleMaker(file_source, cn, options={"loose_crops": 0.4})

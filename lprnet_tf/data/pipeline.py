@@ -10,13 +10,19 @@ mostly Python, so threads are held back by the GIL); :class:`BatchSequence` wrap
 as a ``keras.utils.PyDataset`` for JAX.
 
 Image-to-image and GAN models (``dgm``, ``mtgan``) read (HR, LR) pairs of each crop from the same
-pipeline: ``ExampleMaker(..., pairs=...)`` (:data:`PAIR_MODES`) makes the LR crop with the one
+pipeline: ``SampleOptions(pairs=...)`` (:data:`PAIR_MODES`) makes the LR crop with the one
 downsampling rule of :mod:`lprnet_tf.data.lowres` (area averaging to a crop height drawn per sample).
+
+What one sample is made of besides its source and the augmentation (character permutation, pairs, low-resolution
+or super-resolved or loosened crops: the per-sample ``data.*`` options of a config) travels as one
+:class:`SampleOptions` from the config (:meth:`SampleOptions.from_config`) through :func:`build_dataset` /
+:func:`make_batch_sequence` to :class:`ExampleMaker`, the one place that applies it.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import multiprocessing
 import pickle
@@ -310,51 +316,96 @@ def to_model_input(image: np.ndarray, fmt: PlateFormat) -> np.ndarray:
     return fit_crop(image, fmt)
 
 
+@dataclasses.dataclass(frozen=True)
+class SampleOptions:
+    """What each sample is made of besides its source and the augmentation; the per-sample ``data.*`` options of a
+    config (:class:`lprnet_tf.config.DataConfig`), applied by :class:`ExampleMaker` only:
+
+    - ``permute``: probability that a sample is replaced by a character-permuted version of itself
+      (``multitask-lowres-lpr.md`` §2.2; :mod:`lprnet_tf.data.permute`).
+    - ``pairs``: a value of :data:`PAIR_MODES`, (HR, LR) pairs of every crop for image-to-image and GAN models;
+      chosen by the model's kind, not by the config.
+    - ``lr_heights``: the crop heights the LR crops are drawn from (empty:
+      :data:`lprnet_tf.data.lowres.DEFAULT_HEIGHTS`).
+    - ``lowres``, ``degrader``: that share of a recognizer's crops replaced by low-resolution versions made by the
+      degrader (:class:`lprnet_tf.data.lowres.Degrader`); ``super_resolve``: every crop then super-resolved by
+      that MTGAN's generator.
+    - ``loose_crops``: half the crops made looser by up to that many crop heights per side
+      (:func:`lprnet_tf.data.augment.loosen`).
+
+    A new per-sample option is a field here, a line in :meth:`from_config` and its branch in :class:`ExampleMaker`."""
+
+    permute: float = 0.0
+    pairs: str = ""
+    lr_heights: tuple = ()
+    lowres: float = 0.0
+    degrader: str = "bicubic"
+    super_resolve: str = ""
+    loose_crops: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr_heights", tuple(int(h) for h in (self.lr_heights or ())))
+        if self.pairs and self.pairs not in PAIR_MODES.values():
+            raise ValueError(f"pairs must be one of {sorted(PAIR_MODES.values())} or empty, got {self.pairs!r}")
+        for name in ("permute", "lowres"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        if self.loose_crops < 0:
+            raise ValueError(f"loose_crops is a margin in crop heights >= 0, got {self.loose_crops}")
+
+    @classmethod
+    def from_config(cls, data, pairs: str = "") -> "SampleOptions":
+        """The options of a config's ``data`` section (:class:`lprnet_tf.config.DataConfig`); ``pairs`` comes from
+        the model's kind (:data:`PAIR_MODES`)."""
+        return cls(permute=data.permute, pairs=pairs, lr_heights=tuple(data.lr_heights), lowres=data.lowres,
+                   degrader=data.degrader, super_resolve=data.super_resolve, loose_crops=data.loose_crops)
+
+    @property
+    def single_crop(self) -> list[str]:
+        """The options set that change a recognizer's single crops (they do not combine with pairs or tracklets)."""
+        return [name for name, on in (("data.loose_crops", self.loose_crops), ("data.lowres", self.lowres > 0),
+                                      ("data.super_resolve", self.super_resolve)) if on]
+
+
 class ExampleMaker:
     """Global sample indices -> batches for one source; numpy/cv2 only, shared by the tf.data and
     PyDataset paths. With ``shuffle`` a finite source is visited in a new permutation every pass.
-    With ``permute`` > 0 each sample is, with that probability, replaced by a character-permuted
-    version of itself (:mod:`lprnet_tf.data.permute`), decided by (seed, global index) only.
+    ``options`` (:class:`SampleOptions`) says what each sample is made of, every random choice decided by
+    (seed, global index) only:
 
-    ``pairs`` (a value of :data:`PAIR_MODES`) makes (HR, LR) pairs of every crop for image-to-image
-    and GAN models (:meth:`_pair_batch`): the LR crop is :class:`lprnet_tf.data.lowres.PairedSource`'s,
-    area-downscaled to a crop height drawn from ``lr_heights`` by (seed, global index) only.
-
-    ``loose_crops`` > 0 makes some single crops looser (:func:`lprnet_tf.data.augment.loosen`, up to that many
-    crop heights per side), decided by (seed, global index) only, before anything else changes the crop."""
+    - ``permute`` > 0: each sample is, with that probability, replaced by a character-permuted version of itself.
+    - ``pairs``: (HR, LR) pairs of every crop for image-to-image and GAN models (:meth:`_pair_batch`): the LR crop
+      is :class:`lprnet_tf.data.lowres.PairedSource`'s, area-downscaled to a crop height drawn from ``lr_heights``.
+    - ``loose_crops`` > 0: some single crops made looser (:func:`lprnet_tf.data.augment.loosen`) before anything
+      else changes the crop; then ``lowres`` / ``super_resolve`` (:class:`lprnet_tf.data.lowres.Degrader`)."""
 
     def __init__(self, source: SampleSource, fmt: PlateFormat, augment: str = "none", seed: int = 0,
-                 shuffle: bool = False, permute: float = 0.0, pairs: str = "", lr_heights=None,
-                 lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = "", loose_crops: float = 0.0):
+                 shuffle: bool = False, options: SampleOptions | None = None):
         self.source, self.fmt, self.seed, self.shuffle = source, fmt, int(seed), shuffle
-        self.permute = float(permute)
+        self.options = o = options if options is not None else SampleOptions()
+        if not isinstance(o, SampleOptions):
+            raise TypeError(f"options must be a SampleOptions, got {type(o).__name__}")
+        self.permute, self.loose_crops, self.pairs = o.permute, o.loose_crops, o.pairs
         self.augment = Augmenter(augment)
-        self.loose_crops = float(loose_crops)
-        if self.loose_crops < 0:
-            raise ValueError(f"loose_crops is a margin in crop heights >= 0, got {loose_crops}")
         self.n = len(source)
         self._perm_cache: dict[int, np.ndarray] = {}
-        self.pairs, self._paired = pairs or "", None
+        self._paired = None
         if self.pairs:
-            if self.pairs not in PAIR_MODES.values():
-                raise ValueError(f"pairs must be one of {sorted(PAIR_MODES.values())} or empty, got {pairs!r}")
             if self.frames:
                 raise DataError("(HR, LR) pairs are made from single crops, not tracklets; set data.frames: 0")
             from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, PairedSource  # lowres imports this module
 
             lr_size = (fmt.height // 2, fmt.width // 2) if self.pairs == "lr_to_hr" else None
-            self._paired = PairedSource(source, fmt, lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
-        crop_options = [name for name, on in (("data.loose_crops", self.loose_crops), ("data.lowres", lowres > 0),
-                                              ("data.super_resolve", super_resolve)) if on]
-        if crop_options and (self.pairs or self.frames):
-            raise DataError(f"{' / '.join(crop_options)} changes the single training crops of a recognizer and does "
+            self._paired = PairedSource(source, fmt, o.lr_heights or DEFAULT_HEIGHTS, lr_size=lr_size, seed=self.seed)
+        if o.single_crop and (self.pairs or self.frames):
+            raise DataError(f"{' / '.join(o.single_crop)} changes the single training crops of a recognizer and does "
                             "not combine with data.pairs or tracklets (data.frames); remove it or set it to 0")
         self._degrader = None
-        if lowres > 0 or super_resolve:
+        if o.lowres > 0 or o.super_resolve:
             from lprnet_tf.data.lowres import DEFAULT_HEIGHTS, Degrader
 
-            self._degrader = Degrader(fmt, lowres, lr_heights or DEFAULT_HEIGHTS, degrader, seed=self.seed,
-                                      super_resolve=super_resolve)
+            self._degrader = Degrader(fmt, o.lowres, o.lr_heights or DEFAULT_HEIGHTS, o.degrader, seed=self.seed,
+                                      super_resolve=o.super_resolve)
 
     def index(self, g: int) -> int:
         if not self.shuffle or isinstance(self.source, SynthSource) or self.n >= SYNTH_STREAM:
@@ -532,9 +583,7 @@ def process_batches(payload: bytes, spans: Iterator[tuple[int, int]], workers: i
 def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, augment: str = "none",
                   shuffle: bool = False, seed: int = 0, start: int = 0, repeat: bool = False,
                   drop_remainder: bool = False, parallel: int | None = None, workers: int = 0,
-                  slices: tuple[int, int, int] | None = None, permute: float = 0.0, pairs: str = "",
-                  lr_heights=None, lowres: float = 0.0, degrader: str = "bicubic",
-                  super_resolve: str = "", loose_crops: float = 0.0):
+                  slices: tuple[int, int, int] | None = None, options: SampleOptions | None = None):
     """``tf.data`` pipeline over ``source``: parallel numpy map, batch, prefetch.
 
     ``start`` is the global index of the first sample (a resumed run passes step * batch_size).
@@ -546,19 +595,14 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
     slices ``first .. first+count-1`` of each, one element per slice (with ``repeat`` or
     ``drop_remainder``): a tf.distribute worker's share of every global batch, one slice per local
     replica (:mod:`lprnet_tf.distributed`). A slice is augmented as a batch of its own.
-    ``permute``: character-permutation probability; ``pairs``, ``lr_heights``: (HR, LR) pairs for
-    image-to-image / GAN models (:class:`ExampleMaker`; y is then nested for ``lr_to_hr``);
-    ``lowres``, ``degrader``: low-resolution training crops for recognizers
-    (:class:`lprnet_tf.data.lowres.Degrader`, heights from ``lr_heights``); ``super_resolve``: every
-    training crop then super-resolved by that MTGAN's generator; ``loose_crops``: some crops made looser
-    (:class:`ExampleMaker`).
+    ``options``: what each sample is made of (:class:`SampleOptions`: permutation, (HR, LR) pairs, whose y is
+    nested for ``lr_to_hr``, low-resolution, super-resolved or loosened crops), applied by :class:`ExampleMaker`.
     """
     import tensorflow as tf
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
-                         super_resolve, loose_crops)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, options)
     n = SYNTH_STREAM if repeat else len(source)
     n_batches = n // batch_size if (repeat or drop_remainder) else -(-n // batch_size)
 
@@ -609,9 +653,7 @@ def build_dataset(source: SampleSource, fmt: PlateFormat, batch_size: int = 32, 
 
 def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int, steps: int,
                         augment: str = "none", shuffle: bool = False, seed: int = 0, start: int = 0,
-                        workers: int = 1, permute: float = 0.0, pairs: str = "", lr_heights=None,
-                        lowres: float = 0.0, degrader: str = "bicubic", super_resolve: str = "",
-                        processes: int = 0, loose_crops: float = 0.0):
+                        workers: int = 1, processes: int = 0, options: SampleOptions | None = None):
     """The same samples as :func:`build_dataset`, as a ``keras.utils.PyDataset`` (any backend) made by
     ``workers`` threads or, with ``processes`` > 0, as a generator of the ``steps`` batches made in that
     many worker processes (:func:`process_batches`): rendering and augmentation hold the GIL, so on a
@@ -620,8 +662,7 @@ def make_batch_sequence(source: SampleSource, fmt: PlateFormat, batch_size: int,
 
     if processes < 0:
         raise ValueError(f"processes must be >= 0, got {processes}")
-    maker = ExampleMaker(source, fmt, augment, seed, shuffle, permute, pairs, lr_heights, lowres, degrader,
-                         super_resolve, loose_crops)
+    maker = ExampleMaker(source, fmt, augment, seed, shuffle, options)
     if processes:
         payload = pickle.dumps(maker)  # fail here, not in a worker, if the source cannot be pickled
         return process_batches(payload, ((start + b * batch_size, batch_size) for b in range(steps)), processes)
