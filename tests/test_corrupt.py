@@ -30,8 +30,8 @@ def test_every_corruption_is_deterministic_uint8_rgb_and_changes_the_crop(name):
         out = corrupt(im, name, s, index=3)
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
         np.testing.assert_array_equal(out, corrupt(im, name, s, index=3))  # same inputs, same image
-        if name == "pad":
-            d = max(int(round(corruption_param("pad", s) * 40)), 1)
+        if name in ("pad", "clutter"):
+            d = max(int(round(corruption_param(name, s) * 40)), 1)
             assert out.shape == (40 + 2 * d, 120 + 2 * d, 3)
             np.testing.assert_array_equal(out[d:d + 40, d:d + 120], im)  # the crop itself is untouched
         else:
@@ -57,6 +57,22 @@ def test_photometric_corruptions_move_the_right_way():
     # rotation and shear alternate their direction crop by crop; noise changes with the crop's index
     assert not np.array_equal(corrupt(im, "rotate", 2, index=0), corrupt(im, "rotate", 2, index=1))
     assert not np.array_equal(corrupt(im, "noise", 2, index=0), corrupt(im, "noise", 2, index=1))
+
+
+def test_clutter_surrounds_the_crop_with_its_own_colours_not_its_edges():
+    """clutter is a looser crop whose border is neither of the two data.loose_crops trains with (edges repeated,
+    crop mirrored): a texture with the crop's mean colour and spread, different for every crop index."""
+    im = _crop()
+    out = corrupt(im, "clutter", 2, index=5)
+    d = max(int(round(corruption_param("clutter", 2) * 40)), 1)
+    border = np.concatenate([out[:d].reshape(-1, 3), out[-d:].reshape(-1, 3)]).astype(float)
+    assert abs(border.mean() - im.mean()) < 0.25 * im.std()  # the crop's colours
+    assert border.std() > 0.3 * im.std()  # a texture, not a flat fill
+    for mode in (cv2.BORDER_REPLICATE, cv2.BORDER_REFLECT_101):
+        assert not np.array_equal(out, cv2.copyMakeBorder(im, d, d, d, d, mode))
+    assert not np.array_equal(out, corrupt(im, "clutter", 2, index=6))
+    flat = np.full((40, 120, 3), 90, np.uint8)
+    assert corrupt(flat, "clutter", 1).std() > 0  # a flat crop still gets a textured border
 
 
 def test_bad_corruption_arguments_are_named():

@@ -15,6 +15,7 @@ from absl import app, flags
 from lprnet_tf.cli.common import (check_output_dir, define_local_prior_flags, local_prior_from_flags, parse_flags,
                                   run_guarded)
 from lprnet_tf.config import UsageError
+from lprnet_tf.data.corrupt import CORRUPTIONS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras file, a run directory (its best.keras) or a shipped model name "
@@ -35,7 +36,7 @@ flags.DEFINE_bool("tta", False, "Test-time views: read every crop as it is and i
                   "rows trimmed, brighter) and keep the plate most views read (5x the inference).")
 flags.DEFINE_bool("skip_bad", False, "Count and skip bad rows/images instead of stopping at the first.")
 flags.DEFINE_string("corrupt", None, "Read every crop changed by one fixed corruption, NAME:SEVERITY (severity 1-3; "
-                    "names: dark, bright, contrast, blur, motion, noise, jpeg, rotate, shear, pad, grey; "
+                    f"names: {', '.join(CORRUPTIONS)}; "
                     "lprnet_tf/data/corrupt.py), e.g. dark:2: how the model holds up on images unlike the set "
                     "(benchmarks/robustness.py runs them all). Single-crop models.")
 define_local_prior_flags(__name__)

@@ -29,6 +29,8 @@ CORRUPTIONS = {
     "rotate": ("in-plane rotation in degrees (sign alternates crop by crop), edges repeated", (5, 10, 15)),
     "shear": ("horizontal shear (a plate seen from the side), x shift per row in row units", (0.1, 0.2, 0.3)),
     "pad": ("a looser crop: edges repeated around it, per side in crop heights", (0.1, 0.25, 0.5)),
+    "clutter": ("a looser crop among clutter: a smooth random texture in the crop's own colours around it (neither "
+                "border data.loose_crops trains with), per side in crop heights", (0.1, 0.25, 0.5)),
     "grey": ("a greyscale camera (the same at every severity)", (1, 1, 1)),
 }
 
@@ -88,6 +90,19 @@ def corrupt(image: np.ndarray, name: str, severity: int, index: int = 0) -> np.n
     elif name == "pad":
         d = max(int(round(p * h)), 1)
         return cv2.copyMakeBorder(image, d, d, d, d, cv2.BORDER_REPLICATE)
+    elif name == "clutter":
+        d = max(int(round(p * h)), 1)
+        rng = np.random.default_rng(2_000_003 + index)
+        big_h, big_w = h + 2 * d, w + 2 * d
+        # random values per d x d cell, smoothly interpolated (blobs as wide as the border): mostly light and shade
+        # (one texture for all channels, the crop's grey spread), a quarter of it colour (the crop's colour spread)
+        cells = rng.normal(size=(big_h // d + 2, big_w // d + 2, 4)).astype(np.float32)
+        texture = cv2.resize(cells, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
+        pixels = x.reshape(-1, 3)
+        spread = max(float(pixels.mean(axis=1).std()), 1.0)
+        out = (pixels.mean(axis=0) + texture[:, :, :1] * spread
+               + 0.25 * texture[:, :, 1:] * np.maximum(pixels.std(axis=0), 1.0))
+        out[d:d + h, d:d + w] = x
     else:  # grey
         g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         return np.repeat(g[:, :, None], 3, axis=2)
