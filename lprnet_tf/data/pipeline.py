@@ -333,7 +333,8 @@ class SampleOptions:
     - ``loose_crops``: half the crops made looser by up to that many crop heights per side
       (:func:`lprnet_tf.data.augment.loosen`).
 
-    A new per-sample option is a field here, a line in :meth:`from_config` and its branch in :class:`ExampleMaker`."""
+    A new per-sample option is a ``DataConfig`` field, a field of the same name here and its branch in
+    :class:`ExampleMaker`."""
 
     permute: float = 0.0
     pairs: str = ""
@@ -355,10 +356,10 @@ class SampleOptions:
 
     @classmethod
     def from_config(cls, data, pairs: str = "") -> "SampleOptions":
-        """The options of a config's ``data`` section (:class:`lprnet_tf.config.DataConfig`); ``pairs`` comes from
-        the model's kind (:data:`PAIR_MODES`)."""
-        return cls(permute=data.permute, pairs=pairs, lr_heights=tuple(data.lr_heights), lowres=data.lowres,
-                   degrader=data.degrader, super_resolve=data.super_resolve, loose_crops=data.loose_crops)
+        """The options of a config's ``data`` section (:class:`lprnet_tf.config.DataConfig`): every field but
+        ``pairs`` is read from the ``data`` field of the same name; ``pairs`` comes from the model's kind
+        (:data:`PAIR_MODES`)."""
+        return cls(pairs=pairs, **{f.name: getattr(data, f.name) for f in dataclasses.fields(cls) if f.name != "pairs"})
 
     @property
     def single_crop(self) -> list[str]:
