@@ -4,6 +4,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# make test runs the fast suite in this many pytest-xdist processes, one test file per process at a time
+# (module fixtures are built once); 0 runs it in this process
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-slow bench info clean
 
@@ -19,7 +22,7 @@ demo: setup
 	$(BIN)/lprnet-demo --out demo_out
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15 tests
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow tests

@@ -29,7 +29,7 @@ setup(
     ],
     extras_require={
         "tflite": ["ai-edge-litert>=1.2"],
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5"],  # make test runs the suite in 2 worker processes
         "jax": ["jax>=0.4.30"],
         # lprnet-export --onnx (converter: Keras' model.export(format="onnx") -> tf2onnx) and the ONNX Runtime
         # backend; checked with TF 2.21 / Keras 3.15.1 / numpy 2.4 (versions in constraints.txt)

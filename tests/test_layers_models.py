@@ -70,7 +70,9 @@ def test_model_prediction_independent_of_batch(cn):
     rest = rng.random((7, 24, 94, 3)).astype("float32")
     alone = keras.ops.convert_to_numpy(model(a, training=False))
     batched = keras.ops.convert_to_numpy(model(np.concatenate([a, rest]), training=False))[:1]
-    np.testing.assert_allclose(alone, batched, rtol=1e-4, atol=1e-4)
+    # An untrained model's logits reach ~1e3, where float32 rounding (batch-size dependent oneDNN kernels) moves
+    # single logits by ~1e-4; a normalization over the batch would move every logit by percents of that scale.
+    np.testing.assert_allclose(alone, batched, rtol=1e-4, atol=1e-5 * float(np.abs(alone).max()))
 
 
 def test_locnet_gate_survives_save_load(cn, tmp_path):
