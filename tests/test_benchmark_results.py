@@ -130,3 +130,24 @@ def test_crop_margins_changes_only_the_crop_margin():
     for i in range(4):  # the same plate height, so the tighter crop is narrower
         ia, ib = a.get(i)[0], b.get(i)[0]
         assert ia.shape[1] / ia.shape[0] < ib.shape[1] / ib.shape[0]
+
+
+def test_plate_colours_measures_text_and_plate():
+    """benchmarks/plate_colours.py: on a drawn white-on-blue crop the text, background, contrast and coverage are
+    what was drawn; other plates are skipped; less stroke erosion in a variant raises the synthetic coverage."""
+    import numpy as np
+
+    import plate_colours
+    from lprnet_tf.vocab import load_plate_format
+
+    crop = np.zeros((24, 94, 3), np.uint8)
+    crop[:] = (20, 60, 160)  # blue: Y = 59.5
+    crop[:, 30:40] = crop[:, 60:70] = (200, 200, 200)  # two bars, 20 of the band's 79 columns
+    s = plate_colours.band_stats(crop)
+    bg = 0.299 * 20 + 0.587 * 60 + 0.114 * 160
+    assert abs(s["background"] - bg) < 0.5 and abs(s["text"] - 200) < 0.5
+    assert abs(s["contrast"] - (200 - bg)) < 1 and abs(s["coverage"] - 20 / 79) < 0.01
+    assert plate_colours.band_stats(np.full((24, 94, 3), (160, 150, 20), np.uint8)) is None  # yellow: skipped
+    cn, bold = load_plate_format("cn"), load_plate_format(os.path.join(REPO, "configs/variants/cn_bold_strokes.yaml"))
+    a, b = plate_colours.synth_stats(cn, 40, seed=3), plate_colours.synth_stats(bold, 40, seed=3)
+    assert a["crops"] > 30 and b["coverage"][1] > a["coverage"][1] + 0.01
