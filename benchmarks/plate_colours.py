@@ -83,20 +83,25 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.count < 1:
         ap.error("--count must be >= 1")
-    from lprnet_tf.vocab import load_plate_format as load_format
+    from lprnet_tf.vocab import PlateFormatError, load_plate_format
 
-    formats = [f.strip() for f in a.formats.split(",") if f.strip()]
-    if not formats:
+    names = [f.strip() for f in a.formats.split(",") if f.strip()]
+    if not names:
         ap.error("--formats: give at least one format")
+    try:
+        formats = [load_plate_format(n) for n in names]
+    except PlateFormatError as e:
+        ap.error(f"--formats: {e}")
     sets = []
     if a.real:
         if not os.path.isdir(a.real):
             ap.error(f"--real {a.real}: no such folder (give a labels.csv folder, or --real '' to skip)")
-        sets.append((os.path.basename(os.path.normpath(a.real)), real_stats(a.real, load_format(formats[0]), a.count)))
-    for name in formats:
-        sets.append((f"synthetic {name}", synth_stats(load_format(name), a.count, a.seed)))
-    print(f"`python benchmarks/plate_colours.py --count {a.count}`, {datetime.date.today()}: white-on-blue crops at "
-          "the model's input size; median [quartiles] over the crops; luminance 0-255\n")
+        sets.append((os.path.basename(os.path.normpath(a.real)), real_stats(a.real, formats[0], a.count)))
+    for name, fmt in zip(names, formats):
+        sets.append((f"synthetic {name}", synth_stats(fmt, a.count, a.seed)))
+    command = " ".join(["python benchmarks/plate_colours.py", *(sys.argv[1:] if argv is None else argv)])
+    print(f"`{command}`, {datetime.date.today()}: white-on-blue crops at the model's input size; median [quartiles] "
+          "over the crops; luminance 0-255\n")
     print("| set | crops | " + " | ".join(COLUMNS) + " |")
     print("|---|---|" + "---|" * len(COLUMNS))
     for label, s in sets:
