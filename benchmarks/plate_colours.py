@@ -22,6 +22,7 @@ import json
 import os
 import sys
 
+import cv2
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -38,7 +39,7 @@ def band_stats(image: np.ndarray) -> dict | None:
     if med[2] - med[0] <= 40:  # not blue
         return None
     h, w = rgb.shape[:2]
-    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 luminance, as the corruptions and quality scores take it
     band = y[int(0.2 * h):int(0.8 * h), int(0.16 * w):]
     bg, top = float(np.median(band)), float(np.percentile(band, 98))
     ink = band > (bg + top) / 2
@@ -49,10 +50,10 @@ def band_stats(image: np.ndarray) -> dict | None:
 
 
 def summarize(rows: list[dict]) -> dict:
+    """Quartiles of each column over the crops (None for a set without white-on-blue crops)."""
     out = {"crops": len(rows)}
     for c in COLUMNS:
-        v = np.array([r[c] for r in rows]) if rows else np.zeros(1)
-        out[c] = [float(np.percentile(v, q)) for q in (25, 50, 75)]
+        out[c] = [float(np.percentile([r[c] for r in rows], q)) for q in (25, 50, 75)] if rows else None
     return out
 
 
@@ -92,11 +93,22 @@ def main(argv=None) -> int:
         formats = [load_plate_format(n) for n in names]
     except PlateFormatError as e:
         ap.error(f"--formats: {e}")
+    from lprnet_tf.synth.spec import synth_spec
+
+    for name, fmt in zip(names, formats):
+        if "blue" not in synth_spec(fmt).styles:
+            ap.error(f"--formats: {name} has no synthetic 'blue' style (this measures white-on-blue plates: give cn "
+                     "or a variant of it)")
     sets = []
     if a.real:
         if not os.path.isdir(a.real):
             ap.error(f"--real {a.real}: no such folder (give a labels.csv folder, or --real '' to skip)")
-        sets.append((os.path.basename(os.path.normpath(a.real)), real_stats(a.real, formats[0], a.count)))
+        from lprnet_tf.data.readers import DataError
+
+        try:
+            sets.append((os.path.basename(os.path.normpath(a.real)), real_stats(a.real, formats[0], a.count)))
+        except DataError as e:
+            ap.error(f"--real (read in the format {names[0]}): {e}")
     for name, fmt in zip(names, formats):
         sets.append((f"synthetic {name}", synth_stats(fmt, a.count, a.seed)))
     command = " ".join(["python benchmarks/plate_colours.py", *(sys.argv[1:] if argv is None else argv)])
@@ -105,7 +117,7 @@ def main(argv=None) -> int:
     print("| set | crops | " + " | ".join(COLUMNS) + " |")
     print("|---|---|" + "---|" * len(COLUMNS))
     for label, s in sets:
-        cells = [f"{s[c][1]:.3f} [{s[c][0]:.3f}, {s[c][2]:.3f}]" if c == "coverage"
+        cells = ["-" if s[c] is None else f"{s[c][1]:.3f} [{s[c][0]:.3f}, {s[c][2]:.3f}]" if c == "coverage"
                  else f"{s[c][1]:.0f} [{s[c][0]:.0f}, {s[c][2]:.0f}]" for c in COLUMNS]
         print(f"| {label} | {s['crops']} | " + " | ".join(cells) + " |", flush=True)
     if a.out:

@@ -151,3 +151,10 @@ def test_plate_colours_measures_text_and_plate():
     cn, bold = load_plate_format("cn"), load_plate_format(os.path.join(REPO, "configs/variants/cn_bold_strokes.yaml"))
     a, b = plate_colours.synth_stats(cn, 40, seed=3), plate_colours.synth_stats(bold, 40, seed=3)
     assert a["crops"] > 30 and b["coverage"][1] > a["coverage"][1] + 0.01
+    assert plate_colours.summarize([]) == {"crops": 0, **{c: None for c in plate_colours.COLUMNS}}  # no fake zeros
+    try:  # a format without a blue style is a usage error, not a traceback
+        plate_colours.main(["--real", "", "--formats", "br", "--count", "1"])
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        raise AssertionError("--formats br was accepted")
